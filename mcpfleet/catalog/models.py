@@ -1,0 +1,373 @@
+"""The catalog entry format: one MCP server per file, validated before anything is planned.
+
+Names follow the official MCP Registry's `server.json` where it has the same notion (`name`,
+`title`, `description`, `version`, `repository`, `websiteUrl`, `packages` with `registryType`,
+`identifier`, `runtimeHint`, `transport.type`); the rest is what running the server needs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints, model_validator
+
+from mcpfleet.model import (
+    Cidr,
+    CpuQuantity,
+    DnsLabel,
+    EnvName,
+    EnvVarName,
+    Hostname,
+    HttpsUrl,
+    MemoryQuantity,
+    Model,
+    cpu_cores,
+    memory_bytes,
+)
+
+ToolName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,128}$")]
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[a-f0-9]{64}$")]
+ImageRepository = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^([a-z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$",
+        max_length=255,
+    ),
+]
+ImageTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")]
+ImageDigest = Annotated[str, StringConstraints(pattern=r"^sha256:[a-f0-9]{64}$")]
+HttpPath = Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9._~/-]*$", max_length=256)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Owner(Model):
+    """Who answers for this server."""
+
+    team: DnsLabel = Field(
+        description="Owning team, a DNS label; with the per-team namespace strategy it names the namespace."
+    )
+    contact: str = Field(
+        min_length=3,
+        max_length=200,
+        description="Where to reach the owners: an e-mail address, a chat channel or an on-call URL.",
+    )
+
+
+class Repository(Model):
+    """Source repository, as in the MCP Registry's server.json."""
+
+    url: HttpsUrl = Field(description="Repository URL.")
+    source: Literal["github", "gitlab", "bitbucket", "other"] = Field(
+        description="Hosting service of the repository."
+    )
+    subfolder: str | None = Field(
+        default=None, description="Path of the server inside a monorepo, if it is not at the root."
+    )
+
+
+class Image(Model):
+    """The container image that runs the server."""
+
+    repository: ImageRepository = Field(
+        description="Image repository with its registry host, e.g. `ghcr.io/github/github-mcp-server`."
+    )
+    tag: ImageTag | None = Field(default=None, description="Tag as the project publishes it.")
+    digest: ImageDigest | None = Field(
+        default=None,
+        description=(
+            "Content digest (`sha256:...`). Pin only a digest the project documents publicly, and say"
+            " where it came from in `digestSource`."
+        ),
+    )
+    digest_source: HttpsUrl | None = Field(
+        default=None, description="Public page that documents the pinned digest."
+    )
+
+    @model_validator(mode="after")
+    def _tag_or_digest(self) -> Image:
+        if self.tag is None and self.digest is None:
+            raise ValueError("give a tag, a digest, or both")
+        if self.digest is not None and self.digest_source is None:
+            raise ValueError("a pinned digest needs `digestSource`: the public page it came from")
+        return self
+
+    @property
+    def reference(self) -> str:
+        """`repo:tag@digest`, the form Kubernetes pulls (the digest wins when both are given)."""
+        ref = self.repository
+        if self.tag:
+            ref += f":{self.tag}"
+        if self.digest:
+            ref += f"@{self.digest}"
+        return ref
+
+
+class ImageOverride(Model):
+    """Per-environment image change: usually a newer tag in dev before it is promoted."""
+
+    tag: ImageTag | None = Field(default=None, description="Tag to use in this environment.")
+    digest: ImageDigest | None = Field(default=None, description="Digest to use in this environment.")
+    digest_source: HttpsUrl | None = Field(
+        default=None, description="Public page that documents the pinned digest."
+    )
+
+
+class Package(Model):
+    """A published package of the server, as the MCP Registry's `packages` describe it.
+
+    Used to run the server without a cluster (`mcpfleet dev`)."""
+
+    registry_type: Literal["npm", "pypi", "oci"] = Field(description="Package registry.")
+    identifier: str = Field(min_length=1, max_length=255, description="Package name in that registry.")
+    version: str = Field(
+        pattern=r"^[0-9A-Za-z][0-9A-Za-z.+_-]*$",
+        description="Exact published version (never `latest` or a range).",
+    )
+    runtime_hint: Literal["npx", "uvx", "docker", "node", "python"] | None = Field(
+        default=None, description="Runtime that launches the package."
+    )
+    package_arguments: list[str] = Field(
+        default_factory=list, description="Arguments after the package name."
+    )
+
+
+class Transport(Model):
+    """How clients speak MCP to the server."""
+
+    type: Literal["streamable-http", "sse", "stdio"] = Field(
+        description=(
+            "`streamable-http` or `sse` are served by the image itself. `stdio` servers run behind"
+            " the Supergateway bridge, which the image must carry as its entrypoint; the workload"
+            " then serves Streamable HTTP on `port` and `path`."
+        )
+    )
+    port: Port = Field(default=8080, description="Container port that serves MCP over HTTP.")
+    path: HttpPath = Field(default="/mcp", description="HTTP path of the MCP endpoint.")
+    command: list[str] = Field(
+        default_factory=list,
+        description="For `stdio`: the command line of the stdio server, run by the bridge.",
+    )
+
+    @model_validator(mode="after")
+    def _stdio_needs_command(self) -> Transport:
+        if self.type == "stdio" and not self.command:
+            raise ValueError("`command` is required when type is stdio: the bridge must start it")
+        if self.type != "stdio" and self.command:
+            raise ValueError("`command` is only for stdio servers; use `args` for the container")
+        return self
+
+
+class Probe(Model):
+    """A liveness or readiness check. Without `httpPath` the check opens the MCP port (TCP)."""
+
+    http_path: HttpPath | None = Field(
+        default=None, description="HTTP path answering 2xx when healthy; TCP check when absent."
+    )
+    initial_delay_seconds: int = Field(default=5, ge=0, le=600, description="Wait before the first check.")
+    period_seconds: int = Field(default=10, ge=1, le=300, description="Seconds between checks.")
+    timeout_seconds: int = Field(default=2, ge=1, le=60, description="Seconds before a check fails.")
+    failure_threshold: int = Field(default=3, ge=1, le=30, description="Failures in a row before acting.")
+
+
+class Health(Model):
+    """Health checks: liveness restarts a stuck server, readiness keeps traffic off a busy one."""
+
+    liveness: Probe = Field(default_factory=Probe, description="Restart the container when it fails.")
+    readiness: Probe = Field(default_factory=Probe, description="Take the pod out of the Service when it fails.")
+
+
+class Tool(Model):
+    """A tool the server declares. Pinning its hash turns a silent change into drift we report."""
+
+    name: ToolName = Field(description="Tool name exactly as the server lists it.")
+    description: str | None = Field(default=None, max_length=4000, description="What the tool does.")
+    sha256: Sha256Hex | None = Field(
+        default=None,
+        description=(
+            "sha256 of the canonical JSON of the tool's name, description and inputSchema"
+            " (`mcpfleet.catalog.toolhash`)."
+        ),
+    )
+
+
+class SecretRef(Model):
+    """A secret the server needs, by reference: the value lives in the secret store, never here."""
+
+    key: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9/_+=.@-]*$",
+        max_length=512,
+        description="Key of the secret in the environment's secret store, e.g. `github/pat`.",
+    )
+    env: EnvVarName = Field(description="Environment variable the server reads it from.")
+    description: str | None = Field(default=None, max_length=500, description="What the secret is for.")
+
+
+class Egress(Model):
+    """A destination the server may reach. Anything not declared is blocked."""
+
+    host: Hostname | None = Field(
+        default=None,
+        description="DNS name; enforced by the mesh, and by the NetworkPolicy on ports to public addresses.",
+    )
+    cidr: Cidr | None = Field(default=None, description="IPv4 range, enforced by the NetworkPolicy.")
+    ports: list[Port] = Field(min_length=1, description="Destination ports.")
+    protocol: Literal["TCP", "UDP"] = Field(default="TCP", description="Transport protocol.")
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> Egress:
+        if (self.host is None) == (self.cidr is None):
+            raise ValueError("give exactly one of `host` or `cidr`")
+        return self
+
+
+class AccessRule(Model):
+    """Which caller roles may call which tools."""
+
+    roles: list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9:_.-]*$")]] = Field(
+        min_length=1, description="Caller roles (token claims) this rule admits."
+    )
+    tools: list[Annotated[str, StringConstraints(pattern=r"^(\*|[A-Za-z0-9_.-]{1,128})$")]] = Field(
+        min_length=1, description="Tools these roles may call; `*` for every declared tool."
+    )
+
+
+class ResourceAmounts(Model):
+    """CPU and memory, as Kubernetes quantities."""
+
+    cpu: CpuQuantity = Field(description="CPU, e.g. `250m` or `1`.")
+    memory: MemoryQuantity = Field(description="Memory, e.g. `256Mi`.")
+
+
+class Resources(Model):
+    """Requests reserve capacity; limits cap it. Both are always set."""
+
+    requests: ResourceAmounts = Field(
+        default_factory=lambda: ResourceAmounts(cpu="100m", memory="128Mi"),
+        description="Reserved for the container.",
+    )
+    limits: ResourceAmounts = Field(
+        default_factory=lambda: ResourceAmounts(cpu="500m", memory="256Mi"),
+        description="Most the container may use.",
+    )
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> Resources:
+        if cpu_cores(self.requests.cpu) > cpu_cores(self.limits.cpu):
+            raise ValueError("requests.cpu is above limits.cpu")
+        if memory_bytes(self.requests.memory) > memory_bytes(self.limits.memory):
+            raise ValueError("requests.memory is above limits.memory")
+        return self
+
+
+class Scaling(Model):
+    """Replica counts. Unset values come from the environment's defaults."""
+
+    replicas: int | None = Field(default=None, ge=1, le=1000, description="Replicas at rest.")
+    min_replicas: int | None = Field(default=None, ge=1, le=1000, description="Fewest replicas the autoscaler keeps.")
+    max_replicas: int | None = Field(default=None, ge=1, le=1000, description="Most replicas the autoscaler adds.")
+    target_cpu_utilization: int = Field(
+        default=70, ge=10, le=100, description="Average CPU (% of requests) the autoscaler aims for."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Scaling:
+        if self.min_replicas and self.max_replicas and self.min_replicas > self.max_replicas:
+            raise ValueError("minReplicas is above maxReplicas")
+        return self
+
+
+class EnvironmentOverride(Model):
+    """What differs for this server in one environment. Listing an environment enables the server there."""
+
+    enabled: bool = Field(default=True, description="Run the server in this environment.")
+    image: ImageOverride | None = Field(default=None, description="Image tag or digest for this environment.")
+    scaling: Scaling | None = Field(default=None, description="Replica counts for this environment.")
+    resources: Resources | None = Field(default=None, description="Requests and limits for this environment.")
+    env: dict[EnvVarName, str] = Field(
+        default_factory=dict, description="Non-secret settings added or changed in this environment."
+    )
+
+
+def _default_environments() -> dict[EnvName, EnvironmentOverride]:
+    return {"local": EnvironmentOverride(), "dev": EnvironmentOverride()}
+
+
+class Server(Model):
+    """One MCP server in the fleet."""
+
+    schema_: str | None = Field(
+        default=None, alias="$schema", description="Path of catalog/schema.json, for editors."
+    )
+    name: DnsLabel = Field(
+        description="Unique name in the fleet, a DNS label; names the workload and the gateway route."
+    )
+    registry_name: str | None = Field(
+        default=None,
+        pattern=r"^[a-zA-Z0-9.-]+/[a-zA-Z0-9._-]+$",
+        description="The server's name in the official MCP Registry (reverse-DNS), if published there.",
+    )
+    title: str = Field(min_length=1, max_length=100, description="Human-readable name.")
+    description: str = Field(min_length=1, max_length=1000, description="What the server is for.")
+    version: str = Field(
+        pattern=r"^[0-9A-Za-z][0-9A-Za-z.+_-]*$", max_length=64, description="Server version deployed."
+    )
+    owner: Owner = Field(description="Owning team and how to reach it.")
+    repository: Repository = Field(description="Source repository.")
+    website_url: HttpsUrl | None = Field(default=None, description="Project homepage or documentation.")
+    image: Image = Field(description="Container image.")
+    args: list[str] = Field(default_factory=list, description="Container arguments (not for stdio servers).")
+    packages: list[Package] = Field(
+        default_factory=list, description="Published packages, for running the server without a cluster."
+    )
+    transport: Transport = Field(description="MCP transport, port and path.")
+    health: Health = Field(default_factory=Health, description="Liveness and readiness checks.")
+    tools: list[Tool] = Field(default_factory=list, description="Tools the server is expected to list.")
+    secrets: list[SecretRef] = Field(default_factory=list, description="Secrets by reference; never values.")
+    env: dict[EnvVarName, str] = Field(
+        default_factory=dict, description="Non-secret settings, delivered through a ConfigMap."
+    )
+    egress: list[Egress] = Field(default_factory=list, description="Destinations the server may reach.")
+    access: list[AccessRule] = Field(default_factory=list, description="Which caller roles may call which tools.")
+    resources: Resources = Field(default_factory=Resources, description="CPU and memory requests and limits.")
+    scaling: Scaling = Field(default_factory=Scaling, description="Replica counts.")
+    stateless: bool = Field(
+        default=False,
+        description=(
+            "True when any replica can answer any request (no MCP session state), so no session"
+            " affinity is needed."
+        ),
+    )
+    run_as_user: int = Field(
+        default=65532, ge=1, le=2147483647, description="Non-root user id the container runs as."
+    )
+    environments: dict[EnvName, EnvironmentOverride] = Field(
+        default_factory=_default_environments,
+        description=(
+            "Environments the server runs in, with their overrides. Unlisted environments do not run"
+            " it; by default it runs in local and dev only."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Server:
+        problems = []
+        tool_names = [tool.name for tool in self.tools]
+        duplicated = sorted({name for name in tool_names if tool_names.count(name) > 1})
+        if duplicated:
+            problems.append(f"tools declared twice: {', '.join(duplicated)}")
+        env_names = [secret.env for secret in self.secrets]
+        if len(set(env_names)) != len(env_names):
+            problems.append("two secrets feed the same environment variable")
+        clash = sorted(set(env_names) & set(self.env))
+        if clash:
+            problems.append(f"{', '.join(clash)} set both as a secret and as a plain setting")
+        if self.transport.type == "stdio" and self.args:
+            problems.append("stdio servers take `transport.command`, not `args`")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def enabled_in(self, environment: EnvName) -> bool:
+        override = self.environments.get(environment)
+        return override is not None and override.enabled
+
