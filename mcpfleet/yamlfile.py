@@ -70,7 +70,7 @@ def read_yaml(path: Path, shown_as: str) -> YamlDocument:
         if node is None:
             raise fail("file is empty: expected a mapping of fields")
         lines: dict[Path_, int] = {}
-        _check_node(node, (), lines, set(), fail)
+        _check_node(node, (), node.start_mark.line + 1, lines, set(), fail)
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -86,14 +86,16 @@ def read_yaml(path: Path, shown_as: str) -> YamlDocument:
 def _check_node(
     node: yaml.Node,
     path: Path_,
+    used_at: int,
     lines: dict[Path_, int],
     seen: set[int],
     fail: Any,
 ) -> None:
     # The composer resolves an alias to the very node its anchor named, so a node met twice is an
-    # alias. Stopping there also stops an alias bomb before anything is expanded.
+    # alias (its own marks point at the anchor: report where it is used). Stopping there also stops
+    # an alias bomb before anything is expanded.
     if id(node) in seen:
-        raise fail("anchors and aliases are not allowed: write each value out", node.start_mark.line + 1)
+        raise fail("anchors and aliases are not allowed: write each value out", used_at)
     seen.add(id(node))
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
@@ -107,8 +109,8 @@ def _check_node(
                 raise fail(f"duplicate key {key!r} (first at line {keys[key]})", line)
             keys[key] = line
             seen.add(id(key_node))
-            _check_node(value_node, (*path, key), lines, seen, fail)
+            _check_node(value_node, (*path, key), line, lines, seen, fail)
             lines[(*path, key)] = line
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _check_node(item, (*path, index), lines, seen, fail)
+            _check_node(item, (*path, index), node.start_mark.line + 1, lines, seen, fail)

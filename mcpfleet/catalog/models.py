@@ -111,6 +111,12 @@ class ImageOverride(Model):
         default=None, description="Public page that documents the pinned digest."
     )
 
+    @model_validator(mode="after")
+    def _digest_has_source(self) -> ImageOverride:
+        if self.digest is not None and self.digest_source is None:
+            raise ValueError("a pinned digest needs `digestSource`: the public page it came from")
+        return self
+
 
 class Package(Model):
     """A published package of the server, as the MCP Registry's `packages` describe it.

@@ -1,0 +1,1 @@
+"""Pulumi components that create the Kubernetes cluster the fleet runs on."""

@@ -1,0 +1,59 @@
+"""Per-server NetworkPolicy: in from the gateway and the scraper only; out to DNS and declared egress."""
+
+from __future__ import annotations
+
+from components.manifests import K8sObject
+from components.manifests.labels import GATEWAY_POD_LABELS, PROMETHEUS_POD_LABELS, selector_labels, server_labels
+from components.manifests.workload import PORT_NAME
+from mcpfleet.fleet import FleetServer
+from mcpfleet.stacks.models import Environment
+
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+# A hostname cannot be matched by a NetworkPolicy, only its port: such egress is allowed to public
+# addresses on the declared ports, never to the cluster, private networks or the cloud metadata API.
+# The mesh narrows it to the declared host.
+NON_PUBLIC_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"]
+
+
+def _peer(namespace: str, pod_labels: dict[str, str]) -> K8sObject:
+    return {
+        "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}},
+        "podSelector": {"matchLabels": dict(pod_labels)},
+    }
+
+
+def network_policy(server: FleetServer, settings: Environment) -> K8sObject:
+    dns = {
+        "to": [_peer("kube-system", {"k8s-app": "kube-dns"})],
+        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+    }
+    egress = [dns]
+    for rule in server.spec.egress:
+        block = (
+            {"cidr": rule.cidr}
+            if rule.cidr is not None
+            else {"cidr": "0.0.0.0/0", "except": NON_PUBLIC_RANGES}
+        )
+        egress.append(
+            {"to": [{"ipBlock": block}], "ports": [{"protocol": rule.protocol, "port": p} for p in rule.ports]}
+        )
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": server.name, "namespace": server.namespace, "labels": server_labels(server)},
+        "spec": {
+            "podSelector": {"matchLabels": selector_labels(server)},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [
+                {
+                    "from": [
+                        _peer(settings.gateway_namespace, GATEWAY_POD_LABELS),
+                        _peer(settings.monitoring_namespace, PROMETHEUS_POD_LABELS),
+                    ],
+                    "ports": [{"protocol": "TCP", "port": PORT_NAME}],
+                }
+            ],
+            "egress": egress,
+        },
+    }

@@ -1,0 +1,247 @@
+"""One hardened workload per MCP server: the objects of its namespace, secure by default."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+
+from components.manifests import K8sObject
+from components.manifests.labels import selector_labels, server_labels
+from mcpfleet.catalog.models import Probe
+from mcpfleet.fleet import FleetServer
+from mcpfleet.stacks.models import Environment
+
+CONTAINER_NAME = "server"
+PORT_NAME = "mcp"
+TMP_SIZE = "64Mi"
+# The bridge keeps its npm/uv cache under HOME, so stdio servers get a larger scratch volume.
+STDIO_TMP_SIZE = "512Mi"
+BRIDGE_HEALTH_PATH = "/healthz"
+SETTINGS_HASH_ANNOTATION = "mcpfleet.io/settings-sha256"
+ZONE_KEY = "topology.kubernetes.io/zone"
+HOST_KEY = "kubernetes.io/hostname"
+
+
+def settings_name(server: FleetServer) -> str:
+    return f"{server.name}-settings"
+
+
+def secrets_name(server: FleetServer) -> str:
+    """The Secret the platform's secret sync fills with this server's references."""
+    return f"{server.name}-secrets"
+
+
+def _metadata(server: FleetServer, name: str | None = None) -> K8sObject:
+    return {"name": name or server.name, "namespace": server.namespace, "labels": server_labels(server)}
+
+
+def service_account(server: FleetServer) -> K8sObject:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _metadata(server),
+        # MCP servers never call the Kubernetes API; a mounted token would only be something to steal.
+        "automountServiceAccountToken": False,
+    }
+
+
+def settings_config_map(server: FleetServer) -> K8sObject:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(server, settings_name(server)),
+        "data": dict(sorted(server.env.items())),
+    }
+
+
+def container_args(server: FleetServer) -> list[str]:
+    transport = server.spec.transport
+    if transport.type != "stdio":
+        return list(server.spec.args)
+    args = [
+        "--stdio",
+        shlex.join(transport.command),
+        "--outputTransport",
+        "streamableHttp",
+        "--port",
+        str(transport.port),
+        "--streamableHttpPath",
+        transport.path,
+        "--healthEndpoint",
+        BRIDGE_HEALTH_PATH,
+    ]
+    if not server.spec.stateless:
+        args.append("--stateful")
+    return args
+
+
+def _probe(probe: Probe, server: FleetServer) -> K8sObject:
+    path = probe.http_path
+    if path is None and server.spec.transport.type == "stdio":
+        path = BRIDGE_HEALTH_PATH
+    check: K8sObject = (
+        {"httpGet": {"path": path, "port": PORT_NAME}} if path else {"tcpSocket": {"port": PORT_NAME}}
+    )
+    return {
+        **check,
+        "initialDelaySeconds": probe.initial_delay_seconds,
+        "periodSeconds": probe.period_seconds,
+        "timeoutSeconds": probe.timeout_seconds,
+        "failureThreshold": probe.failure_threshold,
+    }
+
+
+def _container(server: FleetServer) -> K8sObject:
+    spec = server.spec
+    env = [
+        {"name": secret.env, "valueFrom": {"secretKeyRef": {"name": secrets_name(server), "key": secret.env}}}
+        for secret in spec.secrets
+    ]
+    if spec.transport.type == "stdio":
+        env.append({"name": "HOME", "value": "/tmp"})
+    container: K8sObject = {
+        "name": CONTAINER_NAME,
+        "image": server.image.reference,
+        "imagePullPolicy": "IfNotPresent",
+        "ports": [{"name": PORT_NAME, "containerPort": spec.transport.port, "protocol": "TCP"}],
+        "envFrom": [{"configMapRef": {"name": settings_name(server)}}],
+        "resources": {
+            "requests": {"cpu": server.resources.requests.cpu, "memory": server.resources.requests.memory},
+            "limits": {"cpu": server.resources.limits.cpu, "memory": server.resources.limits.memory},
+        },
+        "livenessProbe": _probe(spec.health.liveness, server),
+        "readinessProbe": _probe(spec.health.readiness, server),
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": spec.run_as_user,
+            "runAsGroup": spec.run_as_user,
+            "privileged": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    args = container_args(server)
+    if args:
+        container["args"] = args
+    if env:
+        container["env"] = env
+    return container
+
+
+def _spread(server: FleetServer, settings: Environment) -> list[K8sObject]:
+    zone_rule = "DoNotSchedule" if settings.strictness == "strict" else "ScheduleAnyway"
+    return [
+        {
+            "maxSkew": 1,
+            "topologyKey": key,
+            "whenUnsatisfiable": rule,
+            "labelSelector": {"matchLabels": selector_labels(server)},
+            "matchLabelKeys": ["pod-template-hash"],
+        }
+        for key, rule in ((ZONE_KEY, zone_rule), (HOST_KEY, "ScheduleAnyway"))
+    ]
+
+
+def settings_hash(server: FleetServer) -> str:
+    """Changes when the ConfigMap's data changes, so the Deployment rolls to pick it up."""
+    return hashlib.sha256(json.dumps(server.env, sort_keys=True).encode()).hexdigest()
+
+
+def deployment(server: FleetServer, settings: Environment) -> K8sObject:
+    tmp_size = STDIO_TMP_SIZE if server.spec.transport.type == "stdio" else TMP_SIZE
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(server),
+        "spec": {
+            # The autoscaler owns the count afterwards (the component ignores later changes to it).
+            "replicas": server.replicas,
+            "revisionHistoryLimit": 5,
+            "selector": {"matchLabels": selector_labels(server)},
+            # Surge first, never drop below the running count: long-lived MCP streams keep capacity.
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                "metadata": {
+                    "labels": server_labels(server),
+                    "annotations": {SETTINGS_HASH_ANNOTATION: settings_hash(server)},
+                },
+                "spec": {
+                    "serviceAccountName": server.name,
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": 30,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": server.spec.run_as_user,
+                        "runAsGroup": server.spec.run_as_user,
+                        "fsGroup": server.spec.run_as_user,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [_container(server)],
+                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": tmp_size}}],
+                    "topologySpreadConstraints": _spread(server, settings),
+                },
+            },
+        },
+    }
+
+
+def service(server: FleetServer) -> K8sObject:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(server),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(server),
+            "ports": [
+                {
+                    "name": f"http-{PORT_NAME}",
+                    "port": server.spec.transport.port,
+                    "targetPort": PORT_NAME,
+                    "protocol": "TCP",
+                    "appProtocol": "http",
+                }
+            ],
+        },
+    }
+
+
+def autoscaler(server: FleetServer) -> K8sObject:
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _metadata(server),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": server.name},
+            "minReplicas": server.min_replicas,
+            "maxReplicas": server.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": server.target_cpu_utilization},
+                    },
+                }
+            ],
+            # Scale in slowly: removing a replica cuts the sessions it holds.
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
+        },
+    }
+
+
+def disruption_budget(server: FleetServer) -> K8sObject | None:
+    """Only with more than one replica: a budget on a single pod would block node drains forever."""
+    if server.min_replicas < 2:
+        return None
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(server),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(server)}},
+    }

@@ -1,0 +1,55 @@
+"""The Pulumi program: settings and catalog in, one environment's resources out.
+
+`__main__.py` runs it under `pulumi up`; `mcpfleet plan` runs the very same function in-process
+under a recording mock engine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pulumi
+
+from components.cluster.existing import existing_cluster_provider
+from components.fleet import Fleet
+from mcpfleet.catalog.loader import load_catalog
+from mcpfleet.errors import InvalidInput
+from mcpfleet.fleet import Fleet as FleetModel
+from mcpfleet.fleet import resolve_fleet
+from mcpfleet.stacks.loader import check_env_name, environment_from_config
+from mcpfleet.stacks.models import CONFIG_KEY
+
+PROJECT = "mcpfleet"
+
+
+def load_fleet() -> FleetModel:
+    """The fleet of the running stack, from its Pulumi config and the catalog."""
+    env = check_env_name(pulumi.get_stack())
+    stack_file = f"stacks/Pulumi.{env}.yaml"
+    config = pulumi.Config(PROJECT)
+    settings = environment_from_config(config.require_object(CONFIG_KEY.split(":", 1)[1]), stack_file)
+    catalog = load_catalog(Path(config.get("catalogDir") or "catalog"))
+    return resolve_fleet(catalog, env, settings, stack_file)
+
+
+def fleet_program() -> None:
+    try:
+        fleet = load_fleet()
+    except InvalidInput as exc:
+        # RunError ends the program with the message alone: bad input is not a crash.
+        raise pulumi.RunError(f"invalid input:\n{exc}") from None
+
+    cluster = fleet.settings.cluster
+    if cluster.provider == "eks":
+        from components.cluster.eks import EksCluster
+
+        eks = EksCluster(f"{PROJECT}-{fleet.environment}", cluster)
+        kubernetes: pulumi.ProviderResource = eks.provider
+        pulumi.export("clusterName", eks.cluster_name)
+        pulumi.export("kubeconfig", eks.kubeconfig)
+    else:
+        kubernetes = existing_cluster_provider(f"{PROJECT}-{fleet.environment}", cluster)
+
+    Fleet(PROJECT, fleet, kubernetes)
+    pulumi.export("environment", fleet.environment)
+    pulumi.export("servers", [server.name for server in fleet.servers])

@@ -1,0 +1,3 @@
+from mcpfleet.cli.main import main
+
+main()

@@ -1,0 +1,8 @@
+"""Entry point of the `mcpfleet` console script."""
+
+from mcpfleet.cli import plan, validate  # noqa: F401 - importing registers the commands
+from mcpfleet.cli.app import app
+
+
+def main() -> None:
+    app()

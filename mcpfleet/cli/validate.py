@@ -1,0 +1,38 @@
+"""`mcpfleet validate`: check the catalog and every stack file without planning anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mcpfleet.catalog.loader import load_catalog
+from mcpfleet.cli.app import CatalogOption, StacksOption, app, refuse
+from mcpfleet.errors import InputProblem, InvalidInput, display_path
+from mcpfleet.fleet import resolve_fleet
+from mcpfleet.model import ENVIRONMENTS
+from mcpfleet.stacks.loader import load_stack_config, stack_file
+
+
+@app.command()
+def validate(catalog: CatalogOption = Path("catalog"), stacks: StacksOption = Path("stacks")) -> None:
+    """Validate every catalog entry, every environment's stack file, and each environment's selection."""
+    problems: list[InputProblem] = []
+    try:
+        loaded = load_catalog(catalog)
+    except InvalidInput as exc:
+        problems.extend(exc.problems)
+        loaded = None
+    summary = []
+    for env in ENVIRONMENTS:
+        if not stack_file(stacks, env).exists():
+            continue
+        try:
+            _, settings = load_stack_config(stacks, env)
+            if loaded is not None:
+                fleet = resolve_fleet(loaded, env, settings, display_path(stack_file(stacks, env)))
+                summary.append(f"{env}: {len(fleet.servers)}")
+        except InvalidInput as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise refuse(InvalidInput(problems))
+    assert loaded is not None
+    print(f"catalog ok: {len(loaded.entries)} servers; per environment: {', '.join(summary)}")

@@ -1,0 +1,124 @@
+"""The fleet for one environment: catalog servers enabled there, with their overrides applied.
+
+Pure data, no Pulumi: the components render what this module decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mcpfleet.catalog.loader import Catalog
+from mcpfleet.catalog.models import Image, Resources, Server
+from mcpfleet.errors import InputProblem, InvalidInput
+from mcpfleet.model import EnvName
+from mcpfleet.stacks.models import CONFIG_KEY, Environment
+
+
+@dataclass(frozen=True)
+class FleetServer:
+    """A server as it runs in one environment."""
+
+    spec: Server
+    namespace: str
+    image: Image
+    replicas: int
+    min_replicas: int
+    max_replicas: int
+    target_cpu_utilization: int
+    resources: Resources
+    env: dict[str, str]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """Everything the Pulumi program needs for one environment."""
+
+    environment: EnvName
+    settings: Environment
+    servers: tuple[FleetServer, ...]
+
+    @property
+    def namespaces(self) -> dict[str, str]:
+        """Server namespaces and the team each belongs to (`shared` when several teams share it)."""
+        teams: dict[str, str] = {}
+        for server in self.servers:
+            team = server.spec.owner.team
+            teams[server.namespace] = team if teams.get(server.namespace, team) == team else "shared"
+        return dict(sorted(teams.items()))
+
+
+def namespace_for(server: Server, settings: Environment) -> str:
+    if settings.namespace_strategy == "per-team":
+        return settings.namespace_prefix + server.owner.team
+    if settings.namespace_strategy == "per-server":
+        return settings.namespace_prefix + server.name
+    return settings.namespace_prefix + "servers"
+
+
+def resolve_fleet(catalog: Catalog, environment: EnvName, settings: Environment, stack_file: str) -> Fleet:
+    """Pick the servers for environment and apply their overrides; refuse a selection naming unknown servers."""
+    by_name = catalog.by_name()
+    problems = []
+    selected: list[Server]
+    if "*" in settings.servers:
+        selected = [s for s in catalog.servers if s.enabled_in(environment)]
+    else:
+        selected = []
+        for index, name in enumerate(settings.servers):
+            field = f"config.{CONFIG_KEY}.servers[{index}]"
+            server = by_name.get(name)
+            if server is None:
+                problems.append(InputProblem(stack_file, None, field, f"no catalog server is named {name!r}"))
+            elif not server.enabled_in(environment):
+                problems.append(
+                    InputProblem(
+                        stack_file,
+                        None,
+                        field,
+                        f"{name!r} is not enabled for {environment} in its catalog entry (environments.{environment})",
+                    )
+                )
+            else:
+                selected.append(server)
+    if problems:
+        raise InvalidInput(problems)
+    servers = tuple(
+        sorted((_resolve(s, environment, settings) for s in selected), key=lambda s: s.name)
+    )
+    return Fleet(environment, settings, servers)
+
+
+def _resolve(server: Server, environment: EnvName, settings: Environment) -> FleetServer:
+    override = server.environments[environment]
+    scaling = server.scaling
+    if override.scaling is not None:
+        scaling = scaling.model_copy(
+            update={f: getattr(override.scaling, f) for f in override.scaling.model_fields_set}
+        )
+    floor = settings.minimum_replicas
+    replicas = max(scaling.replicas or settings.default_replicas, floor)
+    min_replicas = max(scaling.min_replicas or replicas, floor)
+    replicas = max(replicas, min_replicas)
+    max_replicas = max(scaling.max_replicas or settings.default_max_replicas, replicas)
+
+    image = server.image
+    if override.image is not None:
+        image = image.model_copy(
+            update={f: getattr(override.image, f) for f in override.image.model_fields_set}
+        )
+
+    return FleetServer(
+        spec=server,
+        namespace=namespace_for(server, settings),
+        image=image,
+        replicas=replicas,
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+        target_cpu_utilization=scaling.target_cpu_utilization,
+        resources=override.resources or server.resources,
+        env={**server.env, **override.env},
+    )

@@ -1,0 +1,65 @@
+"""Read an environment's settings from its Pulumi stack file, or from Pulumi config at run time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from mcpfleet.errors import InputProblem, InvalidInput, display_path
+from mcpfleet.model import ENVIRONMENTS, EnvName
+from mcpfleet.stacks.models import CONFIG_KEY, Environment
+from mcpfleet.validation import problems_from, validate_document
+from mcpfleet.yamlfile import YamlDocument, YamlError, read_yaml
+
+# Keys of ours that a stack file may hold besides the environment settings.
+KNOWN_KEYS = {CONFIG_KEY, "mcpfleet:catalogDir"}
+
+
+def stack_file(stacks_dir: Path, env: str) -> Path:
+    return stacks_dir / f"Pulumi.{env}.yaml"
+
+
+def check_env_name(env: str) -> EnvName:
+    if env not in ENVIRONMENTS:
+        raise InvalidInput(
+            [InputProblem("--env", None, None, f"unknown environment {env!r}; choose one of {', '.join(ENVIRONMENTS)}")]
+        )
+    return env  # type: ignore[return-value]
+
+
+def load_stack_config(stacks_dir: Path, env: str) -> tuple[dict[str, Any], Environment]:
+    """The stack's whole `config` mapping (for Pulumi) and its validated environment settings."""
+    path = stack_file(stacks_dir, env)
+    shown = display_path(path)
+    if not path.is_file():
+        raise InvalidInput([InputProblem(shown, None, None, f"stack file for environment {env!r} not found")])
+    try:
+        document = read_yaml(path, shown)
+    except YamlError as exc:
+        raise InvalidInput([exc.problem]) from None
+    config = document.data.get("config") if isinstance(document.data, dict) else None
+    if not isinstance(config, dict):
+        raise InvalidInput([InputProblem(shown, 1, "config", "expected a `config:` mapping")])
+    problems = [
+        InputProblem(shown, document.line_of(("config", key)), f"config.{key}", "unknown mcpfleet setting")
+        for key in config
+        if str(key).startswith("mcpfleet:") and key not in KNOWN_KEYS
+    ]
+    if CONFIG_KEY not in config:
+        problems.append(InputProblem(shown, document.line_of(("config",)), f"config.{CONFIG_KEY}", "required"))
+    if problems:
+        raise InvalidInput(problems)
+    environment, found = validate_document(Environment, document, shown, ("config", CONFIG_KEY))
+    if environment is None:
+        raise InvalidInput(found)
+    return config, environment
+
+
+def environment_from_config(raw: Any, where: str) -> Environment:
+    """Validate settings handed over by the Pulumi engine (`pulumi up`), naming the stack file."""
+    try:
+        return Environment.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidInput(problems_from(exc, YamlDocument(raw), where, ("config", CONFIG_KEY))) from None

@@ -1,0 +1,149 @@
+"""Per-environment settings, read from `stacks/Pulumi.<env>.yaml` under the `mcpfleet:environment` key."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints, model_validator
+
+from mcpfleet.model import Cidr, DnsLabel, Hostname, Model
+
+CONFIG_KEY = "mcpfleet:environment"
+
+KubernetesVersion = Annotated[str, StringConstraints(pattern=r"^1\.[0-9]{2}$")]
+
+
+class NodeGroup(Model):
+    """Managed worker nodes of an EKS cluster."""
+
+    instance_types: list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+\.[a-z0-9]+$")]] = Field(
+        min_length=1, description="EC2 instance types, e.g. `m7i.large`."
+    )
+    min_size: int = Field(ge=1, le=1000, description="Fewest nodes.")
+    desired_size: int = Field(ge=1, le=1000, description="Nodes at rest.")
+    max_size: int = Field(ge=1, le=1000, description="Most nodes.")
+    disk_size_gib: int = Field(default=50, ge=20, le=16384, description="Encrypted root volume size.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> NodeGroup:
+        if not self.min_size <= self.desired_size <= self.max_size:
+            raise ValueError("need minSize <= desiredSize <= maxSize")
+        return self
+
+
+class Cluster(Model):
+    """Where the fleet runs: an existing cluster (kind for local) or an EKS cluster we create."""
+
+    provider: Literal["existing", "eks"] = Field(
+        description="`existing`: use a kubeconfig context; `eks`: create the cluster with pulumi-aws."
+    )
+    context: str | None = Field(
+        default=None, min_length=1, description="existing: kubeconfig context, e.g. `kind-mcpfleet`."
+    )
+    kubeconfig: str | None = Field(
+        default=None,
+        description="existing: kubeconfig file; default is $KUBECONFIG or ~/.kube/config.",
+    )
+    region: str | None = Field(
+        default=None, pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", description="eks: AWS region."
+    )
+    version: KubernetesVersion | None = Field(default=None, description="eks: Kubernetes version, pinned.")
+    endpoint_public_access_cidrs: list[Cidr] = Field(
+        default_factory=list,
+        description="eks: CIDRs that may reach the API endpoint publicly; empty keeps it private.",
+    )
+    node_group: NodeGroup | None = Field(default=None, description="eks: managed node group.")
+    availability_zones: list[Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9][a-z]$")]] = (
+        Field(
+            default_factory=list,
+            description="eks: exactly three availability zones of the region, e.g. `eu-west-1a`.",
+        )
+    )
+    vpc_cidr: Cidr | None = Field(default=None, description="eks: IPv4 range of the VPC, e.g. `10.40.0.0/16`.")
+    admin_principal_arns: list[
+        Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/-]+$")]
+    ] = Field(
+        default_factory=list,
+        description="eks: IAM roles or users of the platform team, granted cluster admin by access entries.",
+    )
+
+    @model_validator(mode="after")
+    def _fields_for_provider(self) -> Cluster:
+        eks_only = {
+            "region",
+            "version",
+            "endpoint_public_access_cidrs",
+            "node_group",
+            "availability_zones",
+            "vpc_cidr",
+            "admin_principal_arns",
+        }
+        existing_only = {"context", "kubeconfig"}
+        given = {name for name in self.model_fields_set if getattr(self, name)}
+        if self.provider == "existing":
+            wrong = given & eks_only
+            if self.context is None:
+                raise ValueError("an existing cluster needs `context`")
+        else:
+            wrong = given & existing_only
+            missing = [f for f in ("region", "version", "node_group", "vpc_cidr") if getattr(self, f) is None]
+            if missing:
+                raise ValueError(f"an eks cluster needs {', '.join(_camel(m) for m in missing)}")
+            if len(self.availability_zones) != 3 or len(set(self.availability_zones)) != 3:
+                raise ValueError("an eks cluster needs three distinct availabilityZones")
+            if any(not zone.startswith(self.region or "") for zone in self.availability_zones):
+                raise ValueError("availabilityZones must be in the cluster's region")
+        if wrong:
+            raise ValueError(
+                f"{', '.join(sorted(_camel(w) for w in wrong))} not allowed with provider {self.provider}"
+            )
+        return self
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+class Environment(Model):
+    """One environment's settings. prod is the strictest."""
+
+    cluster: Cluster = Field(description="Cluster the environment deploys to.")
+    domain: Hostname = Field(description="DNS domain the gateway serves, e.g. `mcp.dev.example.com`.")
+    namespace_strategy: Literal["per-team", "per-server", "single"] = Field(
+        default="per-team",
+        description=(
+            "`per-team`: one namespace per owning team (`<prefix><team>`); `per-server`: one per"
+            " server; `single`: all servers in `<prefix>servers`."
+        ),
+    )
+    namespace_prefix: Annotated[str, StringConstraints(pattern=r"^([a-z][-a-z0-9]{0,11}-)?$")] = Field(
+        default="mcp-", description="Prefix of server namespaces."
+    )
+    gateway_namespace: DnsLabel = Field(default="mcp-gateway", description="Namespace of the gateway.")
+    monitoring_namespace: DnsLabel = Field(default="monitoring", description="Namespace of the monitoring stack.")
+    default_replicas: int = Field(default=1, ge=1, le=100, description="Replicas of a server that sets none.")
+    minimum_replicas: int = Field(
+        default=1, ge=1, le=100, description="No server runs fewer replicas than this here (HA floor)."
+    )
+    default_max_replicas: int = Field(
+        default=3, ge=1, le=1000, description="Autoscaler ceiling of a server that sets none."
+    )
+    strictness: Literal["relaxed", "standard", "strict"] = Field(
+        description=(
+            "`relaxed`: spread across zones when possible; `standard`: same, and policy mandatory;"
+            " `strict`: pods must spread across zones and hosts."
+        )
+    )
+    servers: list[Annotated[str, StringConstraints(pattern=r"^(\*|[a-z]([-a-z0-9]*[a-z0-9])?)$")]] = Field(
+        default_factory=lambda: ["*"],
+        description="Servers to deploy among those the catalog enables here; `*` for all of them.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Environment:
+        if self.default_replicas < self.minimum_replicas:
+            raise ValueError("defaultReplicas is below minimumReplicas")
+        if self.default_max_replicas < self.default_replicas:
+            raise ValueError("defaultMaxReplicas is below defaultReplicas")
+        return self

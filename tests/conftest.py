@@ -1,0 +1,63 @@
+"""Shared fixtures: the repository's own inputs, and small catalogs written on the fly."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def minimal_server(name: str = "alpha", **fields: Any) -> dict[str, Any]:
+    """The smallest valid catalog entry; keyword arguments replace or add top-level fields."""
+    entry: dict[str, Any] = {
+        "name": name,
+        "title": f"{name.title()} server",
+        "description": "A server used by the tests.",
+        "version": "1.2.3",
+        "owner": {"team": "platform", "contact": "platform@example.com"},
+        "repository": {"url": f"https://github.com/example/{name}", "source": "github"},
+        "image": {"repository": f"ghcr.io/example/{name}", "tag": "1.2.3"},
+        "transport": {"type": "streamable-http", "port": 8080, "path": "/mcp"},
+    }
+    entry.update(fields)
+    return entry
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture
+def catalog_dir(tmp_path: Path) -> Callable[..., Path]:
+    """Write entries (dicts as YAML, or raw text/bytes) as servers/<file>.yaml and return the catalog folder."""
+
+    def write(**files: dict[str, Any] | str | bytes) -> Path:
+        root = tmp_path / "catalog"
+        servers = root / "servers"
+        servers.mkdir(parents=True, exist_ok=True)
+        for stem, content in files.items():
+            path = servers / f"{stem}.yaml"
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            elif isinstance(content, str):
+                path.write_text(content, encoding="utf-8")
+            else:
+                path.write_text(yaml.safe_dump(content, sort_keys=False), encoding="utf-8")
+        return root
+
+    return write
+
+
+@pytest.fixture
+def stacks_dir(tmp_path: Path) -> Path:
+    """A copy of the repository's stack files, safe to edit."""
+    target = tmp_path / "stacks"
+    shutil.copytree(REPO / "stacks", target)
+    return target
