@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pulumi
 
-from components.kube import kubernetes_resource
-from components.manifests.namespace import default_deny, namespace
+from components.namespaces import ServerNamespaces
 from components.server import McpServer
 from mcpfleet.fleet import Fleet as FleetModel
 
@@ -22,14 +21,7 @@ class Fleet(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mcpfleet:index:Fleet", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, providers={"kubernetes": kubernetes})
-        namespaces: dict[str, pulumi.Resource] = {}
-        for ns, team in fleet.namespaces.items():
-            namespaces[ns] = kubernetes_resource(ns, namespace(ns, team), child)
-            kubernetes_resource(
-                f"{ns}-default-deny",
-                default_deny(ns),
-                pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[namespaces[ns]])),
-            )
+        namespaces = ServerNamespaces("namespaces", fleet.namespaces, child).resources
         self.servers = {
             server.name: McpServer(
                 server,

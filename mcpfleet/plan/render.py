@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections import defaultdict
 from typing import Any
 
@@ -42,7 +41,7 @@ def is_manifest(registration: Registration) -> bool:
 
 
 def manifest_path(registration: Registration, by_urn: dict[str, Registration]) -> str:
-    """`servers/<name>.yaml` inside a server's component, else `platform/<component>.yaml`."""
+    """`servers/<name>.yaml` inside a server's component, else `platform/<component name>.yaml`."""
     platform_component = "fleet"
     parent = registration.parent
     while parent and parent in by_urn:
@@ -50,7 +49,7 @@ def manifest_path(registration: Registration, by_urn: dict[str, Registration]) -
         if owner.type == SERVER_TYPE:
             return f"servers/{owner.name}.yaml"
         if owner.type.startswith("mcpfleet:") and owner.type != FLEET_TYPE and platform_component == "fleet":
-            platform_component = _kebab(owner.type.rsplit(":", 1)[-1])
+            platform_component = owner.name
         parent = owner.parent
     return f"platform/{platform_component}.yaml"
 
@@ -80,6 +79,3 @@ def _document_order(document: dict[str, Any]) -> tuple[int, str, str]:
     metadata = document.get("metadata", {})
     return rank, str(metadata.get("namespace", "")), str(metadata.get("name", ""))
 
-
-def _kebab(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()

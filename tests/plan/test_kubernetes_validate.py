@@ -1,0 +1,31 @@
+"""Every manifest of every environment is valid Kubernetes 1.33, strictly (no unknown fields)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+
+from mcpfleet.model import ENVIRONMENTS
+from mcpfleet.plan.run import plan
+
+REPO = Path(__file__).resolve().parents[2]
+KUBERNETES_VERSION = "1.33.0"
+
+
+@pytest.mark.parametrize("catalog", ["catalog", "tests/golden/catalog"])
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_manifests_pass_strict_validation(env: str, catalog: str) -> None:
+    result = plan(env, REPO / catalog, REPO / "stacks", None)  # type: ignore[arg-type]
+    documents = [r.inputs for r in result.registrations if r.type.startswith("kubernetes:") and "kind" in r.inputs]
+    assert documents
+    for document in documents:
+        # Raises ValidationError naming the field when a manifest is not valid Kubernetes.
+        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+
+
+def test_the_validator_catches_a_broken_manifest() -> None:
+    broken = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"}, "spec": {"portz": []}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
