@@ -88,7 +88,7 @@ class ZoneSubnets:
 
 
 def subnet_layout(vpc_cidr: str, zones: Sequence[str]) -> list[ZoneSubnets]:
-    """Eight equal blocks of the VPC: three private (nodes and pods), three public (load balancers), two spare.
+    """Eight equal blocks of the VPC: three private (nodes, pods), three public (load balancers), two spare.
 
     The VPC CNI gives every pod a VPC address, so the private subnets are as large as the public ones; the
     spare blocks leave room for a fourth zone or intra subnets without renumbering.
@@ -120,6 +120,13 @@ def node_ami_type(instance_types: Sequence[str]) -> str:
     if len(arm) != 1:
         raise ValueError(f"instance types mix arm64 and x86_64: {', '.join(instance_types)}")
     return "AL2023_ARM_64_STANDARD" if arm.pop() else "AL2023_x86_64_STANDARD"
+
+
+def account_of(arn: str) -> str:
+    fields = arn.split(":", 5)
+    if len(fields) != 6 or not re.fullmatch(r"[0-9]{12}", fields[4]):
+        raise ValueError(f"no account in ARN {arn}")
+    return fields[4]
 
 
 def principal_slug(principal_arn: str) -> str:
@@ -249,6 +256,12 @@ def oidc_issuer_url(identities: Sequence[aws.eks.outputs.ClusterIdentity]) -> st
     raise ValueError("the EKS cluster reports no OIDC issuer")
 
 
+def certificate_authority_data(certificate_authority: aws.eks.outputs.ClusterCertificateAuthority) -> str:
+    if not certificate_authority.data:
+        raise ValueError("the EKS cluster reports no certificate authority")
+    return certificate_authority.data
+
+
 def tags(name: str, **extra: str) -> dict[str, str]:
     return {**BASE_TAGS, "Name": name, **extra}
 
@@ -269,10 +282,10 @@ class EksCluster(pulumi.ComponentResource):
     vpc_id: pulumi.Output[str]
 
     def __init__(self, name: str, settings: Cluster, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(TYPE_TOKEN, name, None, opts)
         if not _CLUSTER_NAME.match(name):
             raise ValueError(f"{name!r} is not a valid EKS cluster name")
         spec = eks_spec(settings)
+        super().__init__(TYPE_TOKEN, name, None, opts)
         partition = partition_of(spec.region)
         cluster_name = name
 
@@ -281,8 +294,6 @@ class EksCluster(pulumi.ComponentResource):
         self._aws = aws.Provider(f"{name}-aws", region=spec.region, opts=pulumi.ResourceOptions(parent=self))
 
         vpc_id, private_subnets, public_subnets = self._network(name, cluster_name, spec)
-        key = self._kms_key(name, partition)
-
         cluster_role = aws.iam.Role(
             f"{name}-cluster-role",
             assume_role_policy=assume_role_policy("eks.amazonaws.com", ("sts:AssumeRole", "sts:TagSession")),
@@ -295,6 +306,7 @@ class EksCluster(pulumi.ComponentResource):
             policy_arn=f"arn:{partition}:iam::aws:policy/AmazonEKSClusterPolicy",
             opts=self._opts(),
         )
+        key = self._kms_key(name, partition, cluster_role.arn)
         node_role = aws.iam.Role(
             f"{name}-node-role",
             assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
@@ -362,8 +374,8 @@ class EksCluster(pulumi.ComponentResource):
             f"{name}-oidc",
             url=issuer_url,
             client_id_lists=["sts.amazonaws.com"],
-            # No thumbprint_lists: IAM verifies EKS issuers against its own trusted CAs and ignores any
-            # thumbprint, and pulumi-aws 7 lets IAM fetch one itself when the list is omitted.
+            # No thumbprint_lists, rather than a copied one: it is optional in pulumi-aws 7, and without it
+            # IAM retrieves the issuer's top intermediate CA thumbprint itself (pulumi-aws docs).
             tags=tags(f"{name}-oidc"),
             opts=self._opts(),
         )
@@ -412,9 +424,11 @@ class EksCluster(pulumi.ComponentResource):
         self.cluster_name = cluster.name
         self.oidc_provider_arn = oidc.arn
         self.oidc_issuer = issuer_url.apply(lambda url: url.removeprefix("https://"))
+        # The CA is read before Output.all, which would flatten the typed output object into a plain dict.
+        certificate_authority = cluster.certificate_authority.apply(certificate_authority_data)
         self.kubeconfig = pulumi.Output.secret(
-            pulumi.Output.all(cluster.name, cluster.endpoint, cluster.certificate_authority).apply(
-                lambda values: kubeconfig_document(values[0], values[1], values[2].data, spec.region)
+            pulumi.Output.all(cluster.name, cluster.endpoint, certificate_authority).apply(
+                lambda values: kubeconfig_document(values[0], values[1], values[2], spec.region)
             )
         )
         self.provider = k8s.Provider(
@@ -543,16 +557,15 @@ class EksCluster(pulumi.ComponentResource):
             public_subnets.append(public)
         return vpc.id, private_subnets, public_subnets
 
-    def _kms_key(self, name: str, partition: str) -> aws.kms.Key:
-        identity = aws.get_caller_identity_output(
-            opts=pulumi.InvokeOutputOptions(parent=self, provider=self._aws)
-        )
+    def _kms_key(self, name: str, partition: str, role_arn: pulumi.Output[str]) -> aws.kms.Key:
+        # The account comes from the ARN of a role this component creates rather than from a
+        # get_caller_identity invoke: previews and the offline plan engine answer no invokes.
         key = aws.kms.Key(
             f"{name}-kms",
             description=f"Envelope encryption of {name} Kubernetes Secrets and node root volumes",
             enable_key_rotation=True,
             deletion_window_in_days=30,
-            policy=identity.account_id.apply(lambda account_id: key_policy(partition, account_id)),
+            policy=role_arn.apply(lambda arn: key_policy(partition, account_of(arn))),
             tags=tags(f"{name}-kms"),
             opts=self._opts(),
         )

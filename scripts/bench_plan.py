@@ -1,0 +1,66 @@
+"""Benchmark `mcpfleet plan` on fleets of 100 and 1,000 servers cloned from the sample catalog.
+
+    python -m scripts.bench_plan [--env prod] [--sizes 100 1000]
+
+Prints seconds, resources and resources/s per size, and how time grows against the smallest size
+(1.0x per 1.0x more servers is linear). Includes loading and validating the catalog and writing
+build output, as `mcpfleet plan` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mcpfleet.plan.run import plan
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cloned_catalog(root: Path, size: int, env: str) -> Path:
+    """size servers, round-robin clones of the sample entries, each enabled in env."""
+    samples = [
+        yaml.safe_load(path.read_text(encoding="utf-8"))
+        for path in sorted((REPO / "catalog" / "servers").glob("*.yaml"))
+    ]
+    servers = root / "servers"
+    servers.mkdir(parents=True)
+    for index in range(size):
+        entry: dict[str, Any] = dict(samples[index % len(samples)])
+        entry.pop("$schema", None)
+        entry["name"] = f"{entry['name'][:30]}-{index:04d}"
+        environments = dict(entry.get("environments") or {"local": {}, "dev": {}})
+        environments.setdefault(env, {})
+        entry["environments"] = environments
+        (servers / f"{entry['name']}.yaml").write_text(yaml.safe_dump(entry, sort_keys=False), encoding="utf-8")
+    return root
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default="prod", choices=["local", "dev", "staging", "prod"])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
+    args = parser.parse_args()
+
+    print(f"mcpfleet plan --env {args.env}, catalogs cloned from catalog/servers")
+    print(f"{'servers':>8} {'seconds':>8} {'resources':>10} {'resources/s':>12} {'time vs first':>14}")
+    first: tuple[int, float] | None = None
+    with tempfile.TemporaryDirectory() as scratch:
+        for size in args.sizes:
+            catalog = cloned_catalog(Path(scratch) / f"catalog-{size}", size, args.env)
+            started = time.perf_counter()
+            result = plan(args.env, catalog, REPO / "stacks", Path(scratch) / f"build-{size}")  # type: ignore[arg-type]
+            seconds = time.perf_counter() - started
+            resources = len(result.registrations)
+            first = first or (size, seconds)
+            growth = f"{seconds / first[1]:.1f}x / {size / first[0]:.0f}x"
+            print(f"{size:>8} {seconds:>8.2f} {resources:>10} {resources / seconds:>12.0f} {growth:>14}")
+
+
+if __name__ == "__main__":
+    main()
