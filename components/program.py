@@ -20,6 +20,10 @@ from mcpfleet.stacks.loader import check_env_name, environment_from_config
 from mcpfleet.stacks.models import CONFIG_KEY
 
 PROJECT = "mcpfleet"
+# Set by the offline plan only, as "<index>/<count>": that process registers the McpServer components
+# of every count-th server from index on (everything else as usual), so the per-server work can run in
+# parallel processes. `pulumi up` never sets it and registers every server.
+PLAN_SHARD_KEY = "planShard"
 
 
 def load_fleet() -> FleetModel:
@@ -50,6 +54,11 @@ def fleet_program() -> None:
     else:
         kubernetes = existing_cluster_provider(f"{PROJECT}-{fleet.environment}", cluster)
 
-    Fleet(PROJECT, fleet, kubernetes)
+    workloads = fleet.servers
+    shard = pulumi.Config(PROJECT).get(PLAN_SHARD_KEY)
+    if shard:
+        index, count = (int(part) for part in shard.split("/"))
+        workloads = fleet.servers[index::count]
+    Fleet(PROJECT, fleet, kubernetes, workloads)
     pulumi.export("environment", fleet.environment)
     pulumi.export("servers", [server.name for server in fleet.servers])

@@ -37,7 +37,7 @@ def server_objects(server: FleetServer, settings: Environment) -> dict[str, K8sO
 
 
 class McpServer(pulumi.ComponentResource):
-    """The workload of one MCP server: ServiceAccount, ConfigMap, Deployment, Service, HPA, PDB, NetworkPolicy."""
+    """One MCP server's workload: ServiceAccount, ConfigMap, Deployment, Service, HPA, PDB, NetworkPolicy."""
 
     def __init__(
         self,

@@ -60,7 +60,7 @@ def namespace_for(server: Server, settings: Environment) -> str:
 
 
 def resolve_fleet(catalog: Catalog, environment: EnvName, settings: Environment, stack_file: str) -> Fleet:
-    """Pick the servers for environment and apply their overrides; refuse a selection naming unknown servers."""
+    """Pick the servers for environment and apply their overrides; refuse selections of unknown servers."""
     by_name = catalog.by_name()
     problems = []
     selected: list[Server]
@@ -79,16 +79,15 @@ def resolve_fleet(catalog: Catalog, environment: EnvName, settings: Environment,
                         stack_file,
                         None,
                         field,
-                        f"{name!r} is not enabled for {environment} in its catalog entry (environments.{environment})",
+                        f"{name!r} is not enabled for {environment} in its catalog entry"
+                        f" (environments.{environment})",
                     )
                 )
             else:
                 selected.append(server)
     if problems:
         raise InvalidInput(problems)
-    servers = tuple(
-        sorted((_resolve(s, environment, settings) for s in selected), key=lambda s: s.name)
-    )
+    servers = tuple(sorted((_resolve(s, environment, settings) for s in selected), key=lambda s: s.name))
     return Fleet(environment, settings, servers)
 
 

@@ -18,7 +18,7 @@ def validate_document(
     """Validate document.data (or the part at prefix) as model; problems are located in the file."""
     data = document.data
     for key in prefix:
-        data = data[key]  # type: ignore[index]
+        data = data[key]
     try:
         return model.model_validate(data), []
     except ValidationError as exc:

@@ -37,7 +37,9 @@ def cloned_catalog(root: Path, size: int, env: str) -> Path:
         environments = dict(entry.get("environments") or {"local": {}, "dev": {}})
         environments.setdefault(env, {})
         entry["environments"] = environments
-        (servers / f"{entry['name']}.yaml").write_text(yaml.safe_dump(entry, sort_keys=False), encoding="utf-8")
+        (servers / f"{entry['name']}.yaml").write_text(
+            yaml.safe_dump(entry, sort_keys=False), encoding="utf-8"
+        )
     return root
 
 
@@ -54,7 +56,7 @@ def main() -> None:
         for size in args.sizes:
             catalog = cloned_catalog(Path(scratch) / f"catalog-{size}", size, args.env)
             started = time.perf_counter()
-            result = plan(args.env, catalog, REPO / "stacks", Path(scratch) / f"build-{size}")  # type: ignore[arg-type]
+            result = plan(args.env, catalog, REPO / "stacks", Path(scratch) / f"build-{size}")
             seconds = time.perf_counter() - started
             resources = len(result.registrations)
             first = first or (size, seconds)

@@ -36,7 +36,7 @@ def repo() -> Path:
 
 @pytest.fixture
 def catalog_dir(tmp_path: Path) -> Callable[..., Path]:
-    """Write entries (dicts as YAML, or raw text/bytes) as servers/<file>.yaml and return the catalog folder."""
+    """Write entries (dicts as YAML, or raw text/bytes) as servers/<file>.yaml; return the catalog folder."""
 
     def write(**files: dict[str, Any] | str | bytes) -> Path:
         root = tmp_path / "catalog"

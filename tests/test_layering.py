@@ -11,8 +11,22 @@ REPO = Path(__file__).resolve().parent.parent
 
 # package (folder) -> import prefixes it must never use
 FORBIDDEN = {
-    "mcpfleet/catalog": ("pulumi", "pulumi_kubernetes", "pulumi_aws", "components", "mcpfleet.plan", "mcpfleet.cli"),
-    "mcpfleet/stacks": ("pulumi", "pulumi_kubernetes", "pulumi_aws", "components", "mcpfleet.plan", "mcpfleet.cli"),
+    "mcpfleet/catalog": (
+        "pulumi",
+        "pulumi_kubernetes",
+        "pulumi_aws",
+        "components",
+        "mcpfleet.plan",
+        "mcpfleet.cli",
+    ),
+    "mcpfleet/stacks": (
+        "pulumi",
+        "pulumi_kubernetes",
+        "pulumi_aws",
+        "components",
+        "mcpfleet.plan",
+        "mcpfleet.cli",
+    ),
     "mcpfleet/fleet.py": ("pulumi", "components", "mcpfleet.plan", "mcpfleet.cli"),
     "components/manifests": ("pulumi", "pulumi_kubernetes", "pulumi_aws", "mcpfleet.plan", "mcpfleet.cli"),
     "components": ("mcpfleet.plan", "mcpfleet.cli"),

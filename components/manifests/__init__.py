@@ -1,4 +1,7 @@
-"""Kubernetes objects as plain dicts, built from the fleet model. No Pulumi here: tests call these directly."""
+"""Kubernetes objects as plain dicts, built from the fleet model.
+
+No Pulumi here: tests call these builders directly.
+"""
 
 from typing import Any
 

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from components.manifests import K8sObject
-from components.manifests.labels import GATEWAY_POD_LABELS, PROMETHEUS_POD_LABELS, selector_labels, server_labels
+from components.manifests.labels import (
+    GATEWAY_POD_LABELS,
+    PROMETHEUS_POD_LABELS,
+    selector_labels,
+    server_labels,
+)
 from components.manifests.workload import PORT_NAME
 from mcpfleet.fleet import FleetServer
 from mcpfleet.stacks.models import Environment
@@ -36,7 +41,10 @@ def network_policy(server: FleetServer, settings: Environment) -> K8sObject:
             else {"cidr": "0.0.0.0/0", "except": NON_PUBLIC_RANGES}
         )
         egress.append(
-            {"to": [{"ipBlock": block}], "ports": [{"protocol": rule.protocol, "port": p} for p in rule.ports]}
+            {
+                "to": [{"ipBlock": block}],
+                "ports": [{"protocol": rule.protocol, "port": p} for p in rule.ports],
+            }
         )
     return {
         "apiVersion": "networking.k8s.io/v1",

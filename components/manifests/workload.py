@@ -225,7 +225,10 @@ def autoscaler(server: FleetServer) -> K8sObject:
                     "type": "Resource",
                     "resource": {
                         "name": "cpu",
-                        "target": {"type": "Utilization", "averageUtilization": server.target_cpu_utilization},
+                        "target": {
+                            "type": "Utilization",
+                            "averageUtilization": server.target_cpu_utilization,
+                        },
                     },
                 }
             ],

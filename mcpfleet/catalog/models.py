@@ -179,7 +179,9 @@ class Health(Model):
     """Health checks: liveness restarts a stuck server, readiness keeps traffic off a busy one."""
 
     liveness: Probe = Field(default_factory=Probe, description="Restart the container when it fails.")
-    readiness: Probe = Field(default_factory=Probe, description="Take the pod out of the Service when it fails.")
+    readiness: Probe = Field(
+        default_factory=Probe, description="Take the pod out of the Service when it fails."
+    )
 
 
 class Tool(Model):
@@ -269,8 +271,12 @@ class Scaling(Model):
     """Replica counts. Unset values come from the environment's defaults."""
 
     replicas: int | None = Field(default=None, ge=1, le=1000, description="Replicas at rest.")
-    min_replicas: int | None = Field(default=None, ge=1, le=1000, description="Fewest replicas the autoscaler keeps.")
-    max_replicas: int | None = Field(default=None, ge=1, le=1000, description="Most replicas the autoscaler adds.")
+    min_replicas: int | None = Field(
+        default=None, ge=1, le=1000, description="Fewest replicas the autoscaler keeps."
+    )
+    max_replicas: int | None = Field(
+        default=None, ge=1, le=1000, description="Most replicas the autoscaler adds."
+    )
     target_cpu_utilization: int = Field(
         default=70, ge=10, le=100, description="Average CPU (% of requests) the autoscaler aims for."
     )
@@ -333,7 +339,9 @@ class Server(Model):
         default_factory=dict, description="Non-secret settings, delivered through a ConfigMap."
     )
     egress: list[Egress] = Field(default_factory=list, description="Destinations the server may reach.")
-    access: list[AccessRule] = Field(default_factory=list, description="Which caller roles may call which tools.")
+    access: list[AccessRule] = Field(
+        default_factory=list, description="Which caller roles may call which tools."
+    )
     resources: Resources = Field(default_factory=Resources, description="CPU and memory requests and limits.")
     scaling: Scaling = Field(default_factory=Scaling, description="Replica counts.")
     stateless: bool = Field(
@@ -376,4 +384,3 @@ class Server(Model):
     def enabled_in(self, environment: EnvName) -> bool:
         override = self.environments.get(environment)
         return override is not None and override.enabled
-

@@ -14,7 +14,7 @@ from mcpfleet.model import ENVIRONMENTS
 
 app = typer.Typer(
     name="mcpfleet",
-    help="Run a fleet of MCP servers on Kubernetes, declared by a catalog and one Pulumi stack per environment.",
+    help="Run a fleet of MCP servers on Kubernetes, declared by a catalog and one stack per environment.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

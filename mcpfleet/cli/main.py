@@ -3,6 +3,8 @@
 from mcpfleet.cli import plan, validate  # noqa: F401 - importing registers the commands
 from mcpfleet.cli.app import app
 
+__all__ = ["app", "main"]
+
 
 def main() -> None:
     app()

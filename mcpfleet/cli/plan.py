@@ -21,7 +21,7 @@ def plan(
         Path | None, typer.Option("--out", help="Output folder [default: build/<env>]", file_okay=False)
     ] = None,
 ) -> None:
-    """Run the Pulumi program offline and write manifests/ and resources.json, replacing the old plan at once."""
+    """Run the Pulumi program offline; write manifests/ and resources.json, replacing the old plan at once."""
     from mcpfleet.plan.run import plan as run_plan  # the Pulumi SDK loads only for commands that need it
 
     environment: EnvName = env.value

@@ -78,4 +78,3 @@ def _document_order(document: dict[str, Any]) -> tuple[int, str, str]:
     rank = _KIND_ORDER.index(kind) if kind in _KIND_ORDER else len(_KIND_ORDER)
     metadata = document.get("metadata", {})
     return rank, str(metadata.get("namespace", "")), str(metadata.get("name", ""))
-

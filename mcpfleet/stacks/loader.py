@@ -24,9 +24,16 @@ def stack_file(stacks_dir: Path, env: str) -> Path:
 def check_env_name(env: str) -> EnvName:
     if env not in ENVIRONMENTS:
         raise InvalidInput(
-            [InputProblem("--env", None, None, f"unknown environment {env!r}; choose one of {', '.join(ENVIRONMENTS)}")]
+            [
+                InputProblem(
+                    "--env",
+                    None,
+                    None,
+                    f"unknown environment {env!r}; choose one of {', '.join(ENVIRONMENTS)}",
+                )
+            ]
         )
-    return env  # type: ignore[return-value]
+    return env
 
 
 def load_stack_config(stacks_dir: Path, env: str) -> tuple[dict[str, Any], Environment]:
@@ -48,7 +55,9 @@ def load_stack_config(stacks_dir: Path, env: str) -> tuple[dict[str, Any], Envir
         if str(key).startswith("mcpfleet:") and key not in KNOWN_KEYS
     ]
     if CONFIG_KEY not in config:
-        problems.append(InputProblem(shown, document.line_of(("config",)), f"config.{CONFIG_KEY}", "required"))
+        problems.append(
+            InputProblem(shown, document.line_of(("config",)), f"config.{CONFIG_KEY}", "required")
+        )
     if problems:
         raise InvalidInput(problems)
     environment, found = validate_document(Environment, document, shown, ("config", CONFIG_KEY))

@@ -53,15 +53,20 @@ class Cluster(Model):
         description="eks: CIDRs that may reach the API endpoint publicly; empty keeps it private.",
     )
     node_group: NodeGroup | None = Field(default=None, description="eks: managed node group.")
-    availability_zones: list[Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9][a-z]$")]] = (
-        Field(
-            default_factory=list,
-            description="eks: exactly three availability zones of the region, e.g. `eu-west-1a`.",
-        )
+    availability_zones: list[
+        Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9][a-z]$")]
+    ] = Field(
+        default_factory=list,
+        description="eks: exactly three availability zones of the region, e.g. `eu-west-1a`.",
     )
-    vpc_cidr: Cidr | None = Field(default=None, description="eks: IPv4 range of the VPC, e.g. `10.40.0.0/16`.")
+    vpc_cidr: Cidr | None = Field(
+        default=None, description="eks: IPv4 range of the VPC, e.g. `10.40.0.0/16`."
+    )
     admin_principal_arns: list[
-        Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/-]+$")]
+        Annotated[
+            str,
+            StringConstraints(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/-]+$"),
+        ]
     ] = Field(
         default_factory=list,
         description="eks: IAM roles or users of the platform team, granted cluster admin by access entries.",
@@ -121,7 +126,9 @@ class Environment(Model):
         default="mcp-", description="Prefix of server namespaces."
     )
     gateway_namespace: DnsLabel = Field(default="mcp-gateway", description="Namespace of the gateway.")
-    monitoring_namespace: DnsLabel = Field(default="monitoring", description="Namespace of the monitoring stack.")
+    monitoring_namespace: DnsLabel = Field(
+        default="monitoring", description="Namespace of the monitoring stack."
+    )
     default_replicas: int = Field(default=1, ge=1, le=100, description="Replicas of a server that sets none.")
     minimum_replicas: int = Field(
         default=1, ge=1, le=100, description="No server runs fewer replicas than this here (HA floor)."

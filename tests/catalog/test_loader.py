@@ -119,7 +119,9 @@ def test_wrong_types(catalog_dir: Callable[..., Path], field: str, value: object
         ("runAsUser", 0, "runAsUser"),
     ],
 )
-def test_negative_or_zero_numbers(catalog_dir: Callable[..., Path], field: str, value: object, path: str) -> None:
+def test_negative_or_zero_numbers(
+    catalog_dir: Callable[..., Path], field: str, value: object, path: str
+) -> None:
     problem = only_problem(catalog_dir(alpha=minimal_server("alpha", **{field: value})))
     assert problem.field == path
     assert "greater than" in problem.message
@@ -179,7 +181,12 @@ def test_missing_catalog_folder(tmp_path: Path) -> None:
         ({"transport": {"type": "stdio"}}, "`command` is required"),
         ({"egress": [{"ports": [443]}]}, "exactly one of `host` or `cidr`"),
         (
-            {"resources": {"requests": {"cpu": "2", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}},
+            {
+                "resources": {
+                    "requests": {"cpu": "2", "memory": "1Gi"},
+                    "limits": {"cpu": "1", "memory": "1Gi"},
+                }
+            },
             "requests.cpu is above limits.cpu",
         ),
         ({"tools": [{"name": "search"}, {"name": "search"}]}, "tools declared twice: search"),
@@ -189,6 +196,8 @@ def test_missing_catalog_folder(tmp_path: Path) -> None:
         ),
     ],
 )
-def test_rules_across_fields(catalog_dir: Callable[..., Path], fields: dict[str, object], message: str) -> None:
+def test_rules_across_fields(
+    catalog_dir: Callable[..., Path], fields: dict[str, object], message: str
+) -> None:
     problem = only_problem(catalog_dir(alpha=minimal_server("alpha", **fields)))
     assert message in problem.message

@@ -25,7 +25,9 @@ def test_sample_secrets_are_references_only() -> None:
         for secret in server.secrets:
             assert "/" in secret.key or "-" in secret.key, f"{server.name}: {secret.key} looks like a value"
         for value in server.env.values():
-            assert not value.startswith(("ghp_", "sk-", "xox", "AKIA")), f"{server.name}: literal secret in env"
+            assert not value.startswith(("ghp_", "sk-", "xox", "AKIA")), (
+                f"{server.name}: literal secret in env"
+            )
 
 
 def test_some_sample_servers_reach_prod_with_high_availability() -> None:

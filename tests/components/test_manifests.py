@@ -110,13 +110,18 @@ def test_network_policy_admits_gateway_and_scraper_and_declared_egress_only() ->
     spec = network_policy(server, settings)["spec"]
     assert spec["policyTypes"] == ["Ingress", "Egress"]
     [ingress] = spec["ingress"]
-    sources = {peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in ingress["from"]}
+    sources = {
+        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in ingress["from"]
+    }
     assert sources == {settings.gateway_namespace, settings.monitoring_namespace}
     dns, by_host, by_cidr = spec["egress"]
     assert {p["port"] for p in dns["ports"]} == {53}
     assert by_host["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": NON_PUBLIC_RANGES}}]
     assert "169.254.0.0/16" in NON_PUBLIC_RANGES  # never the cloud metadata API
-    assert by_cidr == {"to": [{"ipBlock": {"cidr": "203.0.113.0/24"}}], "ports": [{"protocol": "TCP", "port": 8443}]}
+    assert by_cidr == {
+        "to": [{"ipBlock": {"cidr": "203.0.113.0/24"}}],
+        "ports": [{"protocol": "TCP", "port": 8443}],
+    }
 
 
 def test_namespace_enforces_restricted_pod_security_and_default_deny() -> None:
@@ -131,7 +136,14 @@ def test_server_objects_are_complete_and_share_namespace(name: str, env: str) ->
     server, settings = fleet_server(name, env)
     objects = server_objects(server, settings)
     kinds = sorted(obj["kind"] for obj in objects.values())
-    expected = ["ConfigMap", "Deployment", "HorizontalPodAutoscaler", "NetworkPolicy", "Service", "ServiceAccount"]
+    expected = [
+        "ConfigMap",
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "NetworkPolicy",
+        "Service",
+        "ServiceAccount",
+    ]
     if server.min_replicas > 1:
         expected.append("PodDisruptionBudget")
     assert kinds == sorted(expected)

@@ -18,7 +18,9 @@ KUBERNETES_VERSION = "1.33.0"
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_manifests_pass_strict_validation(env: str, catalog: str) -> None:
     result = plan(env, REPO / catalog, REPO / "stacks", None)  # type: ignore[arg-type]
-    documents = [r.inputs for r in result.registrations if r.type.startswith("kubernetes:") and "kind" in r.inputs]
+    documents = [
+        r.inputs for r in result.registrations if r.type.startswith("kubernetes:") and "kind" in r.inputs
+    ]
     assert documents
     for document in documents:
         # Raises ValidationError naming the field when a manifest is not valid Kubernetes.

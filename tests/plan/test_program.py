@@ -57,7 +57,11 @@ def test_every_deployment_is_hardened(env: str) -> None:
             context = container["securityContext"]
             assert context["runAsNonRoot"] and context["readOnlyRootFilesystem"]
             assert context["allowPrivilegeEscalation"] is False and context["capabilities"]["drop"] == ["ALL"]
-            assert container["resources"]["limits"] and container["livenessProbe"] and container["readinessProbe"]
+            assert (
+                container["resources"]["limits"]
+                and container["livenessProbe"]
+                and container["readinessProbe"]
+            )
         assert pod["automountServiceAccountToken"] is False
 
 

@@ -55,9 +55,17 @@ def write_stack(stacks_dir: Path, env: str, mutate: dict[str, object]) -> None:
     ("mutate", "field", "message"),
     [
         ({"defaultReplicas": 0}, "config.mcpfleet:environment.defaultReplicas", "greater than or equal to 1"),
-        ({"strictness": "lax"}, "config.mcpfleet:environment.strictness", "'relaxed', 'standard' or 'strict'"),
+        (
+            {"strictness": "lax"},
+            "config.mcpfleet:environment.strictness",
+            "'relaxed', 'standard' or 'strict'",
+        ),
         ({"domian": "x.example.com"}, "config.mcpfleet:environment.domian", "unknown field"),
-        ({"defaultReplicas": 1, "minimumReplicas": 2}, "config.mcpfleet:environment", "below minimumReplicas"),
+        (
+            {"defaultReplicas": 1, "minimumReplicas": 2},
+            "config.mcpfleet:environment",
+            "below minimumReplicas",
+        ),
         (
             {"cluster": {"provider": "existing"}},
             "config.mcpfleet:environment.cluster",
@@ -88,7 +96,9 @@ def test_unknown_mcpfleet_key_is_refused(stacks_dir: Path) -> None:
 def test_eks_needs_three_zones_in_its_region(stacks_dir: Path) -> None:
     document = yaml.safe_load((stacks_dir / "Pulumi.prod.yaml").read_text())
     cluster = document["config"]["mcpfleet:environment"]["cluster"]
-    write_stack(stacks_dir, "prod", {"cluster": {**cluster, "availabilityZones": ["us-east-1a", "eu-west-1b"]}})
+    write_stack(
+        stacks_dir, "prod", {"cluster": {**cluster, "availabilityZones": ["us-east-1a", "eu-west-1b"]}}
+    )
     with pytest.raises(InvalidInput, match="three distinct availabilityZones"):
         load_stack_config(stacks_dir, "prod")
 

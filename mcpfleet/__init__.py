@@ -1,0 +1,1 @@
+"""mcpfleet: a fleet of MCP servers on Kubernetes, declared by a catalog and one stack per environment."""

@@ -1,0 +1,1 @@
+"""The server catalog: models, loader and JSON Schema."""

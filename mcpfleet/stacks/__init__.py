@@ -1,0 +1,1 @@
+"""Per-environment settings from the Pulumi stack files."""
