@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from components.manifests import K8sObject
 from components.manifests.labels import (
     GATEWAY_POD_LABELS,
@@ -28,6 +30,13 @@ def _peer(namespace: str, pod_labels: dict[str, str]) -> K8sObject:
     }
 
 
+def ip_block(cidr: str) -> K8sObject:
+    """The range, minus the non-public ranges strictly inside it (so 0.0.0.0/0 means the internet)."""
+    network = ipaddress.IPv4Network(cidr, strict=False)
+    inside = [r for r in NON_PUBLIC_RANGES if ipaddress.IPv4Network(r).subnet_of(network) and r != cidr]
+    return {"cidr": cidr, "except": inside} if inside else {"cidr": cidr}
+
+
 def network_policy(server: FleetServer, settings: Environment) -> K8sObject:
     dns = {
         "to": [_peer("kube-system", {"k8s-app": "kube-dns"})],
@@ -35,11 +44,7 @@ def network_policy(server: FleetServer, settings: Environment) -> K8sObject:
     }
     egress = [dns]
     for rule in server.spec.egress:
-        block = (
-            {"cidr": rule.cidr}
-            if rule.cidr is not None
-            else {"cidr": "0.0.0.0/0", "except": NON_PUBLIC_RANGES}
-        )
+        block = ip_block(rule.cidr or "0.0.0.0/0")
         egress.append(
             {
                 "to": [{"ipBlock": block}],

@@ -36,8 +36,14 @@ class Catalog:
         return {entry.server.name: entry.server for entry in self.entries}
 
 
+# The plan validates the catalog, then runs the program, which loads it again: the same files, unchanged,
+# give the same (immutable) catalog without parsing a thousand files twice.
+_last_loaded: tuple[tuple[object, ...], Catalog] | None = None
+
+
 def load_catalog(root: Path) -> Catalog:
     """Load and validate every server file under root/servers; raise InvalidInput listing all problems."""
+    global _last_loaded
     servers_dir = root / SERVERS_DIR
     shown_dir = display_path(servers_dir)
     if not servers_dir.is_dir():
@@ -45,6 +51,16 @@ def load_catalog(root: Path) -> Catalog:
             [InputProblem(shown_dir, None, None, "catalog folder not found (expected servers/*.yaml)")]
         )
     files = sorted(servers_dir.glob("*.yaml")) + sorted(servers_dir.glob("*.yml"))
+    stats = ((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    signature = (root.resolve(), Path.cwd(), *stats)
+    if _last_loaded is not None and _last_loaded[0] == signature:
+        return _last_loaded[1]
+    catalog = _load(root, files, shown_dir)
+    _last_loaded = (signature, catalog)
+    return catalog
+
+
+def _load(root: Path, files: list[Path], shown_dir: str) -> Catalog:
     problems: list[InputProblem] = []
     if not files:
         problems.append(InputProblem(shown_dir, None, None, "no server files (*.yaml) found"))

@@ -22,7 +22,8 @@ from mcpfleet.plan.render import is_manifest, manifest_files, render_manifests, 
 from mcpfleet.stacks.loader import load_stack_config, stack_file
 
 # The Pulumi SDK spends ~4 ms of pure Python per resource; large fleets split their per-server
-# components across processes (one per core). Below this size a second process costs more than it saves.
+# components across processes (one per core). Helpers are spawned, never forked: a fork copies the
+# SDK's thread-pool locks mid-use and can hang. Below this size a helper costs more than it saves.
 PARALLEL_FROM = 200
 MAX_PROCESSES = 4
 
@@ -46,15 +47,34 @@ def load_inputs(env: EnvName, catalog_dir: Path, stacks_dir: Path) -> tuple[dict
     return config, resolve_fleet(catalog, env, settings, display_path(stack_file(stacks_dir, env)))
 
 
-def plan(env: EnvName, catalog_dir: Path, stacks_dir: Path, out_dir: Path | None) -> PlanResult:
+def plan(
+    env: EnvName, catalog_dir: Path, stacks_dir: Path, out_dir: Path | None, processes: int | None = None
+) -> PlanResult:
+    """Plan env; processes=None picks one per core for large catalogs and one for small ones."""
     started = time.perf_counter()
-    config, fleet = load_inputs(env, catalog_dir, stacks_dir)
-    config = {**config, f"{PROJECT}:catalogDir": str(catalog_dir)}
-    shards = min(os.cpu_count() or 1, MAX_PROCESSES) if len(fleet.servers) >= PARALLEL_FROM else 1
-    if shards == 1:
-        registrations = run_program(fleet_program, project=PROJECT, stack=env, config=config)
-    else:
-        registrations = _run_in_parallel(env, config, shards)
+    shards = processes or _process_count(catalog_dir)
+    # Helper processes start first, so their interpreter start-up overlaps our own validation.
+    pool = (
+        ProcessPoolExecutor(shards - 1, mp_context=multiprocessing.get_context("spawn"))
+        if shards > 1
+        else None
+    )
+    try:
+        helpers = (
+            []
+            if pool is None
+            else [
+                pool.submit(_plan_shard, env, catalog_dir, stacks_dir, index, shards)
+                for index in range(1, shards)
+            ]
+        )
+        config, fleet = load_inputs(env, catalog_dir, stacks_dir)
+        results = [_run_shard(env, config, catalog_dir, 0, shards)]
+        results.extend(helper.result() for helper in helpers)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    registrations = results[0] if shards == 1 else _merge(results)
 
     files = {
         f"manifests/{path}": render_manifests(documents)
@@ -67,18 +87,30 @@ def plan(env: EnvName, catalog_dir: Path, stacks_dir: Path, out_dir: Path | None
     return PlanResult(fleet, registrations, files, time.perf_counter() - started, out_dir, counts)
 
 
-def _run_shard(env: str, config: dict[str, Any], shard: str) -> list[Registration]:
-    shard_config = {**config, f"{PROJECT}:{PLAN_SHARD_KEY}": shard}
-    return run_program(fleet_program, project=PROJECT, stack=env, config=shard_config)
+def _process_count(catalog_dir: Path) -> int:
+    servers = sum(1 for _ in (catalog_dir / "servers").glob("*.yaml"))
+    return min(os.cpu_count() or 1, MAX_PROCESSES) if servers >= PARALLEL_FROM else 1
 
 
-def _run_in_parallel(env: str, config: dict[str, Any], shards: int) -> list[Registration]:
-    """Run the program once per shard and merge: shared resources once, each server's exactly once."""
-    # fork: the children inherit the loaded SDK and our modules instead of importing them again.
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=shards, mp_context=context) as pool:
-        futures = [pool.submit(_run_shard, env, config, f"{index}/{shards}") for index in range(shards)]
-        results = [future.result() for future in futures]
+def _run_shard(
+    env: str, config: dict[str, Any], catalog_dir: Path, index: int, shards: int
+) -> list[Registration]:
+    config = {**config, f"{PROJECT}:catalogDir": str(catalog_dir)}
+    if shards > 1:
+        config[f"{PROJECT}:{PLAN_SHARD_KEY}"] = f"{index}/{shards}"
+    return run_program(fleet_program, project=PROJECT, stack=env, config=config)
+
+
+def _plan_shard(
+    env: EnvName, catalog_dir: Path, stacks_dir: Path, index: int, shards: int
+) -> list[Registration]:
+    """In a helper process: validate on our own (the inputs are the same files), run one shard."""
+    config, _ = load_inputs(env, catalog_dir, stacks_dir)
+    return _run_shard(env, config, catalog_dir, index, shards)
+
+
+def _merge(results: list[list[Registration]]) -> list[Registration]:
+    """Shared resources are registered by every shard and must agree; a server's, by exactly one."""
     seen: dict[str, tuple[Registration, int]] = {}
     for registrations in results:
         for registration in registrations:
@@ -86,8 +118,7 @@ def _run_in_parallel(env: str, config: dict[str, Any], shards: int) -> list[Regi
             if first != registration:
                 raise DuplicateResource(f"two resources share the URN {registration.urn}")
             seen[registration.urn] = (first, count + 1)
-    # A resource outside the per-server components is registered by every shard, one inside by one.
     for urn, (_, count) in seen.items():
-        if count not in (1, shards):
-            raise DuplicateResource(f"{urn} registered {count} times across {shards} shards")
+        if count not in (1, len(results)):
+            raise DuplicateResource(f"{urn} registered {count} times across {len(results)} shards")
     return sorted((registration for registration, _ in seen.values()), key=lambda r: r.urn)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from components.manifests.namespace import default_deny, namespace
-from components.manifests.network import NON_PUBLIC_RANGES, network_policy
+from components.manifests.network import NON_PUBLIC_RANGES, ip_block, network_policy
 from components.manifests.workload import container_args, deployment, disruption_budget, settings_hash
 from components.server import server_objects
 from mcpfleet.catalog.loader import load_catalog
@@ -148,3 +148,9 @@ def test_server_objects_are_complete_and_share_namespace(name: str, env: str) ->
         expected.append("PodDisruptionBudget")
     assert kinds == sorted(expected)
     assert {obj["metadata"]["namespace"] for obj in objects.values()} == {server.namespace}
+
+
+def test_egress_to_the_whole_internet_still_excludes_private_ranges_and_metadata() -> None:
+    assert ip_block("0.0.0.0/0") == {"cidr": "0.0.0.0/0", "except": NON_PUBLIC_RANGES}
+    assert ip_block("10.0.0.0/8") == {"cidr": "10.0.0.0/8"}  # declared private range: taken as meant
+    assert ip_block("203.0.113.0/24") == {"cidr": "203.0.113.0/24"}

@@ -95,3 +95,10 @@ def test_servers_are_placed_by_the_namespace_strategy() -> None:
     assert {s.namespace for s in local.servers} == {"mcp-servers"}
     prod = planned("prod").fleet
     assert {s.namespace for s in prod.servers} == {f"mcp-{s.spec.owner.team}" for s in prod.servers}
+
+
+@pytest.mark.parametrize("env", ["local", "prod"])
+def test_parallel_plan_registers_exactly_what_one_process_does(env: str) -> None:
+    parallel = plan(env, REPO / "catalog", REPO / "stacks", None, processes=3)  # type: ignore[arg-type]
+    assert parallel.registrations == planned(env).registrations
+    assert parallel.files == planned(env).files
