@@ -23,13 +23,27 @@ _TYPED: dict[str, tuple[Callable[..., pulumi.CustomResource], dict[str, str]]] =
     "HorizontalPodAutoscaler": (k8s.autoscaling.v2.HorizontalPodAutoscaler, {"spec": "spec"}),
     "PodDisruptionBudget": (k8s.policy.v1.PodDisruptionBudget, {"spec": "spec"}),
     "NetworkPolicy": (k8s.networking.v1.NetworkPolicy, {"spec": "spec"}),
+    "Secret": (k8s.core.v1.Secret, {"type": "type", "stringData": "string_data"}),
+    "PersistentVolumeClaim": (k8s.core.v1.PersistentVolumeClaim, {"spec": "spec"}),
 }
 
 
 def kubernetes_resource(
     resource_name: str, obj: K8sObject, opts: pulumi.ResourceOptions
 ) -> pulumi.CustomResource:
-    """Create the typed resource for obj; a kind we have not mapped is a programming error."""
+    """Create the typed resource for obj; kinds of other API groups (CRDs) become CustomResources."""
+    if obj["kind"] not in _TYPED:
+        unexpected = set(obj) - {"apiVersion", "kind", "metadata", "spec"}
+        if unexpected or "/" not in obj["apiVersion"]:
+            raise ValueError(f"{obj['kind']} {resource_name}: not a custom resource we can create")
+        return k8s.apiextensions.CustomResource(
+            resource_name,
+            api_version=obj["apiVersion"],
+            kind=obj["kind"],
+            metadata=obj["metadata"],
+            spec=obj.get("spec"),
+            opts=opts,
+        )
     resource_class, fields = _TYPED[obj["kind"]]
     unexpected = set(obj) - {"apiVersion", "kind", "metadata", *fields}
     if unexpected:

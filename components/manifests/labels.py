@@ -10,8 +10,14 @@ PART_OF = "mcpfleet"
 TEAM_LABEL = "mcpfleet.io/team"
 SERVER_LABEL = "mcpfleet.io/server"
 
-# Pods of the gateway and of Prometheus, as the platform components label them.
-GATEWAY_POD_LABELS = {"app.kubernetes.io/name": "mcp-gateway"}
+# Pods and identities of the gateway and of Prometheus, as the platform components create them.
+# The mesh admits exactly these service accounts; the NetworkPolicies, exactly these pods.
+GATEWAY_NAME = "mcp-gateway"
+GATEWAY_POD_LABELS = {"app.kubernetes.io/name": GATEWAY_NAME}
+GATEWAY_SERVICE_ACCOUNT = GATEWAY_NAME
+# kube-prometheus-stack installed as release "kube-prometheus-stack" names its Prometheus so.
+PROMETHEUS_RELEASE = "kube-prometheus-stack"
+PROMETHEUS_SERVICE_ACCOUNT = f"{PROMETHEUS_RELEASE}-prometheus"
 PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
 
 

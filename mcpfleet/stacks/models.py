@@ -110,6 +110,73 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
+class Mesh(Model):
+    """Istio service mesh. Mutual TLS is STRICT in every environment; that is not a setting."""
+
+    istio_version: Annotated[str, StringConstraints(pattern=r"^1\.[0-9]+\.[0-9]+$")] = Field(
+        default="1.27.3", description="Version of the pinned Istio charts (base, istiod)."
+    )
+    outbound_traffic_policy: Literal["REGISTRY_ONLY", "ALLOW_ANY"] = Field(
+        default="REGISTRY_ONLY",
+        description="`REGISTRY_ONLY`: servers reach only declared egress hosts (ServiceEntry per host).",
+    )
+
+
+class Secrets(Model):
+    """Secret delivery. Cloud: AWS Secrets Manager synced by External Secrets; local: Pulumi config secrets."""
+
+    refresh_interval: Annotated[str, StringConstraints(pattern=r"^[0-9]+(s|m|h)$")] = Field(
+        default="1h", description="How often External Secrets re-reads the store (picks up rotations)."
+    )
+    name_prefix: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9/_+=.@-]*$")] = Field(
+        default="mcpfleet/", description="Prefix of Secrets Manager names: `<prefix><env>/<key>`."
+    )
+
+
+class Monitoring(Model):
+    """kube-prometheus-stack: Prometheus, Alertmanager, Grafana."""
+
+    retention: Annotated[str, StringConstraints(pattern=r"^[0-9]+(h|d|w)$")] = Field(
+        default="15d", description="How long Prometheus keeps samples."
+    )
+    storage_size: Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]*(Gi|Ti)$")] | None = Field(
+        default=None, description="Persistent volume per Prometheus replica; none keeps data on the node."
+    )
+    prometheus_replicas: int = Field(default=1, ge=1, le=5, description="Prometheus replicas.")
+
+
+class Gateway(Model):
+    """The HAProxy gateway in front of every server."""
+
+    replicas: int = Field(default=1, ge=1, le=50, description="Gateway replicas at rest.")
+    max_replicas: int = Field(default=2, ge=1, le=100, description="Most replicas the autoscaler adds.")
+    tls: Literal["cert-manager", "acm", "self-signed"] = Field(
+        default="cert-manager",
+        description=(
+            "`cert-manager`: a Certificate from `clusterIssuer`; `acm`: TLS ends at the NLB;"
+            " `self-signed`: a self-signed cert-manager issuer (local only)."
+        ),
+    )
+    cluster_issuer: str | None = Field(
+        default=None, description="cert-manager ClusterIssuer name (with `tls: cert-manager`)."
+    )
+    acm_certificate_arn: str | None = Field(
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[0-9a-f-]+$",
+        description="ACM certificate for the NLB listener (with `tls: acm`).",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Gateway:
+        if self.max_replicas < self.replicas:
+            raise ValueError("maxReplicas is below replicas")
+        if self.tls == "acm" and self.acm_certificate_arn is None:
+            raise ValueError("tls acm needs acmCertificateArn")
+        if self.tls == "cert-manager" and self.cluster_issuer is None:
+            raise ValueError("tls cert-manager needs clusterIssuer")
+        return self
+
+
 class Environment(Model):
     """One environment's settings. prod is the strictest."""
 
@@ -142,6 +209,10 @@ class Environment(Model):
             " `strict`: pods must spread across zones and hosts."
         )
     )
+    mesh: Mesh = Field(default_factory=Mesh, description="Service mesh.")
+    secrets: Secrets = Field(default_factory=Secrets, description="Secret delivery.")
+    monitoring: Monitoring = Field(default_factory=Monitoring, description="Metrics, alerts, dashboards.")
+    gateway: Gateway = Field(description="The gateway in front of the servers.")
     servers: list[Annotated[str, StringConstraints(pattern=r"^(\*|[a-z]([-a-z0-9]*[a-z0-9])?)$")]] = Field(
         default_factory=lambda: ["*"],
         description="Servers to deploy among those the catalog enables here; `*` for all of them.",
