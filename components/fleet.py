@@ -1,4 +1,4 @@
-"""Fleet: the root component of an environment, holding its namespaces and one McpServer per server."""
+"""Fleet: the root component of an environment, holding its platform and one McpServer per server."""
 
 from __future__ import annotations
 
@@ -6,33 +6,50 @@ from collections.abc import Sequence
 
 import pulumi
 
+from components.gateway import Gateway
+from components.mesh import Mesh
 from components.namespaces import ServerNamespaces
-from components.server import McpServer
+from components.secrets import Secrets
+from components.server import McpServer, ServerPlatform
 from mcpfleet.fleet import Fleet as FleetModel
 from mcpfleet.fleet import FleetServer
 
 
 class Fleet(pulumi.ComponentResource):
-    """Every server of one environment, on the given Kubernetes provider."""
+    """Every server of one environment, and the platform they run on, on the given Kubernetes provider."""
 
     def __init__(
         self,
         name: str,
         fleet: FleetModel,
         kubernetes: pulumi.ProviderResource,
+        platform: ServerPlatform,
         workloads: Sequence[FleetServer] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """workloads: the servers to create McpServer components for (default: all of the fleet's)."""
         super().__init__("mcpfleet:index:Fleet", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, providers={"kubernetes": kubernetes})
+        settings = fleet.settings
+        mesh = Mesh("mesh", settings, child)
+        secrets = Secrets("secrets", settings, child)
         namespaces = ServerNamespaces("namespaces", fleet.namespaces, child).resources
+        # Its PeerAuthentication needs Istio's CRDs.
+        self.gateway = Gateway(
+            "gateway",
+            fleet,
+            pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[mesh])),
+            server_namespaces=namespaces,
+        )
         self.servers = {
             server.name: McpServer(
                 server,
-                fleet.settings,
+                settings,
+                platform,
                 pulumi.ResourceOptions.merge(
-                    child, pulumi.ResourceOptions(depends_on=[namespaces[server.namespace]])
+                    child,
+                    # Their custom resources need the charts' CRDs and webhooks first.
+                    pulumi.ResourceOptions(depends_on=[namespaces[server.namespace], mesh, secrets]),
                 ),
             )
             for server in (fleet.servers if workloads is None else workloads)

@@ -10,8 +10,12 @@ from pathlib import Path
 
 import pulumi
 
+from components.cluster.eks import EksCluster
 from components.cluster.existing import existing_cluster_provider
 from components.fleet import Fleet
+from components.manifests.secrets import LOCAL_SECRETS_CONFIG_KEY
+from components.secrets import check_store_keys
+from components.server import ServerPlatform
 from mcpfleet.catalog.loader import load_catalog
 from mcpfleet.errors import InvalidInput
 from mcpfleet.fleet import Fleet as FleetModel
@@ -43,22 +47,29 @@ def fleet_program() -> None:
         # RunError ends the program with the message alone: bad input is not a crash.
         raise pulumi.RunError(f"invalid input:\n{exc}") from None
 
+    config = pulumi.Config(PROJECT)
     cluster = fleet.settings.cluster
     if cluster.provider == "eks":
-        from components.cluster.eks import EksCluster
-
+        try:
+            check_store_keys(fleet.servers)
+        except ValueError as exc:
+            raise pulumi.RunError(f"invalid input:\n{exc}") from None
         eks = EksCluster(f"{PROJECT}-{fleet.environment}", cluster)
         kubernetes: pulumi.ProviderResource = eks.provider
+        platform = ServerPlatform(fleet.environment, cluster=eks)
         pulumi.export("clusterName", eks.cluster_name)
         pulumi.export("kubeconfig", eks.kubeconfig)
     else:
         kubernetes = existing_cluster_provider(f"{PROJECT}-{fleet.environment}", cluster)
+        # `pulumi config set --secret --path 'mcpfleet:secrets.<store key>'`: kept secret from here on.
+        values = config.get_secret_object(LOCAL_SECRETS_CONFIG_KEY.removeprefix(f"{PROJECT}:"))
+        platform = ServerPlatform(fleet.environment, local_secret_values=values)
 
     workloads = fleet.servers
-    shard = pulumi.Config(PROJECT).get(PLAN_SHARD_KEY)
+    shard = config.get(PLAN_SHARD_KEY)
     if shard:
         index, count = (int(part) for part in shard.split("/"))
         workloads = fleet.servers[index::count]
-    Fleet(PROJECT, fleet, kubernetes, workloads)
+    Fleet(PROJECT, fleet, kubernetes, platform, workloads)
     pulumi.export("environment", fleet.environment)
     pulumi.export("servers", [server.name for server in fleet.servers])

@@ -1,9 +1,13 @@
-"""McpServer: one hardened workload per catalog server."""
+"""McpServer: everything about one catalog server, from its workload to its mesh, secrets and alerts."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import pulumi
 
+from components.cluster.eks import EksCluster
 from components.kube import kubernetes_resource
 from components.manifests import K8sObject
 from components.manifests.network import network_policy
@@ -16,14 +20,27 @@ from components.manifests.workload import (
     settings_config_map,
     settings_name,
 )
+from components.mesh import server_mesh_resources
+from components.secrets import LocalValues, server_secret_resources
 from mcpfleet.fleet import FleetServer
 from mcpfleet.stacks.models import Environment
 
 
-def server_objects(server: FleetServer, settings: Environment) -> dict[str, K8sObject]:
-    """The server's Kubernetes objects by Pulumi resource name (unique across the fleet)."""
+@dataclass(frozen=True)
+class ServerPlatform:
+    """What a server's resources need from the environment's platform."""
+
+    environment: str
+    cluster: EksCluster | None = None
+    local_secret_values: LocalValues | None = None
+
+
+def server_objects(
+    server: FleetServer, settings: Environment, service_account_annotations: dict[str, Any] | None = None
+) -> dict[str, K8sObject]:
+    """The server's workload objects by Pulumi resource name (unique across the fleet)."""
     objects = {
-        server.name: service_account(server),
+        server.name: service_account(server, service_account_annotations),
         settings_name(server): settings_config_map(server),
         f"{server.name}-deployment": deployment(server, settings),
         f"{server.name}-service": service(server),
@@ -37,22 +54,33 @@ def server_objects(server: FleetServer, settings: Environment) -> dict[str, K8sO
 
 
 class McpServer(pulumi.ComponentResource):
-    """One MCP server's workload: ServiceAccount, ConfigMap, Deployment, Service, HPA, PDB, NetworkPolicy."""
+    """One MCP server: its workload, its secrets, its mesh authorization and its monitoring.
+
+    Everything per server lives here, so the offline plan can split servers across processes.
+    """
 
     def __init__(
         self,
         server: FleetServer,
         settings: Environment,
+        platform: ServerPlatform,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("mcpfleet:index:McpServer", server.name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        for resource_name, obj in server_objects(server, settings).items():
-            resource_opts = child
+        secrets = server_secret_resources(
+            server, settings, platform.environment, platform.cluster, platform.local_secret_values, self
+        )
+        for resource_name, obj in server_objects(
+            server, settings, secrets.service_account_annotations
+        ).items():
+            resource_opts = pulumi.ResourceOptions(parent=self)
             if obj["kind"] == "Deployment":
-                # After creation the autoscaler owns the replica count; do not fight it on every `up`.
-                resource_opts = pulumi.ResourceOptions(parent=self, ignore_changes=["spec.replicas"])
+                # Start once the Secret it reads exists; after creation the autoscaler owns the count.
+                resource_opts = pulumi.ResourceOptions(
+                    parent=self, depends_on=secrets.resources, ignore_changes=["spec.replicas"]
+                )
             kubernetes_resource(resource_name, obj, resource_opts)
+        server_mesh_resources(server, settings, parent=self)
         self.namespace = server.namespace
         self.service_host = f"{server.name}.{server.namespace}.svc.cluster.local"
         self.register_outputs({"namespace": self.namespace, "serviceHost": self.service_host})

@@ -291,7 +291,9 @@ class EksCluster(pulumi.ComponentResource):
 
         # Every AWS child goes through this provider, so the stack settings' region wins over the ambient
         # AWS_REGION / `aws:region` config of whoever runs the deployment.
-        self.aws_provider = aws.Provider(f"{name}-aws", region=spec.region, opts=pulumi.ResourceOptions(parent=self))
+        self.aws_provider = aws.Provider(
+            f"{name}-aws", region=spec.region, opts=pulumi.ResourceOptions(parent=self)
+        )
 
         vpc_id, private_subnets, public_subnets = self._network(name, cluster_name, spec)
         cluster_role = aws.iam.Role(
@@ -459,7 +461,9 @@ class EksCluster(pulumi.ComponentResource):
         )
 
     def _opts(self, depends_on: Sequence[pulumi.Resource] = ()) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions(parent=self, provider=self.aws_provider, depends_on=list(depends_on) or None)
+        return pulumi.ResourceOptions(
+            parent=self, provider=self.aws_provider, depends_on=list(depends_on) or None
+        )
 
     def _network(
         self, name: str, cluster_name: str, spec: EksSpec

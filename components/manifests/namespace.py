@@ -1,9 +1,10 @@
-"""Server namespaces: Pod Security `restricted` enforced, and deny-all traffic unless a policy opens it."""
+"""Server namespaces: Pod Security `restricted`, in the ambient mesh, deny-all unless a policy opens it."""
 
 from __future__ import annotations
 
 from components.manifests import K8sObject
 from components.manifests.labels import PART_OF, TEAM_LABEL
+from components.manifests.mesh import AMBIENT_LABELS
 
 POD_SECURITY_LEVEL = "restricted"
 
@@ -13,6 +14,8 @@ def namespace(name: str, team: str) -> K8sObject:
         "app.kubernetes.io/part-of": PART_OF,
         "app.kubernetes.io/managed-by": "pulumi",
         TEAM_LABEL: team,
+        # Every pod here joins the ambient mesh: STRICT mTLS and the servers' AuthorizationPolicies apply.
+        **AMBIENT_LABELS,
     }
     for mode in ("enforce", "audit", "warn"):
         labels[f"pod-security.kubernetes.io/{mode}"] = POD_SECURITY_LEVEL

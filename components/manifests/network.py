@@ -1,4 +1,6 @@
-"""Per-server NetworkPolicy: in from the gateway and the scraper only; out to DNS and declared egress."""
+"""Per-server NetworkPolicy: in from the gateway and the scraper (through the mesh) and kubelet probes only;
+out to DNS and declared egress.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from components.manifests.labels import (
     selector_labels,
     server_labels,
 )
+from components.manifests.mesh import HBONE_PORT, KUBELET_PROBE_SOURCE
 from components.manifests.workload import PORT_NAME
 from mcpfleet.fleet import FleetServer
 from mcpfleet.stacks.models import Environment
@@ -19,7 +22,8 @@ NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 # A hostname cannot be matched by a NetworkPolicy, only its port: such egress is allowed to public
 # addresses on the declared ports, never to the cluster, private networks or the cloud metadata API.
-# The mesh narrows it to the declared host.
+# The mesh registers the host (a ServiceEntry) but its ambient data plane does not narrow by host: see
+# components/manifests/mesh.py.
 NON_PUBLIC_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"]
 
 
@@ -59,13 +63,23 @@ def network_policy(server: FleetServer, settings: Environment) -> K8sObject:
             "podSelector": {"matchLabels": selector_labels(server)},
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [
+                # The ambient mesh carries the gateway's and Prometheus's connections as mTLS tunnels to
+                # HBONE_PORT, never to the server's own port: a NetworkPolicy is enforced on the node,
+                # before ztunnel unwraps the tunnel inside the pod. Plaintext to the server port would be
+                # refused by STRICT mTLS anyway, so it is not opened.
                 {
                     "from": [
                         _peer(settings.gateway_namespace, GATEWAY_POD_LABELS),
                         _peer(settings.monitoring_namespace, PROMETHEUS_POD_LABELS),
                     ],
+                    "ports": [{"protocol": "TCP", "port": HBONE_PORT}],
+                },
+                # Kubelet probes arrive SNAT'ed from the mesh's link-local probe address; only the node
+                # can send from it, and only to the probed port.
+                {
+                    "from": [{"ipBlock": {"cidr": KUBELET_PROBE_SOURCE}}],
                     "ports": [{"protocol": "TCP", "port": PORT_NAME}],
-                }
+                },
             ],
             "egress": egress,
         },

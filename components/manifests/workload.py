@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
+from typing import Any
 
 from components.manifests import K8sObject
 from components.manifests.labels import selector_labels, server_labels
@@ -36,11 +37,15 @@ def _metadata(server: FleetServer, name: str | None = None) -> K8sObject:
     return {"name": name or server.name, "namespace": server.namespace, "labels": server_labels(server)}
 
 
-def service_account(server: FleetServer) -> K8sObject:
+def service_account(server: FleetServer, annotations: dict[str, Any] | None = None) -> K8sObject:
+    """annotations: e.g. the IAM role the server's identity assumes (a Pulumi output in the cloud)."""
+    metadata = _metadata(server)
+    if annotations:
+        metadata["annotations"] = annotations
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
-        "metadata": _metadata(server),
+        "metadata": metadata,
         # MCP servers never call the Kubernetes API; a mounted token would only be something to steal.
         "automountServiceAccountToken": False,
     }

@@ -19,7 +19,7 @@ from mcpfleet.model import EnvName
 from mcpfleet.outputs import replace_directory
 from mcpfleet.plan.engine import DuplicateResource, Registration, run_program
 from mcpfleet.plan.render import is_manifest, manifest_files, render_manifests, render_resources
-from mcpfleet.stacks.loader import load_stack_config, stack_file
+from mcpfleet.stacks.loader import SECRETS_KEY, load_stack_config, stack_file
 
 # The Pulumi SDK spends ~4 ms of pure Python per resource; large fleets split their per-server
 # components across processes (one per core). Helpers are spawned, never forked: a fork copies the
@@ -44,7 +44,8 @@ def load_inputs(env: EnvName, catalog_dir: Path, stacks_dir: Path) -> tuple[dict
     """Validate everything a plan reads; raises InvalidInput naming each bad file and field."""
     config, settings = load_stack_config(stacks_dir, env)
     catalog = load_catalog(catalog_dir)
-    return config, resolve_fleet(catalog, env, settings, display_path(stack_file(stacks_dir, env)))
+    fleet = resolve_fleet(catalog, env, settings, display_path(stack_file(stacks_dir, env)))
+    return _offline_secrets(config, fleet), fleet
 
 
 def plan(
@@ -90,6 +91,19 @@ def plan(
 def _process_count(catalog_dir: Path) -> int:
     servers = sum(1 for _ in (catalog_dir / "servers").glob("*.yaml"))
     return min(os.cpu_count() or 1, MAX_PROCESSES) if servers >= PARALLEL_FROM else 1
+
+
+def _offline_secrets(config: dict[str, Any], fleet: Fleet) -> dict[str, Any]:
+    """Secret values never reach the offline plan: stand in one per reference, masked like any secret.
+
+    The stack file holds them encrypted (`secure:`), which only the Pulumi CLI can open; the plan shows
+    where each goes and that it stays a secret (every output prints it as "[secret]").
+    """
+    if fleet.settings.cluster.provider != "existing":
+        return config
+    keys = sorted({ref.key for server in fleet.servers for ref in server.spec.secrets})
+    stand_ins = {key: f"offline plan: value of {key} not read" for key in keys}
+    return {**config, SECRETS_KEY: stand_ins}
 
 
 def _run_shard(

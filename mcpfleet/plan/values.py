@@ -19,7 +19,10 @@ def normalize(value: Any) -> Any:
     """Secrets masked, unknowns named, 3.0 back to 3 (the engine sends every number as a float)."""
     if isinstance(value, dict):
         if rpc.is_rpc_secret(value):
-            return SECRET
+            # A secret map keeps its keys (names, like a Secret's env var names) and loses its values,
+            # so a rendered Secret stays a valid manifest.
+            inner = value.get("value")
+            return dict.fromkeys(sorted(inner), SECRET) if isinstance(inner, dict) else SECRET
         keys = [k for k in _FIRST_KEYS if k in value] + sorted(k for k in value if k not in _FIRST_KEYS)
         return {key: normalize(value[key]) for key in keys}
     if isinstance(value, list):

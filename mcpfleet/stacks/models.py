@@ -123,7 +123,7 @@ class Mesh(Model):
 
 
 class Secrets(Model):
-    """Secret delivery. Cloud: AWS Secrets Manager synced by External Secrets; local: Pulumi config secrets."""
+    """Secret delivery. Cloud: Secrets Manager synced by External Secrets; local: Pulumi config secrets."""
 
     refresh_interval: Annotated[str, StringConstraints(pattern=r"^[0-9]+(s|m|h)$")] = Field(
         default="1h", description="How often External Secrets re-reads the store (picks up rotations)."

@@ -109,11 +109,17 @@ def test_network_policy_admits_gateway_and_scraper_and_declared_egress_only() ->
     server, settings = fleet_server("search")
     spec = network_policy(server, settings)["spec"]
     assert spec["policyTypes"] == ["Ingress", "Egress"]
-    [ingress] = spec["ingress"]
+    # Callers come through the ambient mesh (HBONE on 15008); kubelet probes from its link-local address.
+    callers, probes = spec["ingress"]
     sources = {
-        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in ingress["from"]
+        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in callers["from"]
     }
     assert sources == {settings.gateway_namespace, settings.monitoring_namespace}
+    assert callers["ports"] == [{"protocol": "TCP", "port": 15008}]
+    assert probes == {
+        "from": [{"ipBlock": {"cidr": "169.254.7.127/32"}}],
+        "ports": [{"protocol": "TCP", "port": "mcp"}],
+    }
     dns, by_host, by_cidr = spec["egress"]
     assert {p["port"] for p in dns["ports"]} == {53}
     assert by_host["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": NON_PUBLIC_RANGES}}]
@@ -128,6 +134,7 @@ def test_namespace_enforces_restricted_pod_security_and_default_deny() -> None:
     labels = namespace("mcp-search", "search")["metadata"]["labels"]
     for mode in ("enforce", "audit", "warn"):
         assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+    assert labels["istio.io/dataplane-mode"] == "ambient"
     assert default_deny("mcp-search")["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
 
 

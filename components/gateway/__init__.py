@@ -1,0 +1,67 @@
+"""Gateway: HAProxy in front of every MCP server of the fleet, one public route per server."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pulumi
+
+from components.gateway.config import render_haproxy_config
+from components.kube import kubernetes_resource
+from components.manifests.gateway import (
+    NAMESPACE_RESOURCE,
+    SELF_SIGNED_ISSUER_RESOURCE,
+    gateway_objects,
+)
+from mcpfleet.fleet import Fleet
+
+TYPE_TOKEN = "mcpfleet:index:Gateway"
+
+
+class Gateway(pulumi.ComponentResource):
+    """The gateway's namespace, HAProxy Deployment, load balancer, autoscaler, policies and certificate.
+
+    Assumes the cluster already runs cert-manager (for `tls: cert-manager` and `self-signed`), Istio with
+    its CRDs (the gateway's PeerAuthentication), and on EKS the AWS Load Balancer Controller: this
+    component installs none of them. A per-server headless Service in each server's namespace lets HAProxy
+    see every replica; pass `server_namespaces` (namespace name -> its resource) so those wait for their
+    namespace.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        fleet: Fleet,
+        opts: pulumi.ResourceOptions | None = None,
+        *,
+        server_namespaces: Mapping[str, pulumi.Resource] | None = None,
+    ) -> None:
+        super().__init__(TYPE_TOKEN, name, None, opts)
+        # The exact haproxy.cfg the pods run: what `haproxy -c` and the end-to-end tests check.
+        self.config_text = render_haproxy_config(fleet)
+        objects = gateway_objects(fleet, self.config_text)
+        child = pulumi.ResourceOptions(parent=self)
+        first = [kubernetes_resource(NAMESPACE_RESOURCE, objects.pop(NAMESPACE_RESOURCE), child)]
+        issuer = objects.pop(SELF_SIGNED_ISSUER_RESOURCE, None)
+        if issuer is not None:
+            # Cluster-scoped; the Certificate asks it for the certificate.
+            first.append(kubernetes_resource(SELF_SIGNED_ISSUER_RESOURCE, issuer, child))
+        after_namespace = pulumi.ResourceOptions(parent=self, depends_on=first)
+        for resource_name, obj in objects.items():
+            resource_opts = after_namespace
+            server_namespace = obj["metadata"].get("namespace")
+            if server_namespace != fleet.settings.gateway_namespace:
+                # A server's endpoints Service: it lives in the server's namespace.
+                waits_for = (server_namespaces or {}).get(server_namespace)
+                resource_opts = pulumi.ResourceOptions(
+                    parent=self, depends_on=[waits_for] if waits_for is not None else []
+                )
+            elif obj["kind"] == "Deployment":
+                # After creation the autoscaler owns the replica count; do not fight it on every `up`.
+                resource_opts = pulumi.ResourceOptions.merge(
+                    after_namespace, pulumi.ResourceOptions(ignore_changes=["spec.replicas"])
+                )
+            kubernetes_resource(resource_name, obj, resource_opts)
+        self.namespace = fleet.settings.gateway_namespace
+        self.host = fleet.settings.domain
+        self.register_outputs({"namespace": self.namespace, "host": self.host})

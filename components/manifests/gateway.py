@@ -1,0 +1,567 @@
+"""The gateway's Kubernetes objects: a hardened HAProxy Deployment in its own namespace, before the fleet.
+
+Pure builders, no Pulumi. The HAProxy configuration itself comes from `components.gateway.config`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+
+from components.manifests import K8sObject
+from components.manifests.labels import (
+    GATEWAY_NAME,
+    GATEWAY_POD_LABELS,
+    GATEWAY_SERVICE_ACCOUNT,
+    PART_OF,
+    PROMETHEUS_POD_LABELS,
+    selector_labels,
+    server_labels,
+)
+from components.manifests.namespace import namespace
+from components.manifests.network import NAMESPACE_NAME_LABEL
+from components.manifests.workload import HOST_KEY, ZONE_KEY
+from mcpfleet.fleet import Fleet, FleetServer
+from mcpfleet.stacks.models import Environment
+
+# docker.io/library/haproxy, the Docker official image. 2.6.18 is the newest 2.6 patch whose image source
+# we could confirm: docker-library/haproxy `2.6/Dockerfile` at af88bbc9 (bookworm-slim, HAProxy 2.6.18)
+# and `versions.json` at 027eb3e2; its generate-stackbrew-library.sh tags each build with the full version.
+HAPROXY_VERSION = "2.6.18"
+IMAGE = f"docker.io/library/haproxy:{HAPROXY_VERSION}"
+# The image's Dockerfile creates user and group `haproxy` with uid/gid 99 and runs as that user.
+HAPROXY_UID = 99
+
+# Ports inside the pod. All above 1024: the non-root process binds them without NET_BIND_SERVICE.
+TLS_PORT = 8443  # HAProxy terminates TLS (cert-manager, self-signed)
+PLAIN_PORT = 8080  # the NLB terminates TLS (acm) and forwards plain HTTP
+METRICS_PORT = 8405  # Prometheus exporter and the probes' /healthz: never on the load balancer
+PUBLIC_PORT = 443
+HEALTH_PATH = "/healthz"
+METRICS_PATH = "/metrics"
+# Istio ambient: pods talk to each other through ztunnel's HBONE tunnel on this port, so the
+# NetworkPolicies must open it next to the application ports.
+HBONE_PORT = 15008
+# Istio ambient rewrites the source of kubelet probes to this link-local address (istio-cni
+# `HostProbeSNATAddress`); a NetworkPolicy that limits ingress must let it reach the probe port.
+AMBIENT_PROBE_SOURCE = "169.254.7.127/32"
+
+CONFIG_MAP_NAME = f"{GATEWAY_NAME}-config"
+CONFIG_KEY = "haproxy.cfg"
+# The image's CMD reads /usr/local/etc/haproxy/haproxy.cfg.
+CONFIG_DIR = "/usr/local/etc/haproxy"
+CONFIG_PATH = f"{CONFIG_DIR}/{CONFIG_KEY}"
+CERT_SECRET_NAME = f"{GATEWAY_NAME}-tls"
+CERTIFICATE_NAME = f"{GATEWAY_NAME}-tls"
+SELF_SIGNED_ISSUER = "selfsigned"
+CERT_DIR = "/etc/haproxy/certs"
+# cert-manager writes tls.crt and tls.key. HAProxy 2.6 loads a key kept apart from its certificate
+# from `<crt path>.key` (`ssl-load-extra-files key`), so the Secret's key is projected under that name:
+# no init container has to concatenate a PEM.
+CERT_FILE = "tls.crt"
+KEY_FILE = f"{CERT_FILE}.key"
+METRICS_SERVICE_NAME = f"{GATEWAY_NAME}-metrics"
+CONFIG_HASH_ANNOTATION = "mcpfleet.io/config-sha256"
+# Kubernetes refuses ConfigMaps whose data exceeds 1 MiB.
+CONFIG_MAP_LIMIT_BYTES = 1024 * 1024
+GATEWAY_TEAM = "platform"  # the platform team runs the gateway
+AMBIENT_LABEL = "istio.io/dataplane-mode"
+CLUSTER_DOMAIN = "cluster.local"
+ENDPOINTS_SUFFIX = "-gateway"
+
+TARGET_CPU_UTILIZATION = 70
+TMP_SIZE = "16Mi"
+# After preStop the runtime sends the image's STOPSIGNAL, SIGUSR1: a soft stop. HAProxy stops accepting
+# and lets streams finish; `hard-stop-after` in the config ends the wait within this grace period.
+TERMINATION_GRACE_SECONDS = 60
+# Time for the load balancer to deregister the pod before it stops accepting connections.
+PRE_STOP_SLEEP_SECONDS = 10
+# One core (the config runs one thread); memory for maxconn connections with their buffers.
+CPU_REQUEST, CPU_LIMIT = "250m", "1"
+MEMORY_REQUEST, MEMORY_LIMIT = "256Mi", "512Mi"
+
+# AWS Load Balancer Controller annotations (kubernetes-sigs/aws-load-balancer-controller,
+# docs/guide/service/annotations.md).
+AWS_LB = "service.beta.kubernetes.io/aws-load-balancer-"
+NLB_ANNOTATIONS = {
+    f"{AWS_LB}type": "external",
+    f"{AWS_LB}nlb-target-type": "ip",
+    f"{AWS_LB}scheme": "internet-facing",
+    # Source-IP affinity: a legacy client's requests keep reaching the gateway replica whose stick
+    # table knows its mcp-session-id (the tables are per replica).
+    f"{AWS_LB}target-group-attributes": "stickiness.enabled=true,stickiness.type=source_ip",
+}
+NLB_TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+
+
+def terminates_tls(settings: Environment) -> bool:
+    """HAProxy holds the certificate unless the NLB terminates TLS with an ACM certificate."""
+    return settings.gateway.tls != "acm"
+
+
+def serving_port(settings: Environment) -> int:
+    return TLS_PORT if terminates_tls(settings) else PLAIN_PORT
+
+
+def endpoints_service_name(server: FleetServer) -> str:
+    """The headless Service through which the gateway resolves every ready pod of server."""
+    return f"{server.name}{ENDPOINTS_SUFFIX}"
+
+
+def endpoints_host(server: FleetServer) -> str:
+    return f"{endpoints_service_name(server)}.{server.namespace}.svc.{CLUSTER_DOMAIN}"
+
+
+def config_hash(config_text: str) -> str:
+    """Changes with the configuration, so the Deployment rolls to load it (HAProxy reads it at start)."""
+    return hashlib.sha256(config_text.encode()).hexdigest()
+
+
+def selector() -> dict[str, str]:
+    """Stable: a Deployment cannot change its selector. Contains GATEWAY_POD_LABELS, which servers admit."""
+    return {**GATEWAY_POD_LABELS, "app.kubernetes.io/instance": GATEWAY_NAME}
+
+
+def gateway_labels() -> dict[str, str]:
+    return {
+        **selector(),
+        "app.kubernetes.io/component": "gateway",
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": "pulumi",
+        "app.kubernetes.io/version": HAPROXY_VERSION,
+    }
+
+
+def _metadata(settings: Environment, name: str = GATEWAY_NAME) -> K8sObject:
+    return {"name": name, "namespace": settings.gateway_namespace, "labels": gateway_labels()}
+
+
+def gateway_namespace(settings: Environment) -> K8sObject:
+    obj = namespace(settings.gateway_namespace, GATEWAY_TEAM)
+    # Ambient enrolment: the gateway reaches the servers over the mesh's mutual TLS (servers are STRICT).
+    obj["metadata"]["labels"][AMBIENT_LABEL] = "ambient"
+    return obj
+
+
+def service_account(settings: Environment) -> K8sObject:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _metadata(settings, GATEWAY_SERVICE_ACCOUNT),
+        # HAProxy never calls the Kubernetes API: it finds pods through DNS.
+        "automountServiceAccountToken": False,
+    }
+
+
+def config_map(settings: Environment, config_text: str) -> K8sObject:
+    size = len(config_text.encode())
+    if size > CONFIG_MAP_LIMIT_BYTES:
+        raise ValueError(
+            f"the gateway configuration is {size} bytes, over the {CONFIG_MAP_LIMIT_BYTES} bytes a ConfigMap"
+            " may hold"
+        )
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(settings, CONFIG_MAP_NAME),
+        "data": {CONFIG_KEY: config_text},
+    }
+
+
+def _http_probe(period: int, failures: int) -> K8sObject:
+    return {
+        "httpGet": {"path": HEALTH_PATH, "port": "metrics"},
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "failureThreshold": failures,
+    }
+
+
+def _container(settings: Environment) -> K8sObject:
+    mounts = [
+        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    if terminates_tls(settings):
+        mounts.append({"name": "certs", "mountPath": CERT_DIR, "readOnly": True})
+    return {
+        "name": "haproxy",
+        "image": IMAGE,
+        "imagePullPolicy": "IfNotPresent",
+        # HAProxy itself rather than the image entrypoint script: master-worker (-W), in the foreground (-db).
+        "command": ["haproxy"],
+        "args": ["-W", "-db", "-f", CONFIG_PATH],
+        "ports": [
+            {"name": "mcp", "containerPort": serving_port(settings), "protocol": "TCP"},
+            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+        ],
+        "resources": {
+            "requests": {"cpu": CPU_REQUEST, "memory": MEMORY_REQUEST},
+            "limits": {"cpu": CPU_LIMIT, "memory": MEMORY_LIMIT},
+        },
+        "livenessProbe": _http_probe(10, 3),
+        "readinessProbe": _http_probe(5, 2),
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": HAPROXY_UID,
+            "runAsGroup": HAPROXY_UID,
+            "privileged": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": mounts,
+    }
+
+
+def _volumes(settings: Environment) -> list[K8sObject]:
+    volumes: list[K8sObject] = [
+        {
+            "name": "config",
+            "configMap": {"name": CONFIG_MAP_NAME, "items": [{"key": CONFIG_KEY, "path": CONFIG_KEY}]},
+        },
+        {"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE}},
+    ]
+    if terminates_tls(settings):
+        volumes.append(
+            {
+                "name": "certs",
+                "secret": {
+                    "secretName": CERT_SECRET_NAME,
+                    "items": [{"key": "tls.crt", "path": CERT_FILE}, {"key": "tls.key", "path": KEY_FILE}],
+                    # Owner root, group fsGroup (haproxy): readable by HAProxy and nobody else.
+                    "defaultMode": 0o440,
+                },
+            }
+        )
+    return volumes
+
+
+def _spread(settings: Environment) -> list[K8sObject]:
+    zone_rule = "DoNotSchedule" if settings.strictness == "strict" else "ScheduleAnyway"
+    return [
+        {
+            "maxSkew": 1,
+            "topologyKey": key,
+            "whenUnsatisfiable": rule,
+            "labelSelector": {"matchLabels": selector()},
+            "matchLabelKeys": ["pod-template-hash"],
+        }
+        for key, rule in ((ZONE_KEY, zone_rule), (HOST_KEY, "ScheduleAnyway"))
+    ]
+
+
+def deployment(settings: Environment, config_text: str) -> K8sObject:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(settings),
+        "spec": {
+            # The autoscaler owns the count afterwards (the component ignores later changes to it).
+            "replicas": settings.gateway.replicas,
+            "revisionHistoryLimit": 5,
+            "selector": {"matchLabels": selector()},
+            # Surge first: every client stream runs through a gateway pod, keep the running count.
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                "metadata": {
+                    "labels": gateway_labels(),
+                    "annotations": {CONFIG_HASH_ANNOTATION: config_hash(config_text)},
+                },
+                "spec": {
+                    "serviceAccountName": GATEWAY_SERVICE_ACCOUNT,
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": HAPROXY_UID,
+                        "runAsGroup": HAPROXY_UID,
+                        "fsGroup": HAPROXY_UID,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [_container(settings)],
+                    "volumes": _volumes(settings),
+                    "topologySpreadConstraints": _spread(settings),
+                },
+            },
+        },
+    }
+
+
+def load_balancer_annotations(settings: Environment) -> dict[str, str]:
+    """AWS NLB through the AWS Load Balancer Controller on EKS; none elsewhere.
+
+    kind has no load balancer of its own: run cloud-provider-kind or MetalLB to give the Service an address.
+    """
+    if settings.cluster.provider != "eks":
+        return {}
+    annotations = dict(NLB_ANNOTATIONS)
+    if not terminates_tls(settings):
+        annotations[f"{AWS_LB}ssl-cert"] = str(settings.gateway.acm_certificate_arn)
+        annotations[f"{AWS_LB}ssl-ports"] = str(PUBLIC_PORT)
+        annotations[f"{AWS_LB}ssl-negotiation-policy"] = NLB_TLS_POLICY
+    return annotations
+
+
+def service(settings: Environment) -> K8sObject:
+    metadata = _metadata(settings)
+    annotations = load_balancer_annotations(settings)
+    if annotations:
+        metadata["annotations"] = annotations
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata,
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": selector(),
+            "ports": [{"name": "https", "port": PUBLIC_PORT, "targetPort": "mcp", "protocol": "TCP"}],
+        },
+    }
+
+
+def metrics_service(settings: Environment) -> K8sObject:
+    """Cluster-internal only: metrics stay off the load balancer."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(settings, METRICS_SERVICE_NAME),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector(),
+            "ports": [
+                {
+                    "name": "metrics",
+                    "port": METRICS_PORT,
+                    "targetPort": "metrics",
+                    "protocol": "TCP",
+                    "appProtocol": "http",
+                }
+            ],
+        },
+    }
+
+
+def autoscaler(settings: Environment) -> K8sObject:
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _metadata(settings),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": GATEWAY_NAME},
+            "minReplicas": settings.gateway.replicas,
+            "maxReplicas": settings.gateway.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": TARGET_CPU_UTILIZATION},
+                    },
+                }
+            ],
+            # Scale in slowly: removing a replica cuts the streams it carries.
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
+        },
+    }
+
+
+def disruption_budget(settings: Environment) -> K8sObject | None:
+    """Only with more than one replica: a budget on a single pod would block node drains forever."""
+    if settings.gateway.replicas < 2:
+        return None
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(settings),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector()}},
+    }
+
+
+def _tcp(*ports: int) -> list[K8sObject]:
+    return [{"protocol": "TCP", "port": port} for port in ports]
+
+
+def network_policy(fleet: Fleet) -> K8sObject:
+    """In: the serving port from anywhere, metrics from Prometheus only. Out: DNS and the servers' pods."""
+    settings = fleet.settings
+    prometheus = {
+        "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: settings.monitoring_namespace}},
+        "podSelector": {"matchLabels": dict(PROMETHEUS_POD_LABELS)},
+    }
+    dns = {
+        "to": [
+            {
+                "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: "kube-system"}},
+                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+            }
+        ],
+        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+    }
+    # One rule per server namespace: its servers' pods, on their ports (and the mesh tunnel's).
+    by_namespace: dict[str, list[FleetServer]] = defaultdict(list)
+    for server in fleet.servers:
+        by_namespace[server.namespace].append(server)
+    egress: list[K8sObject] = [dns]
+    for ns, servers in sorted(by_namespace.items()):
+        names = sorted(s.name for s in servers)
+        ports = sorted({s.spec.transport.port for s in servers} | {HBONE_PORT})
+        egress.append(
+            {
+                "to": [
+                    {
+                        "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: ns}},
+                        "podSelector": {
+                            "matchExpressions": [
+                                {"key": "app.kubernetes.io/name", "operator": "In", "values": names}
+                            ]
+                        },
+                    }
+                ],
+                "ports": _tcp(*ports),
+            }
+        )
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(settings),
+        "spec": {
+            "podSelector": {"matchLabels": selector()},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [
+                {"ports": _tcp(serving_port(settings))},
+                {"from": [prometheus], "ports": _tcp(METRICS_PORT, HBONE_PORT)},
+                {"from": [{"ipBlock": {"cidr": AMBIENT_PROBE_SOURCE}}], "ports": _tcp(METRICS_PORT)},
+            ],
+            "egress": egress,
+        },
+    }
+
+
+def peer_authentication(settings: Environment) -> K8sObject:
+    """The mesh is STRICT, but the serving port takes plain TCP from the load balancer, outside the mesh.
+
+    Prometheus scrapes through the mesh like it reaches the servers, and kubelet probes bypass ztunnel, so
+    the metrics port stays STRICT.
+    """
+    return {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "PeerAuthentication",
+        "metadata": _metadata(settings),
+        "spec": {
+            "selector": {"matchLabels": selector()},
+            "mtls": {"mode": "STRICT"},
+            # Ambient supports no DISABLE; PERMISSIVE accepts plaintext and mesh traffic alike.
+            "portLevelMtls": {str(serving_port(settings)): {"mode": "PERMISSIVE"}},
+        },
+    }
+
+
+def endpoints_service(server: FleetServer) -> K8sObject:
+    """Headless: DNS answers with every ready pod, so HAProxy can stick a session to one replica.
+
+    (Through the server's ClusterIP Service every request would be balanced anew by kube-proxy or the
+    mesh, and the stick table would pin nothing.)
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": endpoints_service_name(server),
+            "namespace": server.namespace,
+            "labels": {**server_labels(server), "app.kubernetes.io/component": "gateway-endpoints"},
+        },
+        "spec": {
+            "clusterIP": "None",
+            "selector": selector_labels(server),
+            "ports": [
+                {
+                    "name": "http-mcp",
+                    "port": server.spec.transport.port,
+                    "targetPort": "mcp",
+                    "protocol": "TCP",
+                    "appProtocol": "http",
+                }
+            ],
+        },
+    }
+
+
+def certificate(settings: Environment) -> K8sObject | None:
+    """cert-manager Certificate for the domain, into the Secret the pods mount; none if the NLB holds TLS."""
+    gateway = settings.gateway
+    if gateway.tls == "acm":
+        return None
+    issuer = SELF_SIGNED_ISSUER if gateway.tls == "self-signed" else str(gateway.cluster_issuer)
+    return {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Certificate",
+        "metadata": _metadata(settings, CERTIFICATE_NAME),
+        "spec": {
+            "secretName": CERT_SECRET_NAME,
+            "dnsNames": [settings.domain],
+            "issuerRef": {"name": issuer, "kind": "ClusterIssuer", "group": "cert-manager.io"},
+            "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+        },
+    }
+
+
+def self_signed_issuer() -> K8sObject:
+    return {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "ClusterIssuer",
+        "metadata": {
+            "name": SELF_SIGNED_ISSUER,
+            "labels": {"app.kubernetes.io/part-of": PART_OF, "app.kubernetes.io/managed-by": "pulumi"},
+        },
+        "spec": {"selfSigned": {}},
+    }
+
+
+def check_names(fleet: Fleet) -> None:
+    """Refuse fleets whose names would make two objects one."""
+    settings = fleet.settings
+    if settings.gateway_namespace in fleet.namespaces:
+        raise ValueError(f"the gateway namespace {settings.gateway_namespace!r} is also a server namespace")
+    services = {(s.namespace, s.name) for s in fleet.servers}
+    for server in fleet.servers:
+        if (server.namespace, endpoints_service_name(server)) in services:
+            raise ValueError(
+                f"server {endpoints_service_name(server)!r} has the name of the gateway's endpoints"
+                f" Service for {server.name!r} in namespace {server.namespace!r}"
+            )
+
+
+NAMESPACE_RESOURCE = "gateway-namespace"
+SELF_SIGNED_ISSUER_RESOURCE = "gateway-selfsigned-issuer"
+
+
+def gateway_objects(fleet: Fleet, config_text: str) -> dict[str, K8sObject]:
+    """The gateway's objects by Pulumi resource name; the namespace comes first."""
+    check_names(fleet)
+    settings = fleet.settings
+    objects: dict[str, K8sObject] = {
+        NAMESPACE_RESOURCE: gateway_namespace(settings),
+        "gateway-service-account": service_account(settings),
+        "gateway-config": config_map(settings, config_text),
+        "gateway-deployment": deployment(settings, config_text),
+        "gateway-service": service(settings),
+        "gateway-metrics-service": metrics_service(settings),
+        "gateway-autoscaler": autoscaler(settings),
+        "gateway-network-policy": network_policy(fleet),
+        "gateway-peer-authentication": peer_authentication(settings),
+    }
+    budget = disruption_budget(settings)
+    if budget is not None:
+        objects["gateway-disruption-budget"] = budget
+    if settings.gateway.tls == "self-signed":
+        objects[SELF_SIGNED_ISSUER_RESOURCE] = self_signed_issuer()
+    cert = certificate(settings)
+    if cert is not None:
+        objects["gateway-certificate"] = cert
+    for server in fleet.servers:
+        objects[f"gateway-endpoints-{server.name}"] = endpoints_service(server)
+    return objects

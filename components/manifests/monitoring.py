@@ -1,0 +1,369 @@
+"""What Prometheus scrapes and alerts on for each MCP server and the gateway, the kube-prometheus-stack
+settings and the Grafana dashboards, as plain objects for the Monitoring and McpServer components."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from components.manifests import K8sObject
+from components.manifests.labels import (
+    GATEWAY_POD_LABELS,
+    PART_OF,
+    PROMETHEUS_RELEASE,
+    selector_labels,
+    server_labels,
+)
+from components.manifests.mesh import AMBIENT_LABELS
+from components.manifests.workload import CONTAINER_NAME, PORT_NAME
+from mcpfleet.fleet import FleetServer
+from mcpfleet.stacks.models import Environment
+
+# Pinned to a published release: GitHub release `kube-prometheus-stack-91.2.1` of
+# prometheus-community/helm-charts (September 2026). The values below use keys of its values.yaml.
+CHART_NAME = "kube-prometheus-stack"
+CHART_VERSION = "91.2.1"
+CHART_REPOSITORY = "https://prometheus-community.github.io/helm-charts"
+
+OPERATOR_API_VERSION = "monitoring.coreos.com/v1"
+# The chart's Prometheus selects ServiceMonitors, PodMonitors and PrometheusRules by this label (its
+# `*SelectorNilUsesHelmValues` defaults), in every namespace (`*NamespaceSelector: {}`).
+RELEASE_LABELS = {"release": PROMETHEUS_RELEASE}
+SCRAPE_INTERVAL = "30s"
+METRICS_PATH = "/metrics"
+# workload.service names its one port so; a ServiceMonitor endpoint refers to the Service's port name.
+SERVICE_PORT_NAME = f"http-{PORT_NAME}"
+GATEWAY_METRICS_PORT = "metrics"
+GATEWAY_BACKEND_PREFIX = "server_"
+
+DASHBOARD_LABEL = "grafana_dashboard"
+DASHBOARD_LABEL_VALUE = "1"
+DASHBOARDS_DIR = Path(__file__).resolve().parents[2] / "dashboards" / "generated"
+# The dashboards' namespace variable: which namespaces hold MCP servers (a regular expression).
+NAMESPACE_VARIABLE = "namespace"
+# Grafana's admin credentials: a Secret the platform's secret sync fills (keys below), never a value here.
+GRAFANA_ADMIN_SECRET = "grafana-admin"
+GRAFANA_ADMIN_USER_KEY = "admin-user"
+GRAFANA_ADMIN_PASSWORD_KEY = "admin-password"
+
+RUNBOOKS = "docs/runbooks.md"
+
+ERROR_RATIO = 0.01
+RESPONSE_TIME_SECONDS = 1
+AUTH_FAILURES_PER_MINUTE = 10
+CPU_LIMIT_RATIO = 0.8
+MEMORY_LIMIT_RATIO = 0.85
+
+
+def gateway_backend(server_name: str) -> str:
+    """The gateway's HAProxy backend of a server: the `proxy` label of its metrics."""
+    return f"{GATEWAY_BACKEND_PREFIX}{server_name}"
+
+
+def pod_pattern(server_name: str) -> str:
+    """Pods of the server's Deployment (`<name>-<template hash>-<suffix>`), and no other server's."""
+    return f"{server_name}-[a-z0-9]+-[a-z0-9]+"
+
+
+def runbook_url(alert: str) -> str:
+    return f"{RUNBOOKS}#{alert.lower()}"
+
+
+# Where each alert's numbers come from (docs/runbooks.md explains them to on-call):
+# - Traffic (errors, response time, authentication failures) is measured at the gateway: MCP servers expose
+#   different metrics or none, the HAProxy gateway the same ones for every server. Its built-in exporter
+#   (HAProxy 2.6, addons/promex) labels backend metrics `proxy="server_<name>"`. Every name used here is in
+#   the output of a real HAProxy 2.6.12 (tests/monitoring/haproxy-2.6.12-metrics.txt).
+# - HAProxy 2.6 has no latency histogram. `haproxy_backend_response_time_average_seconds` is the mean time
+#   to the response headers over the last 1024 successful connections: the only latency signal, so the
+#   alert says "average" and never claims a percentile.
+# - HAProxy counts responses per status class only (`code="4xx"`), never per status. Authentication
+#   failures are the requests the gateway refuses with `http-request deny deny_status 401` inside the
+#   server's backend: `haproxy_backend_requests_denied_total` counts exactly the `deny` rules of that
+#   backend (an `http-request return` or a 401 from the server itself is not counted; measured on 2.6.12).
+#   The gateway must keep `deny` for authentication failures alone there.
+# - CPU and memory: cAdvisor usage against the limits kube-state-metrics reports, for the `server`
+#   container of the server's pods. Down: kube-state-metrics (no available replica) or the gateway's
+#   health checks (no healthy endpoint). Not `up`: servers need not serve /metrics, and a failing scrape
+#   is not an outage.
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alerting rule of a server."""
+
+    name: str
+    severity: str
+    expr: str
+    for_: str
+    summary: str
+    description: str
+
+
+def server_alerts(server: FleetServer, settings: Environment) -> list[Alert]:
+    name = server.name
+    gateway = f'namespace="{settings.gateway_namespace}",proxy="{gateway_backend(name)}"'
+    pods = f'namespace="{server.namespace}",pod=~"{pod_pattern(name)}",container="{CONTAINER_NAME}"'
+    requests = f"sum(rate(haproxy_backend_http_requests_total{{{gateway}}}[5m]))"
+    return [
+        Alert(
+            "McpServerDown",
+            "critical",
+            f'max(kube_deployment_status_replicas_available{{namespace="{server.namespace}",deployment="{name}"}})'
+            f" == 0\nor\nmax(haproxy_backend_active_servers{{{gateway}}}) == 0",
+            "2m",
+            f"MCP server {name} is down",
+            f"{name} has had no available replica, or the gateway has seen no healthy endpoint of it,"
+            " for 2 minutes: every call to it fails.",
+        ),
+        Alert(
+            "McpServerHighErrorRate",
+            "warning",
+            f'sum(rate(haproxy_backend_http_responses_total{{{gateway},code="5xx"}}[5m]))\n/\n{requests}\n'
+            f"> {ERROR_RATIO}",
+            "5m",
+            f"MCP server {name} answers more than {ERROR_RATIO:.0%} of requests with 5xx",
+            "{{ $value | humanizePercentage }} of the requests the gateway passed to "
+            f"{name} ended in a 5xx response over the last 5 minutes.",
+        ),
+        Alert(
+            "McpServerSlowResponses",
+            "warning",
+            f"max(haproxy_backend_response_time_average_seconds{{{gateway}}}) > {RESPONSE_TIME_SECONDS}\n"
+            f"and\n{requests} > 0",
+            "10m",
+            f"MCP server {name} takes more than {RESPONSE_TIME_SECONDS} s on average to respond",
+            "The gateway waited {{ $value | humanizeDuration }} on average for "
+            f"{name}'s response headers over its last 1024 requests. HAProxy 2.6 exposes no latency"
+            " percentiles: this is the mean, the slowest calls take longer.",
+        ),
+        Alert(
+            "McpServerAuthFailures",
+            "warning",
+            f"sum(rate(haproxy_backend_requests_denied_total{{{gateway}}}[5m])) * 60\n"
+            f"> {AUTH_FAILURES_PER_MINUTE}",
+            "5m",
+            f"More than {AUTH_FAILURES_PER_MINUTE} calls a minute to MCP server {name} fail authentication",
+            "The gateway refused {{ $value | humanize }} requests a minute to "
+            f"{name} for failed authentication (401) over the last 5 minutes.",
+        ),
+        Alert(
+            "McpServerCpuNearLimit",
+            "warning",
+            f"sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{{{pods}}}[5m]))\n/\n"
+            f'sum by (namespace, pod) (kube_pod_container_resource_limits{{{pods},resource="cpu"}})\n'
+            f"> {CPU_LIMIT_RATIO}",
+            "15m",
+            f"MCP server {name} uses more than {CPU_LIMIT_RATIO:.0%} of its CPU limit",
+            "Pod {{ $labels.pod }} has used {{ $value | humanizePercentage }} of its CPU limit for 15"
+            " minutes: it is being throttled, or soon will be.",
+        ),
+        Alert(
+            "McpServerMemoryNearLimit",
+            "warning",
+            f"max by (namespace, pod) (container_memory_working_set_bytes{{{pods}}})\n/\n"
+            f'sum by (namespace, pod) (kube_pod_container_resource_limits{{{pods},resource="memory"}})\n'
+            f"> {MEMORY_LIMIT_RATIO}",
+            "15m",
+            f"MCP server {name} uses more than {MEMORY_LIMIT_RATIO:.0%} of its memory limit",
+            "Pod {{ $labels.pod }} has used {{ $value | humanizePercentage }} of its memory limit for 15"
+            " minutes: at the limit the kernel kills it (OOMKilled).",
+        ),
+    ]
+
+
+def server_rule_groups(server: FleetServer, settings: Environment) -> list[K8sObject]:
+    """The `groups` of a Prometheus rule file: what the PrometheusRule carries and promtool checks."""
+    static_labels = {
+        "server": server.name,
+        "team": server.spec.owner.team,
+        # Alertmanager's default route and inhibitions group by namespace; gateway-based rules have none.
+        "namespace": server.namespace,
+    }
+    rules = [
+        {
+            "alert": alert.name,
+            "expr": alert.expr,
+            "for": alert.for_,
+            "labels": {"severity": alert.severity, **static_labels},
+            "annotations": {
+                "summary": alert.summary,
+                "description": alert.description,
+                "runbook_url": runbook_url(alert.name),
+            },
+        }
+        for alert in server_alerts(server, settings)
+    ]
+    return [{"name": f"mcp-server-{server.name}", "rules": rules}]
+
+
+def _server_metadata(server: FleetServer) -> K8sObject:
+    return {
+        "name": server.name,
+        "namespace": server.namespace,
+        "labels": {**server_labels(server), **RELEASE_LABELS},
+    }
+
+
+def server_service_monitor(server: FleetServer) -> K8sObject:
+    return {
+        "apiVersion": OPERATOR_API_VERSION,
+        "kind": "ServiceMonitor",
+        "metadata": _server_metadata(server),
+        "spec": {
+            "selector": {"matchLabels": selector_labels(server)},
+            "namespaceSelector": {"matchNames": [server.namespace]},
+            "endpoints": [{"port": SERVICE_PORT_NAME, "path": METRICS_PATH, "interval": SCRAPE_INTERVAL}],
+        },
+    }
+
+
+def server_prometheus_rule(server: FleetServer, settings: Environment) -> K8sObject:
+    return {
+        "apiVersion": OPERATOR_API_VERSION,
+        "kind": "PrometheusRule",
+        "metadata": _server_metadata(server),
+        "spec": {"groups": server_rule_groups(server, settings)},
+    }
+
+
+def server_monitoring_objects(server: FleetServer, settings: Environment) -> dict[str, K8sObject]:
+    """The server's scrape config and alerts by Pulumi resource name (unique across the fleet)."""
+    return {
+        f"{server.name}-service-monitor": server_service_monitor(server),
+        f"{server.name}-prometheus-rule": server_prometheus_rule(server, settings),
+    }
+
+
+def _platform_labels() -> dict[str, str]:
+    return {"app.kubernetes.io/part-of": PART_OF, "app.kubernetes.io/managed-by": "pulumi"}
+
+
+def gateway_pod_monitor(settings: Environment) -> K8sObject:
+    """Every gateway replica, scraped directly: a PodMonitor needs no Service to carry the metrics port,
+    so the gateway's public Service never exposes it."""
+    return {
+        "apiVersion": OPERATOR_API_VERSION,
+        "kind": "PodMonitor",
+        "metadata": {
+            "name": "mcp-gateway",
+            "namespace": settings.gateway_namespace,
+            "labels": {**_platform_labels(), **RELEASE_LABELS},
+        },
+        "spec": {
+            "selector": {"matchLabels": dict(GATEWAY_POD_LABELS)},
+            "namespaceSelector": {"matchNames": [settings.gateway_namespace]},
+            "podMetricsEndpoints": [
+                {"port": GATEWAY_METRICS_PORT, "path": METRICS_PATH, "interval": SCRAPE_INTERVAL}
+            ],
+        },
+    }
+
+
+def gateway_monitoring_objects(settings: Environment) -> dict[str, K8sObject]:
+    return {"mcp-gateway-pod-monitor": gateway_pod_monitor(settings)}
+
+
+def _with_namespace_default(dashboard: dict[str, Any], pattern: str) -> dict[str, Any]:
+    """The dashboard with its namespace variable defaulting to this environment's server namespaces."""
+    variables = []
+    for variable in dashboard.get("templating", {}).get("list", []):
+        if variable.get("name") == NAMESPACE_VARIABLE:
+            option = {"selected": True, "text": pattern, "value": pattern}
+            variable = {**variable, "query": pattern, "current": option, "options": [option]}
+        variables.append(variable)
+    return {**dashboard, "templating": {**dashboard.get("templating", {}), "list": variables}}
+
+
+def dashboard_config_maps(settings: Environment, directory: Path = DASHBOARDS_DIR) -> dict[str, K8sObject]:
+    """One ConfigMap per generated dashboard, where the chart's Grafana sidecar picks it up."""
+    paths = sorted(directory.glob("*.json"))
+    if not paths:
+        raise FileNotFoundError(f"no dashboards in {directory}: run `python -m dashboards`")
+    pattern = f"{settings.namespace_prefix}.*"
+    objects: dict[str, K8sObject] = {}
+    for path in paths:
+        dashboard = _with_namespace_default(json.loads(path.read_text(encoding="utf-8")), pattern)
+        objects[f"dashboard-{path.stem}"] = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": f"dashboard-{path.stem}",
+                "namespace": settings.monitoring_namespace,
+                "labels": {**_platform_labels(), DASHBOARD_LABEL: DASHBOARD_LABEL_VALUE},
+            },
+            "data": {f"{path.stem}.json": json.dumps(dashboard, indent=1, sort_keys=True)},
+        }
+    return objects
+
+
+def node_exporter_namespace_name(settings: Environment) -> str:
+    return f"{settings.monitoring_namespace}-node-exporter"
+
+
+def _namespace(name: str, level: str, warn_level: str, extra: dict[str, str] | None = None) -> K8sObject:
+    labels = {**_platform_labels(), **(extra or {}), "pod-security.kubernetes.io/enforce": level}
+    for mode in ("audit", "warn"):
+        labels[f"pod-security.kubernetes.io/{mode}"] = warn_level
+    for mode in ("enforce", "audit", "warn"):
+        labels[f"pod-security.kubernetes.io/{mode}-version"] = "latest"
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+
+
+def monitoring_namespaces(settings: Environment) -> dict[str, K8sObject]:
+    """The monitoring namespace, and a namespace holding node-exporter alone, by role.
+
+    node-exporter reads the host (hostNetwork, hostPID, a hostPath of `/`), which only the `privileged`
+    Pod Security level admits: it gets a namespace of its own so that Prometheus, Grafana and the
+    operator stay under `baseline`. They are not held to `restricted`, because the chart does not
+    promise it for all of its pods; `restricted` is audited and warned about, so drift shows.
+
+    The monitoring namespace is in the ambient mesh: servers admit Prometheus by its mesh identity
+    (mesh.caller_principals), which only a meshed pod has, and mesh-wide STRICT mTLS would refuse
+    plaintext from Grafana to a meshed Prometheus. node-exporter runs on the host network, outside it.
+    """
+    return {
+        "namespace": _namespace(settings.monitoring_namespace, "baseline", "restricted", AMBIENT_LABELS),
+        "node-exporter-namespace": _namespace(
+            node_exporter_namespace_name(settings), "privileged", "privileged"
+        ),
+    }
+
+
+def kube_prometheus_stack_values(settings: Environment) -> dict[str, Any]:
+    """The chart's values: only what differs from its defaults, each for a reason."""
+    monitoring = settings.monitoring
+    prometheus_spec: dict[str, Any] = {
+        "retention": monitoring.retention,
+        "replicas": monitoring.prometheus_replicas,
+    }
+    if monitoring.storage_size is not None:
+        prometheus_spec["storageSpec"] = {
+            "volumeClaimTemplate": {
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": monitoring.storage_size}},
+                }
+            }
+        }
+    return {
+        # Pulumi renders the chart without its Helm hooks, and the hooks are what create the admission
+        # webhook's certificate Secret: without them the operator would wait for that Secret forever.
+        # Our rules are checked by promtool in CI instead of by the webhook.
+        "prometheusOperator": {"admissionWebhooks": {"enabled": False}, "tls": {"enabled": False}},
+        "prometheus": {"prometheusSpec": prometheus_spec},
+        "grafana": {
+            # Never the chart's default password: the admin credentials come from the secret store.
+            "admin": {
+                "existingSecret": GRAFANA_ADMIN_SECRET,
+                "userKey": GRAFANA_ADMIN_USER_KEY,
+                "passwordKey": GRAFANA_ADMIN_PASSWORD_KEY,
+            },
+            "sidecar": {
+                "dashboards": {"enabled": True, "label": DASHBOARD_LABEL, "labelValue": DASHBOARD_LABEL_VALUE}
+            },
+        },
+        "prometheus-node-exporter": {"namespaceOverride": node_exporter_namespace_name(settings)},
+    }

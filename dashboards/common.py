@@ -1,0 +1,100 @@
+"""What every mcpfleet dashboard shares: the Prometheus data source, the variables and panel shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grafanalib import core as g  # type: ignore[import-untyped]
+
+# Panels ask the data source chosen in the dashboard's `datasource` variable; it defaults to
+# kube-prometheus-stack's default data source, so the same JSON works in every environment.
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+TAGS = ["mcpfleet"]
+REFRESH = "30s"
+# The gateway's HAProxy backend of every server is named `server_<name>` (components/manifests/monitoring.py).
+ALL_SERVERS = 'proxy=~"server_.+"'
+# Overwritten per environment with its namespace prefix when the dashboards are deployed.
+DEFAULT_SERVER_NAMESPACES = "mcp-.*"
+
+
+def datasource_variable() -> Any:
+    return g.Template(name="datasource", label="Data source", query="prometheus", type="datasource")
+
+
+def namespace_variable() -> Any:
+    return g.Template(
+        name="namespace",
+        label="Server namespaces (regex)",
+        query=DEFAULT_SERVER_NAMESPACES,
+        default=DEFAULT_SERVER_NAMESPACES,
+        type="textbox",
+    )
+
+
+def target(expr: str, legend: str = "", ref: str = "A", *, instant: bool = False, table: bool = False) -> Any:
+    return g.Target(
+        expr=expr,
+        legendFormat=legend,
+        refId=ref,
+        datasource=DATASOURCE,
+        instant=instant,
+        format="table" if table else "time_series",
+    )
+
+
+def by_server(expr: str) -> str:
+    """expr (aggregated by `proxy`) with a `server` label holding the server's name."""
+    return f'label_replace({expr}, "server", "$1", "proxy", "server_(.+)")'
+
+
+def grid(x: int, y: int, w: int, h: int) -> Any:
+    return g.GridPos(h=h, w=w, x=x, y=y)
+
+
+def timeseries(title: str, description: str, targets: list[Any], unit: str, pos: Any) -> Any:
+    return g.TimeSeries(
+        title=title,
+        description=description,
+        dataSource=DATASOURCE,
+        targets=targets,
+        unit=unit,
+        gridPos=pos,
+        legendDisplayMode="table",
+        legendPlacement="right",
+        legendCalcs=["lastNotNull", "max"],
+        tooltipMode="multi",
+    )
+
+
+def stat(title: str, description: str, expr: str, unit: str, pos: Any, red_from: float | None = None) -> Any:
+    steps: list[dict[str, Any]] = [{"color": "green", "value": None}]
+    if red_from is not None:
+        steps.append({"color": "red", "value": red_from})
+    return g.Stat(
+        title=title,
+        description=description,
+        dataSource=DATASOURCE,
+        targets=[target(expr, instant=True)],
+        format=unit,
+        reduceCalc="lastNotNull",
+        graphMode="none",
+        thresholds=steps,
+        gridPos=pos,
+    )
+
+
+def dashboard(title: str, uid: str, description: str, variables: list[Any], panels: list[Any]) -> Any:
+    return g.Dashboard(
+        title=title,
+        uid=uid,
+        description=description,
+        tags=TAGS,
+        timezone="utc",
+        refresh=REFRESH,
+        time=g.Time("now-6h", "now"),
+        templating=g.Templating(list=variables),
+        links=[
+            g.DashboardLink(title="mcpfleet", type="dashboards", tags=TAGS, asDropdown=True, keepTime=True)
+        ],
+        panels=panels,
+    ).auto_panel_ids()

@@ -1,0 +1,194 @@
+"""One MCP server in depth, chosen with the `server` variable: replicas, traffic by status class, time
+spent at the gateway, authentication failures, and each pod's CPU, throttling, memory and restarts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grafanalib import core as g  # type: ignore[import-untyped]
+
+from dashboards.common import (
+    ALL_SERVERS,
+    DATASOURCE,
+    dashboard,
+    datasource_variable,
+    grid,
+    namespace_variable,
+    stat,
+    target,
+    timeseries,
+)
+
+UID = "mcp-server"
+
+_GATEWAY = 'proxy="server_$server"'
+_PODS = 'namespace=~"$namespace",pod=~"$server-[a-z0-9]+-[a-z0-9]+",container="server"'
+_DEPLOYMENT = 'namespace=~"$namespace",deployment="$server"'
+
+
+def _server_variable() -> Any:
+    return g.Template(
+        name="server",
+        label="Server",
+        dataSource=DATASOURCE,
+        query=f"label_values(haproxy_backend_http_requests_total{{{ALL_SERVERS}}}, proxy)",
+        regex="/^server_(.+)$/",
+        type="query",
+        refresh=2,
+    )
+
+
+def _per_pod(usage: str, limit_resource: str) -> str:
+    return (
+        f"{usage}\n/\n"
+        f'sum by (pod) (kube_pod_container_resource_limits{{{_PODS},resource="{limit_resource}"}})'
+    )
+
+
+def build() -> Any:
+    panels = [
+        stat(
+            "Available replicas",
+            "Replicas of the Deployment that are available (kube-state-metrics).",
+            f"max(kube_deployment_status_replicas_available{{{_DEPLOYMENT}}})",
+            "none",
+            grid(0, 0, 6, 4),
+        ),
+        stat(
+            "Desired replicas",
+            "Replicas the Deployment asks for, as set by the autoscaler.",
+            f"max(kube_deployment_spec_replicas{{{_DEPLOYMENT}}})",
+            "none",
+            grid(6, 0, 6, 4),
+        ),
+        stat(
+            "Healthy endpoints at the gateway",
+            "Servers of the gateway's backend that pass its health checks (worst gateway replica).",
+            f"min(haproxy_backend_active_servers{{{_GATEWAY}}})",
+            "none",
+            grid(12, 0, 6, 4),
+        ),
+        stat(
+            "Firing alerts",
+            "McpServer alerts of this server that fire now.",
+            'count(ALERTS{server="$server",alertstate="firing"}) or vector(0)',
+            "none",
+            grid(18, 0, 6, 4),
+            red_from=1,
+        ),
+        timeseries(
+            "Responses by status class",
+            "Responses per second the gateway returned for this server, by HTTP status class.",
+            [
+                target(
+                    f"sum by (code) (rate(haproxy_backend_http_responses_total{{{_GATEWAY}}}"
+                    "[$__rate_interval]))",
+                    "{{code}}",
+                )
+            ],
+            "reqps",
+            grid(0, 4, 12, 8),
+        ),
+        timeseries(
+            "5xx share",
+            "Share of responses that were 5xx; McpServerHighErrorRate fires above 1% for 5m.",
+            [
+                target(
+                    f'sum(rate(haproxy_backend_http_responses_total{{{_GATEWAY},code="5xx"}}[$__rate_interval]))'
+                    f"\n/\nsum(rate(haproxy_backend_http_requests_total{{{_GATEWAY}}}[$__rate_interval]))",
+                    "5xx",
+                )
+            ],
+            "percentunit",
+            grid(12, 4, 12, 8),
+        ),
+        timeseries(
+            "Average time at the gateway",
+            "Means over each gateway replica's last 1024 requests (worst replica): queue, connect,"
+            " response headers, and total (includes streamed responses). HAProxy 2.6 has no percentiles.",
+            [
+                target(f"max(haproxy_backend_queue_time_average_seconds{{{_GATEWAY}}})", "queue", "A"),
+                target(f"max(haproxy_backend_connect_time_average_seconds{{{_GATEWAY}}})", "connect", "B"),
+                target(f"max(haproxy_backend_response_time_average_seconds{{{_GATEWAY}}})", "response", "C"),
+                target(f"max(haproxy_backend_total_time_average_seconds{{{_GATEWAY}}})", "total", "D"),
+            ],
+            "s",
+            grid(0, 12, 12, 8),
+        ),
+        timeseries(
+            "Authentication failures and sessions",
+            "Requests a minute refused for failed authentication (401), sessions open, requests queued.",
+            [
+                target(
+                    f"sum(rate(haproxy_backend_requests_denied_total{{{_GATEWAY}}}[$__rate_interval])) * 60",
+                    "auth failures / min",
+                    "A",
+                ),
+                target(f"sum(haproxy_backend_current_sessions{{{_GATEWAY}}})", "sessions", "B"),
+                target(f"sum(haproxy_backend_current_queue{{{_GATEWAY}}})", "queued", "C"),
+            ],
+            "short",
+            grid(12, 12, 12, 8),
+        ),
+        timeseries(
+            "CPU per pod, share of limit",
+            "CPU used over the CPU limit; McpServerCpuNearLimit fires above 80% for 15m.",
+            [
+                target(
+                    _per_pod(
+                        f"sum by (pod) (rate(container_cpu_usage_seconds_total{{{_PODS}}}"
+                        "[$__rate_interval]))",
+                        "cpu",
+                    ),
+                    "{{pod}}",
+                )
+            ],
+            "percentunit",
+            grid(0, 20, 8, 8),
+        ),
+        timeseries(
+            "CPU throttling per pod",
+            "Share of CPU periods in which the container was throttled at its limit.",
+            [
+                target(
+                    f"sum by (pod) (rate(container_cpu_cfs_throttled_periods_total{{{_PODS}}}"
+                    "[$__rate_interval]))"
+                    f"\n/\nsum by (pod) (rate(container_cpu_cfs_periods_total{{{_PODS}}}[$__rate_interval]))",
+                    "{{pod}}",
+                )
+            ],
+            "percentunit",
+            grid(8, 20, 8, 8),
+        ),
+        timeseries(
+            "Memory per pod, share of limit",
+            "Working set over the memory limit; McpServerMemoryNearLimit fires above 85% for 15m.",
+            [
+                target(
+                    _per_pod(f"max by (pod) (container_memory_working_set_bytes{{{_PODS}}})", "memory"),
+                    "{{pod}}",
+                )
+            ],
+            "percentunit",
+            grid(16, 20, 8, 8),
+        ),
+        timeseries(
+            "Container restarts per pod",
+            "Restarts of the server container in the last hour (crashes, OOM kills, failed liveness probes).",
+            [
+                target(
+                    f"sum by (pod) (increase(kube_pod_container_status_restarts_total{{{_PODS}}}[1h]))",
+                    "{{pod}}",
+                )
+            ],
+            "short",
+            grid(0, 28, 24, 8),
+        ),
+    ]
+    return dashboard(
+        "MCP server",
+        UID,
+        "One MCP server: pick it in the `server` variable.",
+        [datasource_variable(), namespace_variable(), _server_variable()],
+        panels,
+    )

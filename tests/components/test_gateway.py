@@ -1,0 +1,625 @@
+"""The gateway: its HAProxy configuration (checked and run by a real HAProxy 2.6), objects and component."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import http.client
+import json
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from components.gateway import TYPE_TOKEN, Gateway
+from components.gateway.config import (
+    CERT_DIR_ENV,
+    MAX_BODY_BYTES,
+    backend_name,
+    public_path,
+    render_haproxy_config,
+)
+from components.manifests import K8sObject
+from components.manifests.gateway import (
+    CERT_DIR,
+    CERT_FILE,
+    CONFIG_HASH_ANNOTATION,
+    CONFIG_PATH,
+    HAPROXY_UID,
+    IMAGE,
+    KEY_FILE,
+    METRICS_PORT,
+    NLB_ANNOTATIONS,
+    PLAIN_PORT,
+    TLS_PORT,
+    config_map,
+    endpoints_host,
+    endpoints_service_name,
+    gateway_objects,
+)
+from components.manifests.labels import GATEWAY_POD_LABELS, GATEWAY_SERVICE_ACCOUNT, PROMETHEUS_POD_LABELS
+from mcpfleet.catalog.loader import load_catalog
+from mcpfleet.fleet import Fleet, resolve_fleet
+from mcpfleet.model import ENVIRONMENTS
+from mcpfleet.plan.engine import run_program
+from mcpfleet.stacks.loader import load_stack_config
+
+REPO = Path(__file__).resolve().parents[2]
+KUBERNETES_VERSION = "1.33.0"
+ACM_ARN = "arn:aws:acm:eu-west-1:123456789012:certificate/00000000-0000-0000-0000-000000000000"
+# Custom resources: the Kubernetes schemas do not know them.
+CRD_GROUPS = {"cert-manager.io", "security.istio.io"}
+
+
+@cache
+def fleet_for(env: str) -> Fleet:
+    _, settings = load_stack_config(REPO / "stacks", env)
+    return resolve_fleet(load_catalog(REPO / "catalog"), env, settings, f"stacks/Pulumi.{env}.yaml")  # type: ignore[arg-type]
+
+
+def with_gateway(fleet: Fleet, **changes: Any) -> Fleet:
+    settings = fleet.settings
+    gateway = settings.gateway.model_copy(update=changes)
+    return dataclasses.replace(fleet, settings=settings.model_copy(update={"gateway": gateway}))
+
+
+def acm(env: str) -> Fleet:
+    """env, with TLS ending at the NLB (no stack file ships it; staging and prod are meant to allow it)."""
+    return with_gateway(fleet_for(env), tls="acm", acm_certificate_arn=ACM_ARN, cluster_issuer=None)
+
+
+def objects_of(fleet: Fleet) -> dict[str, K8sObject]:
+    return gateway_objects(fleet, render_haproxy_config(fleet))
+
+
+def one(objects: dict[str, K8sObject], kind: str, name: str | None = None) -> K8sObject:
+    (found,) = [o for o in objects.values() if o["kind"] == kind and name in (None, o["metadata"]["name"])]
+    return found
+
+
+def sections(config: str) -> dict[str, list[str]]:
+    """haproxy.cfg as {section header: its statements}, comments and blank lines dropped."""
+    parsed: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in config.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if line[0].isspace():
+            current.append(line.strip())
+        else:
+            assert line not in parsed, f"section {line!r} twice"
+            current = parsed[line] = []
+    return parsed
+
+
+# The configuration
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_server_gets_a_route_and_a_backend(env: str) -> None:
+    fleet = fleet_for(env)
+    parsed = sections(render_haproxy_config(fleet))
+    frontend = parsed["frontend mcp"]
+    routes = [line for line in frontend if line.startswith("use_backend")]
+    assert len(routes) == len(fleet.servers)
+    backends = {header.split()[1] for header in parsed if header.startswith("backend ")}
+    assert backends == {backend_name(s) for s in fleet.servers} | {"no_route"}
+    for server in fleet.servers:
+        transport = server.spec.transport
+        backend = parsed[f"backend {backend_name(server)}"]
+        template = f"server-template pod 1-{server.max_replicas} {endpoints_host(server)}:{transport.port}"
+        assert any(line.startswith(template) for line in backend), server.name
+        if transport.type == "sse":
+            assert f"use_backend server_{server.name} if {{ path_beg /servers/{server.name}/ }}" in routes
+            assert f"http-request replace-path ^/servers/{server.name}/sse$ {transport.path}" in backend
+        else:
+            assert f"use_backend server_{server.name} if {{ path {public_path(server)} }}" in routes
+            assert f"http-request set-path {transport.path}" in backend
+        sticky = "stick store-response res.hdr(mcp-session-id)" in backend
+        assert sticky == (not server.spec.stateless and transport.type != "sse"), server.name
+        assert ("stick on req.hdr(mcp-session-id)" in backend) == sticky
+    # Host reaches the servers as the client sent it.
+    assert not [
+        line for lines in parsed.values() for line in lines if re.search(r"set-header host\b", line, re.I)
+    ]
+
+
+def test_stateful_and_stateless_servers_are_told_apart() -> None:
+    parsed = sections(render_haproxy_config(fleet_for("prod")))
+    assert "stick on req.hdr(mcp-session-id)" in parsed["backend server_grafana"]
+    assert "stick on req.hdr(mcp-session-id)" not in parsed["backend server_github"]  # stateless: true
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_rendering_is_byte_stable(env: str) -> None:
+    fleet = fleet_for(env)
+    first = render_haproxy_config(fleet)
+    assert render_haproxy_config(fleet) == first
+    shuffled = dataclasses.replace(fleet, servers=tuple(reversed(fleet.servers)))
+    assert render_haproxy_config(shuffled) == first
+
+
+def test_tls_is_terminated_by_haproxy_unless_the_nlb_holds_an_acm_certificate() -> None:
+    own = sections(render_haproxy_config(fleet_for("prod")))["frontend mcp"]
+    assert f'bind :{TLS_PORT} ssl crt "${{{CERT_DIR_ENV}-{CERT_DIR}}}/{CERT_FILE}" alpn http/1.1' in own
+    nlb = sections(render_haproxy_config(acm("prod")))
+    assert f"bind :{PLAIN_PORT}" in nlb["frontend mcp"]
+    assert not [line for line in nlb["global"] if line.startswith("ssl-")]
+
+
+def test_metrics_and_health_have_their_own_port() -> None:
+    prometheus = sections(render_haproxy_config(fleet_for("dev")))["frontend prometheus"]
+    assert f"bind :{METRICS_PORT}" in prometheus
+    assert "http-request use-service prometheus-exporter if { path /metrics }" in prometheus
+    assert "monitor-uri /healthz" in prometheus
+
+
+def haproxy() -> str:
+    """The haproxy binary; its absence fails the test: the configuration must be checked for real."""
+    binary = shutil.which("haproxy")
+    if binary is None:
+        pytest.fail("haproxy is not installed: `apt-get install -y haproxy` (HAProxy 2.6 on Debian bookworm)")
+    version = subprocess.run([binary, "-v"], capture_output=True, text=True, check=True).stdout
+    assert re.match(r"HAProxy version 2\.6\.", version), f"the gateway runs HAProxy 2.6, this is: {version}"
+    return binary
+
+
+@pytest.fixture(scope="module")
+def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A throwaway self-signed certificate, laid out like the pod's mount of the cert-manager Secret."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.fail("openssl is not installed: `apt-get install -y openssl`")
+    directory = tmp_path_factory.mktemp("certs")
+    subprocess.run(
+        [
+            *(openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"),
+            *("-days", "1", "-subj", "/CN=mcp.test", "-keyout", str(directory / KEY_FILE)),
+            *("-out", str(directory / CERT_FILE)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return directory
+
+
+def check(config: str, tmp_path: Path, cert_dir: Path) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(config, encoding="utf-8")
+    # -dW: a warning fails the check too.
+    return subprocess.run(
+        [haproxy(), "-dW", "-c", "-f", str(path)],
+        capture_output=True,
+        text=True,
+        env={CERT_DIR_ENV: str(cert_dir), "PATH": "/usr/bin:/bin"},
+    )
+
+
+@pytest.mark.parametrize("env", [*ENVIRONMENTS, "prod-acm"])
+def test_haproxy_accepts_the_configuration(env: str, tmp_path: Path, cert_dir: Path) -> None:
+    fleet = acm("prod") if env == "prod-acm" else fleet_for(env)
+    result = check(render_haproxy_config(fleet), tmp_path, cert_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Configuration file is valid" in result.stdout
+
+
+def test_the_check_catches_a_broken_configuration(tmp_path: Path, cert_dir: Path) -> None:
+    broken = render_haproxy_config(fleet_for("dev")).replace("stick on req.hdr", "stick onn req.hdr")
+    assert check(broken, tmp_path, cert_dir).returncode != 0
+
+
+# The configuration, served by a real HAProxy in front of two fake replicas
+
+
+class Replica(ThreadingHTTPServer):
+    """Answers with what it received; opens a session on every request that carries none."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__(("127.0.0.1", 0), ReplicaHandler)
+        self.label = label
+        self.issued = 0
+
+
+class ReplicaHandler(BaseHTTPRequestHandler):
+    server: Replica
+
+    def _answer(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        body = json.dumps(
+            {
+                "replica": self.server.label,
+                "path": self.path,
+                "host": self.headers.get("host"),
+                "prefix": self.headers.get("x-forwarded-prefix"),
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        if "mcp-session-id" not in self.headers:
+            self.server.issued += 1
+            self.send_header("mcp-session-id", f"{self.server.label}-{self.server.issued}")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._answer()
+
+    def do_POST(self) -> None:
+        self._answer()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclasses.dataclass
+class Running:
+    port: int
+    metrics_port: int
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """dev's configuration (it has an SSE server) with TLS at the NLB; servers swapped for local replicas.
+
+    Only listen addresses and server addresses change: routing, rewriting and stickiness are the real ones.
+    """
+    fleet = acm("dev")
+    config = render_haproxy_config(fleet)
+    running = Running(free_port(), free_port())
+    config = config.replace(f"bind :{PLAIN_PORT}\n", f"bind 127.0.0.1:{running.port}\n")
+    config = config.replace(f"bind :{METRICS_PORT}\n", f"bind 127.0.0.1:{running.metrics_port}\n")
+    replicas = [Replica("r1"), Replica("r2")]
+    for replica in replicas:
+        threading.Thread(target=replica.serve_forever, daemon=True).start()
+    for name in ("everything", "github", "postgres"):
+        server = next(s for s in fleet.servers if s.name == name)
+        line = re.compile(rf"^    server-template pod .* {re.escape(endpoints_host(server))}:.*$", re.M)
+        local = "".join(f"    server {r.label} 127.0.0.1:{r.server_address[1]}\n" for r in replicas).rstrip(
+            "\n"
+        )
+        config, count = line.subn(local, config)
+        assert count == 1
+    path = tmp_path_factory.mktemp("gateway") / "haproxy.cfg"
+    path.write_text(config, encoding="utf-8")
+    binary = haproxy()
+    process = subprocess.Popen(
+        [binary, "-db", "-f", str(path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        wait_for_port(running.port, process)
+        yield running
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        for replica in replicas:
+            replica.shutdown()
+            replica.server_close()
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read().decode() if process.stdout else ""
+            pytest.fail(f"haproxy exited: {output}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    pytest.fail("haproxy did not start listening")
+
+
+def call(
+    port: int, method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b"{}"
+) -> tuple[int, dict[str, str], Any]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request(method, path, body=body if method == "POST" else None, headers=headers or {})
+        response = connection.getresponse()
+        data = response.read()
+        answer = json.loads(data) if response.getheader("content-type") == "application/json" else data
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, answer
+    finally:
+        connection.close()
+
+
+def test_requests_reach_the_server_path_with_host_unchanged(gateway: Running) -> None:
+    headers = {"Host": "mcp.dev.example.com", "Content-Type": "application/json"}
+    status, _, answer = call(gateway.port, "POST", "/servers/everything/mcp?probe=1", headers)
+    assert status == 200
+    assert answer["path"] == "/mcp?probe=1"
+    assert answer["host"] == "mcp.dev.example.com"
+    assert answer["prefix"] == "/servers/everything"
+    status, _, answer = call(gateway.port, "POST", "/servers/github/mcp", headers)
+    assert (status, answer["path"]) == (200, "/")
+
+
+def test_sse_servers_get_their_stream_and_message_paths(gateway: Running) -> None:
+    status, _, answer = call(gateway.port, "GET", "/servers/postgres/sse")
+    assert (status, answer["path"]) == (200, "/sse")
+    status, _, answer = call(gateway.port, "POST", "/servers/postgres/messages/?session_id=abc")
+    assert (status, answer["path"]) == (200, "/messages/?session_id=abc")
+
+
+def test_legacy_sessions_stay_on_the_replica_that_opened_them(gateway: Running) -> None:
+    sessions: dict[str, str] = {}
+    for _ in range(6):
+        _, headers, answer = call(gateway.port, "POST", "/servers/everything/mcp")
+        sessions[headers["mcp-session-id"]] = answer["replica"]
+    assert set(sessions.values()) == {"r1", "r2"}, "both replicas should open sessions"
+    for session, replica in sessions.items():
+        for _ in range(4):
+            _, _, answer = call(gateway.port, "POST", "/servers/everything/mcp", {"mcp-session-id": session})
+            assert answer["replica"] == replica
+
+
+def test_unknown_paths_and_unbounded_or_large_bodies_are_refused(gateway: Running) -> None:
+    assert call(gateway.port, "POST", "/servers/nope/mcp")[0] == 404
+    assert call(gateway.port, "POST", "/mcp")[0] == 404
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=5)
+    connection.request("POST", "/servers/everything/mcp", body=iter([b"{}"]), encode_chunked=True)
+    assert connection.getresponse().status == 411
+    connection.close()
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as raw:
+        raw.sendall(
+            b"POST /servers/everything/mcp HTTP/1.1\r\nHost: x\r\n"
+            + f"Content-Length: {MAX_BODY_BYTES + 1}\r\n\r\n".encode()
+            + b"x" * 65536
+        )
+        assert raw.recv(64).startswith(b"HTTP/1.1 413")
+
+
+def test_metrics_and_health_answer_on_the_metrics_port(gateway: Running) -> None:
+    status, _, body = call(gateway.metrics_port, "GET", "/metrics")
+    assert status == 200 and b"haproxy_backend_" in body
+    assert call(gateway.metrics_port, "GET", "/healthz")[0] == 200
+    assert call(gateway.port, "GET", "/metrics")[0] == 404
+
+
+# The Kubernetes objects
+
+
+def pod_of(objects: dict[str, K8sObject]) -> K8sObject:
+    pod: K8sObject = one(objects, "Deployment")["spec"]["template"]["spec"]
+    return pod
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_gateway_pod_is_hardened_like_the_servers(env: str) -> None:
+    objects = objects_of(fleet_for(env))
+    pod = pod_of(objects)
+    [container] = pod["containers"]
+    assert container["image"] == IMAGE and re.fullmatch(r"docker\.io/library/haproxy:2\.6\.\d+", IMAGE)
+    assert pod["serviceAccountName"] == GATEWAY_SERVICE_ACCOUNT
+    assert pod["automountServiceAccountToken"] is False
+    assert one(objects, "ServiceAccount")["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    context = container["securityContext"]
+    assert context["allowPrivilegeEscalation"] is False and context["privileged"] is False
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert context["runAsUser"] == HAPROXY_UID > 0
+    assert all(port["containerPort"] > 1024 for port in container["ports"])
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    for probe in (container["livenessProbe"], container["readinessProbe"]):
+        assert probe["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["args"][-1] == CONFIG_PATH
+    kinds = {next(k for k in volume if k != "name") for volume in pod["volumes"]}
+    assert kinds <= {"configMap", "emptyDir", "secret"}
+    namespace = one(objects, "Namespace")["metadata"]
+    assert namespace["name"] == fleet_for(env).settings.gateway_namespace
+    assert namespace["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert namespace["labels"]["istio.io/dataplane-mode"] == "ambient"
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_staging_and_prod_run_a_highly_available_gateway(env: str) -> None:
+    fleet = fleet_for(env)
+    objects = objects_of(fleet)
+    deployment = one(objects, "Deployment")
+    assert deployment["spec"]["replicas"] >= 2
+    assert one(objects, "HorizontalPodAutoscaler")["spec"]["minReplicas"] >= 2
+    assert one(objects, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+    zone, host = pod_of(objects)["topologySpreadConstraints"]
+    assert zone["topologyKey"] == "topology.kubernetes.io/zone"
+    assert zone["whenUnsatisfiable"] == (
+        "DoNotSchedule" if fleet.settings.strictness == "strict" else "ScheduleAnyway"
+    )
+    assert host["topologyKey"] == "kubernetes.io/hostname"
+
+
+@pytest.mark.parametrize("env", ["local", "dev"])
+def test_a_single_replica_gets_no_disruption_budget(env: str) -> None:
+    assert not [o for o in objects_of(fleet_for(env)).values() if o["kind"] == "PodDisruptionBudget"]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_load_balancer_is_an_nlb_on_eks_only_and_metrics_stay_inside(env: str) -> None:
+    fleet = fleet_for(env)
+    objects = objects_of(fleet)
+    public = one(objects, "Service", "mcp-gateway")
+    assert public["spec"]["type"] == "LoadBalancer"
+    assert public["spec"]["ports"] == [{"name": "https", "port": 443, "targetPort": "mcp", "protocol": "TCP"}]
+    annotations = public["metadata"].get("annotations", {})
+    if fleet.settings.cluster.provider == "eks":
+        assert annotations == NLB_ANNOTATIONS
+    else:
+        assert annotations == {}
+    metrics = one(objects, "Service", "mcp-gateway-metrics")
+    assert metrics["spec"]["type"] == "ClusterIP"
+    assert [p["port"] for p in metrics["spec"]["ports"]] == [METRICS_PORT]
+
+
+def test_acm_moves_tls_to_the_nlb() -> None:
+    objects = objects_of(acm("prod"))
+    annotations = one(objects, "Service", "mcp-gateway")["metadata"]["annotations"]
+    prefix = "service.beta.kubernetes.io/aws-load-balancer-"
+    assert annotations[f"{prefix}ssl-cert"] == ACM_ARN
+    assert annotations[f"{prefix}ssl-ports"] == "443"
+    assert not [o for o in objects.values() if o["kind"] == "Certificate"]
+    pod = pod_of(objects)
+    assert pod["containers"][0]["ports"][0]["containerPort"] == PLAIN_PORT
+    assert "certs" not in {v["name"] for v in pod["volumes"]}
+
+
+def test_cert_manager_certificate_for_the_domain_is_mounted_as_haproxy_loads_it() -> None:
+    fleet = fleet_for("prod")
+    objects = objects_of(fleet)
+    certificate = one(objects, "Certificate")
+    assert certificate["apiVersion"] == "cert-manager.io/v1"
+    assert certificate["spec"]["dnsNames"] == [fleet.settings.domain]
+    assert certificate["spec"]["issuerRef"] == {
+        "name": fleet.settings.gateway.cluster_issuer,
+        "kind": "ClusterIssuer",
+        "group": "cert-manager.io",
+    }
+    assert not [o for o in objects.values() if o["kind"] == "ClusterIssuer"]
+    pod = pod_of(objects)
+    [certs] = [v for v in pod["volumes"] if v["name"] == "certs"]
+    assert certs["secret"]["secretName"] == certificate["spec"]["secretName"]
+    assert certs["secret"]["items"] == [
+        {"key": "tls.crt", "path": CERT_FILE},
+        {"key": "tls.key", "path": KEY_FILE},
+    ]
+    assert {"name": "certs", "mountPath": CERT_DIR, "readOnly": True} in pod["containers"][0]["volumeMounts"]
+
+
+def test_local_issues_its_certificate_from_a_self_signed_issuer() -> None:
+    objects = objects_of(fleet_for("local"))
+    issuer = one(objects, "ClusterIssuer")
+    assert issuer["spec"] == {"selfSigned": {}} and "namespace" not in issuer["metadata"]
+    assert one(objects, "Certificate")["spec"]["issuerRef"]["name"] == issuer["metadata"]["name"]
+
+
+def test_a_config_change_rolls_the_pods() -> None:
+    fleet = fleet_for("dev")
+    annotation = one(objects_of(fleet), "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    config = render_haproxy_config(fleet)
+    assert annotation[CONFIG_HASH_ANNOTATION] == hashlib.sha256(config.encode()).hexdigest()
+    assert one(objects_of(fleet), "ConfigMap")["data"] == {"haproxy.cfg": config}
+    smaller = dataclasses.replace(fleet, servers=fleet.servers[1:])
+    changed = one(objects_of(smaller), "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert changed[CONFIG_HASH_ANNOTATION] != annotation[CONFIG_HASH_ANNOTATION]
+
+
+def test_network_policy_opens_the_edge_port_metrics_to_prometheus_and_egress_to_servers_only() -> None:
+    fleet = fleet_for("prod")
+    policy = one(objects_of(fleet), "NetworkPolicy")["spec"]
+    assert policy["podSelector"]["matchLabels"].items() >= GATEWAY_POD_LABELS.items()
+    edge, metrics, probes = policy["ingress"]
+    assert edge == {"ports": [{"protocol": "TCP", "port": TLS_PORT}]}
+    [prometheus] = metrics["from"]
+    assert prometheus["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": fleet.settings.monitoring_namespace
+    }
+    assert prometheus["podSelector"]["matchLabels"] == PROMETHEUS_POD_LABELS
+    assert {p["port"] for p in metrics["ports"]} == {METRICS_PORT, 15008}
+    assert {p["port"] for p in probes["ports"]} == {METRICS_PORT}
+    dns, *servers = policy["egress"]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    reached = {
+        (rule["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], name, port["port"])
+        for rule in servers
+        for name in rule["to"][0]["podSelector"]["matchExpressions"][0]["values"]
+        for port in rule["ports"]
+    }
+    for server in fleet.servers:
+        assert (server.namespace, server.name, server.spec.transport.port) in reached
+        assert (server.namespace, server.name, 15008) in reached
+    assert {ns for ns, _, _ in reached} == set(fleet.namespaces)
+
+
+def test_every_server_gets_a_headless_endpoints_service() -> None:
+    fleet = fleet_for("staging")
+    objects = objects_of(fleet)
+    for server in fleet.servers:
+        service = one(objects, "Service", endpoints_service_name(server))
+        assert service["metadata"]["namespace"] == server.namespace
+        assert service["spec"]["clusterIP"] == "None"
+        assert service["spec"]["selector"] == {
+            "app.kubernetes.io/name": server.name,
+            "app.kubernetes.io/instance": server.name,
+        }
+
+
+def test_clashing_names_are_refused() -> None:
+    fleet = fleet_for("local")
+    server = fleet.servers[0]
+    clash = dataclasses.replace(
+        fleet, settings=fleet.settings.model_copy(update={"gateway_namespace": server.namespace})
+    )
+    with pytest.raises(ValueError, match="also a server namespace"):
+        objects_of(clash)
+    twin = dataclasses.replace(
+        server, spec=server.spec.model_copy(update={"name": endpoints_service_name(server)})
+    )
+    with pytest.raises(ValueError, match="endpoints"):
+        objects_of(dataclasses.replace(fleet, servers=(*fleet.servers, twin)))
+
+
+def test_a_configuration_too_large_for_a_config_map_is_refused() -> None:
+    with pytest.raises(ValueError, match="ConfigMap"):
+        config_map(fleet_for("dev").settings, "#" * (1024 * 1024 + 1))
+
+
+@pytest.mark.parametrize("env", [*ENVIRONMENTS, "prod-acm"])
+def test_objects_are_valid_kubernetes(env: str) -> None:
+    fleet = acm("prod") if env == "prod-acm" else fleet_for(env)
+    built = [o for o in objects_of(fleet).values() if o["apiVersion"].split("/")[0] not in CRD_GROUPS]
+    assert {o["kind"] for o in built} >= {"Namespace", "Deployment", "Service", "NetworkPolicy", "ConfigMap"}
+    for obj in built:
+        # Raises ValidationError naming the field when an object is not valid Kubernetes.
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+
+
+# The component, under the recording mock engine
+
+
+def test_gateway_component_registers_its_objects_under_itself() -> None:
+    fleet = fleet_for("prod")
+    built: dict[str, str] = {}
+
+    def program() -> None:
+        built["config"] = Gateway("gateway", fleet).config_text
+
+    registrations = run_program(program, project="mcpfleet", stack="prod", config={})
+    [component] = [r for r in registrations if r.type == TYPE_TOKEN]
+    children = [r for r in registrations if r.parent == component.urn]
+    assert sorted(r.name for r in children) == sorted(objects_of(fleet))
+    assert built["config"] == render_haproxy_config(fleet)
+    deployment = next(r.inputs for r in children if r.inputs.get("kind") == "Deployment")
+    annotation = deployment["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
+    assert annotation == hashlib.sha256(built["config"].encode()).hexdigest()
+    assert type(deployment["spec"]["replicas"]) is int
+    types = {r.inputs["kind"]: r.type for r in children}
+    assert types["Certificate"] == "kubernetes:cert-manager.io/v1:Certificate"
+    assert types["PeerAuthentication"] == "kubernetes:security.istio.io/v1:PeerAuthentication"
+
+
+@pytest.mark.parametrize("fleet", [fleet_for("prod"), acm("prod")], ids=["cert-manager", "acm"])
+def test_only_the_serving_port_takes_plaintext_in_the_strict_mesh(fleet: Fleet) -> None:
+    policy = one(objects_of(fleet), "PeerAuthentication")
+    port = TLS_PORT if fleet.settings.gateway.tls != "acm" else PLAIN_PORT
+    assert policy["spec"]["mtls"] == {"mode": "STRICT"}
+    assert policy["spec"]["portLevelMtls"] == {str(port): {"mode": "PERMISSIVE"}}
+    assert policy["spec"]["selector"]["matchLabels"].items() >= GATEWAY_POD_LABELS.items()

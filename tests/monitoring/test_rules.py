@@ -1,0 +1,99 @@
+"""The alerting rules under promtool: valid rule files for every server, and unit tests in which each alert
+fires above its threshold and stays quiet below it. promtool comes from the Debian package `prometheus`;
+without it these tests fail, they never skip."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.manifests.monitoring import RUNBOOKS, server_alerts, server_rule_groups
+from mcpfleet.catalog.loader import load_catalog
+from mcpfleet.fleet import resolve_fleet
+from mcpfleet.model import ENVIRONMENTS
+from mcpfleet.stacks.loader import load_stack_config
+from tests.monitoring.promql import known_metrics, metric_names
+from tests.monitoring.sample import SERVER, sample_server, sample_settings
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+UNIT_TESTS = HERE / "mcp-server-alerts.test.yml"
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.fail("promtool not found: install the Debian package `prometheus` (.ci/run does)")
+    return path
+
+
+def run(command: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+
+
+def write_rules(path: Path, groups: list[dict[str, Any]]) -> Path:
+    path.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False, width=120), encoding="utf-8")
+    return path
+
+
+def test_the_sample_servers_rules_pass_promtool_check(promtool: str, tmp_path: Path) -> None:
+    rules = write_rules(tmp_path / "alpha.rules.yml", server_rule_groups(sample_server(), sample_settings()))
+    result = run([promtool, "check", "rules", str(rules)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 6 rules found" in result.stdout
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_catalog_servers_rules_pass_promtool_check(env: str, promtool: str, tmp_path: Path) -> None:
+    _, settings = load_stack_config(REPO / "stacks", env)
+    fleet = resolve_fleet(load_catalog(REPO / "catalog"), env, settings, "stack")  # type: ignore[arg-type]
+    groups = [group for server in fleet.servers for group in server_rule_groups(server, settings)]
+    result = run([promtool, "check", "rules", str(write_rules(tmp_path / "fleet.rules.yml", groups))])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_each_alert_fires_above_its_threshold_and_not_below(promtool: str, tmp_path: Path) -> None:
+    write_rules(tmp_path / f"{SERVER}.rules.yml", server_rule_groups(sample_server(), sample_settings()))
+    shutil.copy(UNIT_TESTS, tmp_path / UNIT_TESTS.name)
+    result = run([promtool, "test", "rules", UNIT_TESTS.name], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_every_alert_has_a_firing_and_a_quiet_unit_test() -> None:
+    document = yaml.safe_load(UNIT_TESTS.read_text(encoding="utf-8"))
+    firing: set[str] = set()
+    quiet: set[str] = set()
+    for case in document["tests"]:
+        for check in case["alert_rule_test"]:
+            (firing if check["exp_alerts"] else quiet).add(check["alertname"])
+    names = {alert.name for alert in server_alerts(sample_server(), sample_settings())}
+    assert firing == names
+    assert quiet == names
+
+
+def test_alerts_carry_severity_server_team_and_a_runbook_section() -> None:
+    runbook = (REPO / RUNBOOKS).read_text(encoding="utf-8")
+    sections = {heading.lower() for heading in re.findall(r"^## (\S+)$", runbook, re.MULTILINE)}
+    [group] = server_rule_groups(sample_server(), sample_settings())
+    for rule in group["rules"]:
+        labels = rule["labels"]
+        assert labels["severity"] == ("critical" if rule["alert"] == "McpServerDown" else "warning")
+        assert (labels["server"], labels["team"], labels["namespace"]) == (SERVER, "platform", "mcp-platform")
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+        path, anchor = rule["annotations"]["runbook_url"].split("#")
+        assert path == RUNBOOKS
+        assert anchor in sections, f"{RUNBOOKS} has no section for {rule['alert']}"
+
+
+def test_rules_use_only_metrics_the_exporters_serve() -> None:
+    used = set().union(*(metric_names(a.expr) for a in server_alerts(sample_server(), sample_settings())))
+    assert used
+    assert used <= known_metrics(), f"unknown metrics: {sorted(used - known_metrics())}"
