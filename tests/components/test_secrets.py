@@ -292,7 +292,7 @@ def test_a_local_value_never_appears_in_anything_recorded(read: str) -> None:
     (secret,) = [r for r in registrations if r.inputs.get("kind") == "Secret"]
     assert secret.inputs["metadata"]["name"] == "search-secrets"
     assert secret.inputs["metadata"]["namespace"] == "mcp-servers"
-    assert secret.inputs["stringData"] == "[secret]"
+    assert secret.inputs["stringData"] == {"SEARCH_API_KEY": "[secret]"}
     for registration in registrations:
         assert SENTINEL not in json.dumps(registration.as_json())
 
