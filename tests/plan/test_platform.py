@@ -1,0 +1,108 @@
+"""What each environment's plan provisions around the servers (issue: platform components per environment)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mcpfleet.plan.engine import Registration
+from mcpfleet.plan.run import PlanResult, plan
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@cache
+def planned(env: str) -> PlanResult:
+    return plan(env, REPO / "catalog", REPO / "stacks", None)  # type: ignore[arg-type]
+
+
+def of_type(env: str, type_: str) -> list[Registration]:
+    return [r for r in planned(env).registrations if r.type == type_]
+
+
+def of_kind(env: str, kind: str) -> list[dict[str, Any]]:
+    return [r.inputs for r in planned(env).registrations if r.inputs.get("kind") == kind]
+
+
+def test_prod_builds_the_cluster_network_encryption_logs_nodes_and_identity() -> None:
+    assert len(of_type("prod", "aws:ec2/vpc:Vpc")) == 1
+    assert len(of_type("prod", "aws:ec2/subnet:Subnet")) == 6
+    [cluster] = of_type("prod", "aws:eks/cluster:Cluster")
+    assert cluster.inputs["encryptionConfig"]["resources"] == ["secrets"]
+    assert "audit" in cluster.inputs["enabledClusterLogTypes"]
+    assert cluster.inputs["vpcConfig"]["endpointPublicAccess"] is False
+    assert of_type("prod", "aws:eks/nodeGroup:NodeGroup")
+    assert of_type("prod", "aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    [template] = of_type("prod", "aws:ec2/launchTemplate:LaunchTemplate")
+    assert template.inputs["metadataOptions"]["httpTokens"] == "required"
+
+
+def test_prod_mesh_is_strict_and_authorizes_each_server() -> None:
+    strict = [
+        p for p in of_kind("prod", "PeerAuthentication") if p["metadata"]["namespace"] == "istio-system"
+    ]
+    assert [p["spec"]["mtls"]["mode"] for p in strict] == ["STRICT"]
+    charts = {r.inputs["chart"] for r in of_type("prod", "kubernetes:helm.sh/v4:Chart")}
+    assert {"base", "istiod", "cni", "ztunnel"} <= charts
+    policies = {p["metadata"]["name"] for p in of_kind("prod", "AuthorizationPolicy")}
+    assert {s.name for s in planned("prod").fleet.servers} <= policies
+
+
+def test_prod_has_a_secrets_manager_secret_per_reference_synced_by_external_secrets() -> None:
+    references = {(s.name, ref.key) for s in planned("prod").fleet.servers for ref in s.spec.secrets}
+    assert references, "the sample catalog should reach prod with some secrets"
+    secrets = of_type("prod", "aws:secretsmanager/secret:Secret")
+    assert len(secrets) == len(references)
+    assert not of_type("prod", "aws:secretsmanager/secretVersion:SecretVersion")  # no value, ever
+    with_secrets = {name for name, _ in references}
+    assert {e["metadata"]["name"] for e in of_kind("prod", "ExternalSecret")} == with_secrets
+    assert "external-secrets" in {r.inputs["chart"] for r in of_type("prod", "kubernetes:helm.sh/v4:Chart")}
+
+
+def test_prod_gateway_is_highly_available() -> None:
+    [gateway] = [d for d in of_kind("prod", "Deployment") if d["metadata"]["name"] == "mcp-gateway"]
+    assert gateway["spec"]["replicas"] >= 2
+    spread = gateway["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert any(c["topologyKey"] == "topology.kubernetes.io/zone" for c in spread)
+    budgets = {b["metadata"]["name"] for b in of_kind("prod", "PodDisruptionBudget")}
+    assert "mcp-gateway" in budgets
+    [balancer] = [s for s in of_kind("prod", "Service") if s["spec"].get("type") == "LoadBalancer"]
+    assert balancer["metadata"]["name"] == "mcp-gateway"
+    assert "service.beta.kubernetes.io/aws-load-balancer-type" in balancer["metadata"]["annotations"]
+
+
+def test_only_the_gateway_is_exposed_outside_the_cluster() -> None:
+    for env in ("local", "dev", "staging", "prod"):
+        exposed = [
+            s["metadata"]["name"]
+            for s in of_kind(env, "Service")
+            if s["spec"].get("type") in {"LoadBalancer", "NodePort"}
+        ]
+        assert exposed == ["mcp-gateway"], env
+
+
+def test_local_creates_no_aws_resource_at_all() -> None:
+    types = Counter(r.type for r in planned("local").registrations)
+    assert not [t for t in types if t.startswith("aws:") or t == "pulumi:providers:aws"]
+    assert not of_kind("local", "ExternalSecret")
+
+
+def test_no_local_secret_value_reaches_the_plan_output() -> None:
+    result = planned("local")
+    text = "\n".join(result.files.values())
+    assert "value of" not in text and "not read" not in text
+    for secret in of_kind("local", "Secret"):
+        assert set(secret["stringData"].values()) == {"[secret]"}
+    assert json.loads(result.files["resources.json"])
+
+
+@pytest.mark.parametrize("env", ["local", "dev", "staging", "prod"])
+def test_every_environment_has_mesh_gateway_and_secrets(env: str) -> None:
+    types = Counter(r.type for r in planned(env).registrations)
+    for component in ("Mesh", "Gateway", "Secrets", "Fleet"):
+        assert types[f"mcpfleet:index:{component}"] == 1, (env, component)
