@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: plan validate test lint format golden schema bench clean
+.PHONY: plan validate test lint format golden schema dashboards bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ schema: $(STAMP)
 
 golden: $(STAMP)
 	$(BIN)/python -m scripts.generate golden
+
+dashboards: $(STAMP)
+	$(BIN)/python -m dashboards
 
 bench: $(STAMP)
 	$(BIN)/python -m scripts.bench_plan

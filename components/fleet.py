@@ -8,6 +8,7 @@ import pulumi
 
 from components.gateway import Gateway
 from components.mesh import Mesh
+from components.monitoring import Monitoring
 from components.namespaces import ServerNamespaces
 from components.secrets import Secrets
 from components.server import McpServer, ServerPlatform
@@ -33,6 +34,7 @@ class Fleet(pulumi.ComponentResource):
         settings = fleet.settings
         mesh = Mesh("mesh", settings, child)
         secrets = Secrets("secrets", settings, child)
+        monitoring = Monitoring("monitoring", settings, platform.grafana_admin_password, child)
         namespaces = ServerNamespaces("namespaces", fleet.namespaces, child).resources
         # Its PeerAuthentication needs Istio's CRDs.
         self.gateway = Gateway(
@@ -49,7 +51,9 @@ class Fleet(pulumi.ComponentResource):
                 pulumi.ResourceOptions.merge(
                     child,
                     # Their custom resources need the charts' CRDs and webhooks first.
-                    pulumi.ResourceOptions(depends_on=[namespaces[server.namespace], mesh, secrets]),
+                    pulumi.ResourceOptions(
+                        depends_on=[namespaces[server.namespace], mesh, secrets, monitoring]
+                    ),
                 ),
             )
             for server in (fleet.servers if workloads is None else workloads)

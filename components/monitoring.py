@@ -14,6 +14,7 @@ from components.manifests.monitoring import (
     CHART_VERSION,
     dashboard_config_maps,
     gateway_monitoring_objects,
+    grafana_admin_secret,
     kube_prometheus_stack_values,
     monitoring_namespaces,
 )
@@ -29,7 +30,14 @@ class Monitoring(pulumi.ComponentResource):
     their CRDs come with the chart.
     """
 
-    def __init__(self, name: str, settings: Environment, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        settings: Environment,
+        grafana_admin_password: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """grafana_admin_password: a Pulumi secret (`pulumi config set --secret grafanaAdminPassword`)."""
         super().__init__(TYPE_TOKEN, name, None, opts)
         namespaces = [
             kubernetes_resource(f"{name}-{role}", obj, pulumi.ResourceOptions(parent=self))
@@ -52,5 +60,10 @@ class Monitoring(pulumi.ComponentResource):
         in_namespace = pulumi.ResourceOptions(parent=self, depends_on=namespaces)
         for resource_name, obj in dashboard_config_maps(settings).items():
             kubernetes_resource(resource_name, obj, in_namespace)
+        kubernetes_resource(
+            f"{name}-grafana-admin",
+            grafana_admin_secret(settings, pulumi.Output.secret(grafana_admin_password)),
+            in_namespace,
+        )
         self.namespace = settings.monitoring_namespace
         self.register_outputs({"namespace": self.namespace, "chartVersion": CHART_VERSION})

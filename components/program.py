@@ -28,6 +28,7 @@ PROJECT = "mcpfleet"
 # of every count-th server from index on (everything else as usual), so the per-server work can run in
 # parallel processes. `pulumi up` never sets it and registers every server.
 PLAN_SHARD_KEY = "planShard"
+GRAFANA_ADMIN_PASSWORD_KEY = "grafanaAdminPassword"
 
 
 def load_fleet() -> FleetModel:
@@ -48,6 +49,8 @@ def fleet_program() -> None:
         raise pulumi.RunError(f"invalid input:\n{exc}") from None
 
     config = pulumi.Config(PROJECT)
+    # Missing, `pulumi up` stops and names the command: pulumi config set --secret grafanaAdminPassword
+    grafana_password = config.require_secret(GRAFANA_ADMIN_PASSWORD_KEY)
     cluster = fleet.settings.cluster
     if cluster.provider == "eks":
         try:
@@ -56,14 +59,14 @@ def fleet_program() -> None:
             raise pulumi.RunError(f"invalid input:\n{exc}") from None
         eks = EksCluster(f"{PROJECT}-{fleet.environment}", cluster)
         kubernetes: pulumi.ProviderResource = eks.provider
-        platform = ServerPlatform(fleet.environment, cluster=eks)
+        platform = ServerPlatform(fleet.environment, grafana_password, cluster=eks)
         pulumi.export("clusterName", eks.cluster_name)
         pulumi.export("kubeconfig", eks.kubeconfig)
     else:
         kubernetes = existing_cluster_provider(f"{PROJECT}-{fleet.environment}", cluster)
         # `pulumi config set --secret --path 'mcpfleet:secrets.<store key>'`: kept secret from here on.
         values = config.get_secret_object(LOCAL_SECRETS_CONFIG_KEY.removeprefix(f"{PROJECT}:"))
-        platform = ServerPlatform(fleet.environment, local_secret_values=values)
+        platform = ServerPlatform(fleet.environment, grafana_password, local_secret_values=values)
 
     workloads = fleet.servers
     shard = config.get(PLAN_SHARD_KEY)

@@ -10,6 +10,7 @@ import pulumi
 from components.cluster.eks import EksCluster
 from components.kube import kubernetes_resource
 from components.manifests import K8sObject
+from components.manifests.monitoring import server_monitoring_objects
 from components.manifests.network import network_policy
 from components.manifests.workload import (
     autoscaler,
@@ -31,6 +32,7 @@ class ServerPlatform:
     """What a server's resources need from the environment's platform."""
 
     environment: str
+    grafana_admin_password: pulumi.Input[str]
     cluster: EksCluster | None = None
     local_secret_values: LocalValues | None = None
 
@@ -81,6 +83,8 @@ class McpServer(pulumi.ComponentResource):
                 )
             kubernetes_resource(resource_name, obj, resource_opts)
         server_mesh_resources(server, settings, parent=self)
+        for resource_name, obj in server_monitoring_objects(server, settings).items():
+            kubernetes_resource(resource_name, obj, pulumi.ResourceOptions(parent=self))
         self.namespace = server.namespace
         self.service_host = f"{server.name}.{server.namespace}.svc.cluster.local"
         self.register_outputs({"namespace": self.namespace, "serviceHost": self.service_host})

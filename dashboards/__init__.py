@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from grafanalib._gen import DashboardEncoder  # type: ignore[import-untyped]
+from grafanalib._gen import DashboardEncoder
 
 from dashboards import fleet_overview, server
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from grafanalib import core as g  # type: ignore[import-untyped]
+from grafanalib import core as g
 
 # Panels ask the data source chosen in the dashboard's `datasource` variable; it defaults to
 # kube-prometheus-stack's default data source, so the same JSON works in every environment.

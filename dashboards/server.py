@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from grafanalib import core as g  # type: ignore[import-untyped]
+from grafanalib import core as g
 
 from dashboards.common import (
     ALL_SERVERS,

@@ -207,7 +207,10 @@ def _server_metadata(server: FleetServer) -> K8sObject:
     }
 
 
-def server_service_monitor(server: FleetServer) -> K8sObject:
+def server_service_monitor(server: FleetServer) -> K8sObject | None:
+    """Scrapes the server's own metrics, when its catalog entry says it serves some."""
+    if server.spec.metrics_path is None:
+        return None
     return {
         "apiVersion": OPERATOR_API_VERSION,
         "kind": "ServiceMonitor",
@@ -215,7 +218,9 @@ def server_service_monitor(server: FleetServer) -> K8sObject:
         "spec": {
             "selector": {"matchLabels": selector_labels(server)},
             "namespaceSelector": {"matchNames": [server.namespace]},
-            "endpoints": [{"port": SERVICE_PORT_NAME, "path": METRICS_PATH, "interval": SCRAPE_INTERVAL}],
+            "endpoints": [
+                {"port": SERVICE_PORT_NAME, "path": server.spec.metrics_path, "interval": SCRAPE_INTERVAL}
+            ],
         },
     }
 
@@ -231,10 +236,11 @@ def server_prometheus_rule(server: FleetServer, settings: Environment) -> K8sObj
 
 def server_monitoring_objects(server: FleetServer, settings: Environment) -> dict[str, K8sObject]:
     """The server's scrape config and alerts by Pulumi resource name (unique across the fleet)."""
-    return {
-        f"{server.name}-service-monitor": server_service_monitor(server),
-        f"{server.name}-prometheus-rule": server_prometheus_rule(server, settings),
-    }
+    objects = {f"{server.name}-prometheus-rule": server_prometheus_rule(server, settings)}
+    monitor = server_service_monitor(server)
+    if monitor is not None:
+        objects[f"{server.name}-service-monitor"] = monitor
+    return objects
 
 
 def _platform_labels() -> dict[str, str]:
@@ -366,4 +372,22 @@ def kube_prometheus_stack_values(settings: Environment) -> dict[str, Any]:
             },
         },
         "prometheus-node-exporter": {"namespaceOverride": node_exporter_namespace_name(settings)},
+    }
+
+
+GRAFANA_ADMIN_USER = "admin"
+
+
+def grafana_admin_secret(settings: Environment, password: Any) -> K8sObject:
+    """Grafana's admin login (the chart's `admin.existingSecret`); password is a Pulumi secret."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": GRAFANA_ADMIN_SECRET,
+            "namespace": settings.monitoring_namespace,
+            "labels": _platform_labels(),
+        },
+        "type": "Opaque",
+        "stringData": {GRAFANA_ADMIN_USER_KEY: GRAFANA_ADMIN_USER, GRAFANA_ADMIN_PASSWORD_KEY: password},
     }

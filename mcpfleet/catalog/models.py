@@ -333,6 +333,13 @@ class Server(Model):
     )
     transport: Transport = Field(description="MCP transport, port and path.")
     health: Health = Field(default_factory=Health, description="Liveness and readiness checks.")
+    metrics_path: HttpPath | None = Field(
+        default="/metrics",
+        description=(
+            "Path of the server's Prometheus metrics on its MCP port; null when it serves none (its"
+            " alerts then rest on the gateway's and Kubernetes' metrics alone)."
+        ),
+    )
     tools: list[Tool] = Field(default_factory=list, description="Tools the server is expected to list.")
     secrets: list[SecretRef] = Field(default_factory=list, description="Secrets by reference; never values.")
     env: dict[EnvVarName, str] = Field(

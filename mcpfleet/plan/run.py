@@ -19,7 +19,7 @@ from mcpfleet.model import EnvName
 from mcpfleet.outputs import replace_directory
 from mcpfleet.plan.engine import DuplicateResource, Registration, run_program
 from mcpfleet.plan.render import is_manifest, manifest_files, render_manifests, render_resources
-from mcpfleet.stacks.loader import SECRETS_KEY, load_stack_config, stack_file
+from mcpfleet.stacks.loader import GRAFANA_PASSWORD_KEY, SECRETS_KEY, load_stack_config, stack_file
 
 # The Pulumi SDK spends ~4 ms of pure Python per resource; large fleets split their per-server
 # components across processes (one per core). Helpers are spawned, never forked: a fork copies the
@@ -99,6 +99,7 @@ def _offline_secrets(config: dict[str, Any], fleet: Fleet) -> dict[str, Any]:
     The stack file holds them encrypted (`secure:`), which only the Pulumi CLI can open; the plan shows
     where each goes and that it stays a secret (every output prints it as "[secret]").
     """
+    config = {**config, GRAFANA_PASSWORD_KEY: "offline plan: value not read"}
     if fleet.settings.cluster.provider != "existing":
         return config
     keys = sorted({ref.key for server in fleet.servers for ref in server.spec.secrets})

@@ -13,10 +13,12 @@ from mcpfleet.stacks.models import CONFIG_KEY, Environment
 from mcpfleet.validation import problems_from, validate_document
 from mcpfleet.yamlfile import YamlDocument, YamlError, read_yaml
 
-# Keys of ours that a stack file may hold besides the environment settings: the catalog folder, and
-# local secret values (`pulumi config set --secret --path 'mcpfleet:secrets.<store key>'`).
+# Keys of ours that a stack file may hold besides the environment settings: the catalog folder, local
+# secret values (`pulumi config set --secret --path 'mcpfleet:secrets.<store key>'`) and Grafana's
+# admin password (`pulumi config set --secret grafanaAdminPassword`).
 SECRETS_KEY = "mcpfleet:secrets"
-KNOWN_KEYS = {CONFIG_KEY, "mcpfleet:catalogDir", SECRETS_KEY}
+GRAFANA_PASSWORD_KEY = "mcpfleet:grafanaAdminPassword"
+KNOWN_KEYS = {CONFIG_KEY, "mcpfleet:catalogDir", SECRETS_KEY, GRAFANA_PASSWORD_KEY}
 
 
 def stack_file(stacks_dir: Path, env: str) -> Path:

@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import pytest
 
 from components.manifests.labels import GATEWAY_POD_LABELS, PROMETHEUS_RELEASE, selector_labels, server_labels
@@ -192,9 +193,17 @@ def test_chart_values_keep_secrets_out_and_work_without_helm_hooks() -> None:
 
 def registrations() -> list[Registration]:
     def program() -> None:
-        Monitoring("monitoring", sample_settings())
+        Monitoring("monitoring", sample_settings(), pulumi.Output.secret("sentinel-admin-password"))
 
     return run_program(program, project="mcpfleet", stack="dev", config={})
+
+
+def test_grafana_admin_password_stays_secret() -> None:
+    recorded = registrations()
+    [secret] = [r.inputs for r in recorded if r.inputs.get("kind") == "Secret"]
+    assert secret["metadata"]["name"] == "grafana-admin"
+    assert secret["stringData"]["admin-password"] == "[secret]"
+    assert all("sentinel-admin-password" not in json.dumps(r.as_json()) for r in recorded)
 
 
 def test_the_component_registers_its_children_under_mocks() -> None:
@@ -205,7 +214,7 @@ def test_the_component_registers_its_children_under_mocks() -> None:
     assert all(r.parent == component.urn for r in children)
     assert len({r.urn for r in regs}) == len(regs)
     kinds = Counter(r.inputs.get("kind") for r in children if r.custom)
-    assert kinds == Counter({"Namespace": 2, "ConfigMap": 2, "PodMonitor": 1})
+    assert kinds == Counter({"Namespace": 2, "ConfigMap": 2, "PodMonitor": 1, "Secret": 1})
     # Each server's ServiceMonitor and PrometheusRule belong to its McpServer, not here.
     assert not {"ServiceMonitor", "PrometheusRule"} & set(kinds)
 

@@ -106,3 +106,28 @@ def test_every_environment_has_mesh_gateway_and_secrets(env: str) -> None:
     types = Counter(r.type for r in planned(env).registrations)
     for component in ("Mesh", "Gateway", "Secrets", "Fleet"):
         assert types[f"mcpfleet:index:{component}"] == 1, (env, component)
+
+
+def test_prod_monitoring_has_a_monitor_and_alerts_per_server_and_dashboards() -> None:
+    charts = {r.inputs["chart"]: r.inputs for r in of_type("prod", "kubernetes:helm.sh/v4:Chart")}
+    assert "kube-prometheus-stack" in charts and charts["kube-prometheus-stack"]["version"]
+    servers = planned("prod").fleet.servers
+    rules = {r["metadata"]["name"] for r in of_kind("prod", "PrometheusRule")}
+    assert rules == {s.name for s in servers}
+    monitors = {m["metadata"]["name"] for m in of_kind("prod", "ServiceMonitor")}
+    assert monitors == {s.name for s in servers if s.spec.metrics_path is not None}
+    assert [m["metadata"]["name"] for m in of_kind("prod", "PodMonitor")] == ["mcp-gateway"]
+    alerts = {
+        rule["alert"]
+        for prometheus_rule in of_kind("prod", "PrometheusRule")
+        for group in prometheus_rule["spec"]["groups"]
+        for rule in group["rules"]
+    }
+    assert len(alerts) >= 6
+    dashboards = [
+        c for c in of_kind("prod", "ConfigMap") if c["metadata"]["labels"].get("grafana_dashboard") == "1"
+    ]
+    assert len(dashboards) == 2
+    for dashboard in dashboards:
+        for text in dashboard["data"].values():
+            assert json.loads(text)["panels"]
