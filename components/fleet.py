@@ -38,10 +38,7 @@ class Fleet(pulumi.ComponentResource):
         namespaces = ServerNamespaces("namespaces", fleet.namespaces, child).resources
         # Its PeerAuthentication needs Istio's CRDs.
         self.gateway = Gateway(
-            "gateway",
-            fleet,
-            pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[mesh])),
-            server_namespaces=namespaces,
+            "gateway", fleet, pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[mesh]))
         )
         self.servers = {
             server.name: McpServer(

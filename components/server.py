@@ -10,6 +10,7 @@ import pulumi
 from components.cluster.eks import EksCluster
 from components.kube import kubernetes_resource
 from components.manifests import K8sObject
+from components.manifests.gateway import endpoints_service
 from components.manifests.monitoring import server_monitoring_objects
 from components.manifests.network import network_policy
 from components.manifests.workload import (
@@ -49,6 +50,8 @@ def server_objects(
         f"{server.name}-autoscaler": autoscaler(server),
         f"{server.name}-network-policy": network_policy(server, settings),
     }
+    # The headless Service the gateway resolves to reach each replica (session stickiness).
+    objects[f"{server.name}-gateway-endpoints"] = endpoints_service(server)
     budget = disruption_budget(server)
     if budget is not None:
         objects[f"{server.name}-disruption-budget"] = budget

@@ -34,6 +34,8 @@ def cloned_catalog(root: Path, size: int, env: str) -> Path:
         entry: dict[str, Any] = dict(samples[index % len(samples)])
         entry.pop("$schema", None)
         entry["name"] = f"{entry['name'][:30]}-{index:04d}"
+        # Each store key is one secret owned by one server: clones get their own.
+        entry["secrets"] = [{**ref, "key": f"{ref['key']}-{index:04d}"} for ref in entry.get("secrets", [])]
         environments = dict(entry.get("environments") or {"local": {}, "dev": {}})
         environments.setdefault(env, {})
         entry["environments"] = environments

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import pulumi
 
 from components.gateway.config import render_haproxy_config
@@ -23,9 +21,8 @@ class Gateway(pulumi.ComponentResource):
 
     Assumes the cluster already runs cert-manager (for `tls: cert-manager` and `self-signed`), Istio with
     its CRDs (the gateway's PeerAuthentication), and on EKS the AWS Load Balancer Controller: this
-    component installs none of them. A per-server headless Service in each server's namespace lets HAProxy
-    see every replica; pass `server_namespaces` (namespace name -> its resource) so those wait for their
-    namespace.
+    component installs none of them. The per-server headless Services HAProxy resolves belong to each
+    server's McpServer (`endpoints_service`).
     """
 
     def __init__(
@@ -33,8 +30,6 @@ class Gateway(pulumi.ComponentResource):
         name: str,
         fleet: Fleet,
         opts: pulumi.ResourceOptions | None = None,
-        *,
-        server_namespaces: Mapping[str, pulumi.Resource] | None = None,
     ) -> None:
         super().__init__(TYPE_TOKEN, name, None, opts)
         # The exact haproxy.cfg the pods run: what `haproxy -c` and the end-to-end tests check.
@@ -49,14 +44,7 @@ class Gateway(pulumi.ComponentResource):
         after_namespace = pulumi.ResourceOptions(parent=self, depends_on=first)
         for resource_name, obj in objects.items():
             resource_opts = after_namespace
-            server_namespace = obj["metadata"].get("namespace")
-            if server_namespace != fleet.settings.gateway_namespace:
-                # A server's endpoints Service: it lives in the server's namespace.
-                waits_for = (server_namespaces or {}).get(server_namespace)
-                resource_opts = pulumi.ResourceOptions(
-                    parent=self, depends_on=[waits_for] if waits_for is not None else []
-                )
-            elif obj["kind"] == "Deployment":
+            if obj["kind"] == "Deployment":
                 # After creation the autoscaler owns the replica count; do not fight it on every `up`.
                 resource_opts = pulumi.ResourceOptions.merge(
                     after_namespace, pulumi.ResourceOptions(ignore_changes=["spec.replicas"])

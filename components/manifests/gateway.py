@@ -562,6 +562,4 @@ def gateway_objects(fleet: Fleet, config_text: str) -> dict[str, K8sObject]:
     cert = certificate(settings)
     if cert is not None:
         objects["gateway-certificate"] = cert
-    for server in fleet.servers:
-        objects[f"gateway-endpoints-{server.name}"] = endpoints_service(server)
     return objects

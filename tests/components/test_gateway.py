@@ -48,6 +48,7 @@ from components.manifests.gateway import (
     gateway_objects,
 )
 from components.manifests.labels import GATEWAY_POD_LABELS, GATEWAY_SERVICE_ACCOUNT, PROMETHEUS_POD_LABELS
+from components.server import server_objects
 from mcpfleet.catalog.loader import load_catalog
 from mcpfleet.fleet import Fleet, resolve_fleet
 from mcpfleet.model import ENVIRONMENTS
@@ -551,8 +552,8 @@ def test_network_policy_opens_the_edge_port_metrics_to_prometheus_and_egress_to_
 
 def test_every_server_gets_a_headless_endpoints_service() -> None:
     fleet = fleet_for("staging")
-    objects = objects_of(fleet)
     for server in fleet.servers:
+        objects = server_objects(server, fleet.settings)
         service = one(objects, "Service", endpoints_service_name(server))
         assert service["metadata"]["namespace"] == server.namespace
         assert service["spec"]["clusterIP"] == "None"

@@ -149,6 +149,7 @@ def test_server_objects_are_complete_and_share_namespace(name: str, env: str) ->
         "HorizontalPodAutoscaler",
         "NetworkPolicy",
         "Service",
+        "Service",  # the headless one the gateway resolves
         "ServiceAccount",
     ]
     if server.min_replicas > 1:

@@ -32,7 +32,8 @@ def test_every_enabled_server_gets_its_component_and_objects(env: str) -> None:
             for r in result.registrations
             if is_manifest(r) and r.parent == components[server.name].urn
         )
-        assert kinds["Deployment"] == kinds["Service"] == kinds["ServiceAccount"] == 1, server.name
+        assert kinds["Deployment"] == kinds["ServiceAccount"] == 1, server.name
+        assert kinds["Service"] == 2, server.name  # its own, and the headless one the gateway resolves
         assert kinds["HorizontalPodAutoscaler"] == kinds["NetworkPolicy"] == kinds["ConfigMap"] == 1
         assert kinds["PodDisruptionBudget"] == (1 if server.min_replicas > 1 else 0)
 
