@@ -18,7 +18,6 @@ what such a waypoint would route by.
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -178,14 +177,6 @@ def _port(number: int) -> K8sObject:
     return {"number": number, "name": f"{protocol.lower()}-{number}", "protocol": protocol}
 
 
-def _entry_name(server: FleetServer, host: str) -> str:
-    name = f"{server.name}-{host.replace('*', 'wildcard')}"
-    if len(name) <= _MAX_NAME:
-        return name
-    digest = hashlib.sha256(host.encode()).hexdigest()[:8]
-    return f"{name[: _MAX_NAME - 9]}-{digest}"
-
-
 def egress_hosts(server: FleetServer) -> dict[str, list[int]]:
     """Declared external hosts and their TCP ports (the mesh proxies no UDP; in-cluster names are skipped)."""
     ports: dict[str, set[int]] = defaultdict(set)
@@ -196,30 +187,40 @@ def egress_hosts(server: FleetServer) -> dict[str, list[int]]:
     return {host: sorted(numbers) for host, numbers in sorted(ports.items())}
 
 
-def service_entry(server: FleetServer, host: str, ports: list[int]) -> K8sObject:
-    """The host in the mesh's registry, visible to the server's namespace only."""
+def service_entry(server: FleetServer, name: str, hosts: list[str], ports: list[int]) -> K8sObject:
+    """The hosts in the mesh's registry, visible to the server's namespace only."""
     return {
         "apiVersion": "networking.istio.io/v1",
         "kind": "ServiceEntry",
-        "metadata": {
-            "name": _entry_name(server, host),
-            "namespace": server.namespace,
-            "labels": server_labels(server),
-        },
+        "metadata": {"name": name, "namespace": server.namespace, "labels": server_labels(server)},
         "spec": {
-            "hosts": [host],
+            "hosts": hosts,
             "location": "MESH_EXTERNAL",
             # A wildcard has no single name to resolve: the original destination address is used.
-            "resolution": "NONE" if host.startswith("*.") else "DNS",
+            "resolution": "NONE" if hosts[0].startswith("*.") else "DNS",
             "ports": [_port(number) for number in ports],
             "exportTo": ["."],
         },
     }
 
 
+def service_entries(server: FleetServer) -> list[K8sObject]:
+    """One entry per set of hosts sharing their ports (and resolution): usually one per server.
+
+    Hosts with different ports stay apart, so no host is opened on another host's port.
+    """
+    groups: dict[tuple[tuple[int, ...], bool], list[str]] = defaultdict(list)
+    for host, ports in egress_hosts(server).items():
+        groups[(tuple(ports), host.startswith("*."))].append(host)
+    return [
+        service_entry(server, f"{server.name}-egress" + (f"-{index}" if index else ""), hosts, list(ports))
+        for index, ((ports, _), hosts) in enumerate(sorted(groups.items()))
+    ]
+
+
 def mesh_server_objects(server: FleetServer, settings: Environment) -> dict[str, K8sObject]:
     """The server's mesh objects by Pulumi resource name (unique across the fleet)."""
     objects = {f"{server.name}-authorization-policy": authorization_policy(server, settings)}
-    for host, ports in egress_hosts(server).items():
-        objects[f"{server.name}-egress-{host}"] = service_entry(server, host, ports)
+    for entry in service_entries(server):
+        objects[entry["metadata"]["name"]] = entry
     return objects

@@ -184,11 +184,11 @@ def test_each_declared_host_gets_a_service_entry_seen_by_its_namespace_only() ->
     server = golden_server("search")  # one host on 443, one CIDR
     objects = mesh_server_objects(server, environment("prod"))
     entries = {name: obj for name, obj in objects.items() if obj["kind"] == "ServiceEntry"}
-    assert list(entries) == ["search-egress-api.search.example.com"]
-    entry = entries["search-egress-api.search.example.com"]
+    assert list(entries) == ["search-egress"]
+    entry = entries["search-egress"]
     assert entry["apiVersion"] == "networking.istio.io/v1"
     assert entry["metadata"] == {
-        "name": "search-api.search.example.com",
+        "name": "search-egress",
         "namespace": server.namespace,
         "labels": entry["metadata"]["labels"],
     }
@@ -225,6 +225,24 @@ def test_ports_merge_per_host_and_odd_hosts_are_handled() -> None:
         {"number": 8443, "name": "tcp-8443", "protocol": "TCP"},
     ]
     assert entries["*.cdn.example.com"]["resolution"] == "NONE"
+
+
+def test_hosts_sharing_their_ports_share_one_entry_and_no_host_gains_a_port() -> None:
+    server = with_egress(
+        golden_server("search"),
+        [
+            Egress(host="a.example.com", ports=[443]),
+            Egress(host="b.example.com", ports=[443]),
+            Egress(host="c.example.com", ports=[8443]),
+        ],
+    )
+    entries = [
+        obj["spec"]
+        for obj in mesh_server_objects(server, environment("dev")).values()
+        if obj["kind"] == "ServiceEntry"
+    ]
+    by_hosts = {tuple(spec["hosts"]): [p["number"] for p in spec["ports"]] for spec in entries}
+    assert by_hosts == {("a.example.com", "b.example.com"): [443], ("c.example.com",): [8443]}
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
