@@ -1,0 +1,46 @@
+"""No secret value reaches the plan's files, resources.json, the terminal or the logs.
+
+The whole program runs with real-looking values in its config (as `pulumi up` would after decrypting the
+stack's `secure:` entries) and every place a value could surface is searched for them.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from components.program import PROJECT, fleet_program
+from mcpfleet.plan.engine import run_program
+from mcpfleet.plan.render import manifest_files, render_manifests, render_resources
+from mcpfleet.plan.run import load_inputs
+
+REPO = Path(__file__).resolve().parents[2]
+SENTINEL = "sentinel-Zq8w1-do-not-print"
+
+
+def test_secret_values_never_leave_the_secret(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, fleet = load_inputs("local", REPO / "catalog", REPO / "stacks")
+    keys = sorted({ref.key for server in fleet.servers for ref in server.spec.secrets})
+    assert keys, "the sample catalog should reference secrets on local"
+    config = {
+        **config,
+        f"{PROJECT}:catalogDir": str(REPO / "catalog"),
+        f"{PROJECT}:secrets": {key: f"{SENTINEL}-{index}" for index, key in enumerate(keys)},
+        f"{PROJECT}:grafanaAdminPassword": SENTINEL,
+    }
+    caplog.set_level(logging.DEBUG)
+    registrations = run_program(fleet_program, project=PROJECT, stack="local", config=config)
+
+    outputs = [render_resources(registrations)]
+    outputs += [render_manifests(documents) for documents in manifest_files(registrations).values()]
+    captured = capsys.readouterr()
+    for text in [*outputs, captured.out, captured.err, caplog.text]:
+        assert SENTINEL not in text
+    secrets = [r.inputs for r in registrations if r.inputs.get("kind") == "Secret"]
+    assert len(secrets) == len({s.name for s in fleet.servers if s.spec.secrets}) + 1  # + Grafana's
+    for secret in secrets:
+        assert set(secret["stringData"].values()) <= {"[secret]", "admin"}
