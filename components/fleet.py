@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import pulumi
 
+from components.addons import ClusterAddons
 from components.gateway import Gateway
 from components.mesh import Mesh
 from components.monitoring import Monitoring
@@ -37,8 +38,13 @@ class Fleet(pulumi.ComponentResource):
         monitoring = Monitoring("monitoring", settings, platform.grafana_admin_password, child)
         namespaces = ServerNamespaces("namespaces", fleet.namespaces, child).resources
         # Its PeerAuthentication needs Istio's CRDs.
+        addons = ClusterAddons("addons", settings, platform.cluster, child)
+        # Its PeerAuthentication needs Istio's CRDs; its Certificate and issuer cert-manager; its Service
+        # the AWS Load Balancer Controller (eks).
         self.gateway = Gateway(
-            "gateway", fleet, pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[mesh]))
+            "gateway",
+            fleet,
+            pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[mesh, *addons.ready])),
         )
         self.servers = {
             server.name: McpServer(

@@ -19,10 +19,10 @@ TYPE_TOKEN = "mcpfleet:index:Gateway"
 class Gateway(pulumi.ComponentResource):
     """The gateway's namespace, HAProxy Deployment, load balancer, autoscaler, policies and certificate.
 
-    Assumes the cluster already runs cert-manager (for `tls: cert-manager` and `self-signed`), Istio with
-    its CRDs (the gateway's PeerAuthentication), and on EKS the AWS Load Balancer Controller: this
-    component installs none of them. The per-server headless Services HAProxy resolves belong to each
-    server's McpServer (`endpoints_service`).
+    Needs cert-manager (for `tls: cert-manager` and `self-signed`) and on EKS the AWS Load Balancer
+    Controller, which `ClusterAddons` installs, and Istio's CRDs (its PeerAuthentication), which `Mesh`
+    installs: the Fleet orders them first. The per-server headless Services HAProxy resolves belong to
+    each server's McpServer (`endpoints_service`).
     """
 
     def __init__(
