@@ -131,3 +131,10 @@ def test_prod_monitoring_has_a_monitor_and_alerts_per_server_and_dashboards() ->
     for dashboard in dashboards:
         for text in dashboard["data"].values():
             assert json.loads(text)["panels"]
+
+
+@pytest.mark.parametrize("env", ["local", "dev", "staging", "prod"])
+def test_the_gateway_certificate_and_load_balancer_have_their_controllers(env: str) -> None:
+    charts = {r.inputs["chart"] for r in of_type(env, "kubernetes:helm.sh/v4:Chart")}
+    assert "cert-manager" in charts
+    assert ("aws-load-balancer-controller" in charts) == (env != "local")
