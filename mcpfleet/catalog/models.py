@@ -7,6 +7,7 @@ Names follow the official MCP Registry's `server.json` where it has the same not
 
 from __future__ import annotations
 
+import datetime
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
@@ -300,6 +301,14 @@ class EnvironmentOverride(Model):
     )
 
 
+class Decommission(Model):
+    """A deliberate, reviewed removal: the entry stays (with this marker) while the environments drain."""
+
+    environments: list[EnvName] = Field(min_length=1, description="Environments the server is removed from.")
+    reason: str = Field(min_length=1, max_length=500, description="Why, with the tracking reference.")
+    date: datetime.date = Field(strict=False, description="When it was decided (YYYY-MM-DD).")
+
+
 def _default_environments() -> dict[EnvName, EnvironmentOverride]:
     return {"local": EnvironmentOverride(), "dev": EnvironmentOverride()}
 
@@ -361,6 +370,13 @@ class Server(Model):
     run_as_user: int = Field(
         default=65532, ge=1, le=2147483647, description="Non-root user id the container runs as."
     )
+    decommissioned: Decommission | None = Field(
+        default=None,
+        description=(
+            "Marks the server's removal from the listed environments (prod removals need it); those"
+            " environments must not enable it."
+        ),
+    )
     environments: dict[EnvName, EnvironmentOverride] = Field(
         default_factory=_default_environments,
         description=(
@@ -382,6 +398,10 @@ class Server(Model):
         clash = sorted(set(env_names) & set(self.env))
         if clash:
             problems.append(f"{', '.join(clash)} set both as a secret and as a plain setting")
+        if self.decommissioned is not None:
+            still = [env for env in self.decommissioned.environments if self.enabled_in(env)]
+            if still:
+                problems.append(f"decommissioned from {', '.join(still)} but still enabled there")
         if self.transport.type == "stdio" and self.args:
             problems.append("stdio servers take `transport.command`, not `args`")
         if problems:

@@ -194,6 +194,10 @@ def test_missing_catalog_folder(tmp_path: Path) -> None:
             {"secrets": [{"key": "a/b", "env": "TOKEN"}], "env": {"TOKEN": "x"}},
             "TOKEN set both as a secret and as a plain setting",
         ),
+        (
+            {"decommissioned": {"environments": ["dev"], "reason": "replaced", "date": "2026-11-01"}},
+            "decommissioned from dev but still enabled there",
+        ),
     ],
 )
 def test_rules_across_fields(
