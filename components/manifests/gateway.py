@@ -18,7 +18,7 @@ from components.manifests.labels import (
     selector_labels,
     server_labels,
 )
-from components.manifests.namespace import namespace
+from components.manifests.namespace import default_deny, namespace
 from components.manifests.network import NAMESPACE_NAME_LABEL
 from components.manifests.workload import HOST_KEY, ZONE_KEY
 from mcpfleet.fleet import Fleet, FleetServer
@@ -552,6 +552,8 @@ def gateway_objects(fleet: Fleet, config_text: str) -> dict[str, K8sObject]:
         "gateway-metrics-service": metrics_service(settings),
         "gateway-autoscaler": autoscaler(settings),
         "gateway-network-policy": network_policy(fleet),
+        # Like every server namespace: nothing flows unless a policy opens it.
+        "gateway-default-deny": default_deny(fleet.settings.gateway_namespace),
         "gateway-peer-authentication": peer_authentication(settings),
     }
     budget = disruption_budget(settings)

@@ -525,7 +525,7 @@ def test_a_config_change_rolls_the_pods() -> None:
 
 def test_network_policy_opens_the_edge_port_metrics_to_prometheus_and_egress_to_servers_only() -> None:
     fleet = fleet_for("prod")
-    policy = one(objects_of(fleet), "NetworkPolicy")["spec"]
+    policy = one(objects_of(fleet), "NetworkPolicy", "mcp-gateway")["spec"]
     assert policy["podSelector"]["matchLabels"].items() >= GATEWAY_POD_LABELS.items()
     edge, metrics, probes = policy["ingress"]
     assert edge == {"ports": [{"protocol": "TCP", "port": TLS_PORT}]}
