@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from mcpfleet.cli.app import CatalogOption, EnvOption, StacksOption, app, refuse
+from mcpfleet.cli.app import EXIT_INVALID, CatalogOption, EnvOption, StacksOption, app, refuse
 from mcpfleet.errors import InvalidInput, display_path
 from mcpfleet.model import EnvName
 
@@ -38,4 +39,11 @@ def plan(
     width = max((len(kind) for kind in result.counts), default=0)
     for kind, count in sorted(result.counts.items()):
         print(f"  {kind:<{width}}  {count}")
-    print(f"wrote {display_path(out_dir)}/")
+    print(f"wrote {display_path(out_dir)}/ (policy review: policy-report.md, .sarif, .junit.xml)")
+    advisory = len(result.violations) - len(result.blocking)
+    print(f"policy review: {len(result.blocking)} mandatory, {advisory} advisory violations")
+    if result.blocking:
+        print(f"error: {len(result.blocking)} mandatory policy violations in {environment}:", file=sys.stderr)
+        for violation in result.blocking:
+            print(f"  {violation.describe()}", file=sys.stderr)
+        raise typer.Exit(EXIT_INVALID)

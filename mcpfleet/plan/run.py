@@ -19,7 +19,10 @@ from mcpfleet.model import EnvName
 from mcpfleet.outputs import replace_directory
 from mcpfleet.plan.engine import DuplicateResource, Registration, run_program
 from mcpfleet.plan.render import is_manifest, manifest_files, render_manifests, render_resources
+from mcpfleet.plan.reports import render_junit, render_markdown, render_sarif
 from mcpfleet.stacks.loader import GRAFANA_PASSWORD_KEY, SECRETS_KEY, load_stack_config, stack_file
+from policies.review import Violation, review
+from policies.rules import all_rules
 
 # The Pulumi SDK spends ~4 ms of pure Python per resource; large fleets split their per-server
 # components across processes (one per core). Helpers are spawned, never forked: a fork copies the
@@ -38,6 +41,12 @@ class PlanResult:
     seconds: float
     out_dir: Path | None = None
     counts: Counter[str] = field(default_factory=Counter)
+    violations: list[Violation] = field(default_factory=list)
+
+    @property
+    def blocking(self) -> list[Violation]:
+        """Mandatory violations: the plan fails, as `pulumi preview --policy-pack` would."""
+        return [v for v in self.violations if v.mandatory]
 
 
 def load_inputs(env: EnvName, catalog_dir: Path, stacks_dir: Path) -> tuple[dict[str, object], Fleet]:
@@ -82,10 +91,31 @@ def plan(
         for path, documents in manifest_files(registrations).items()
     }
     files["resources.json"] = render_resources(registrations)
+    violations = review(registrations, env, fleet)
+    files.update(_reports(env, violations, len(registrations), catalog_dir, stacks_dir))
     if out_dir is not None:
         replace_directory(out_dir, files)
     counts = Counter(r.inputs.get("kind", r.type) if is_manifest(r) else r.type for r in registrations)
-    return PlanResult(fleet, registrations, files, time.perf_counter() - started, out_dir, counts)
+    return PlanResult(fleet, registrations, files, time.perf_counter() - started, out_dir, counts, violations)
+
+
+def _reports(
+    env: str, violations: list[Violation], resources: int, catalog_dir: Path, stacks_dir: Path
+) -> dict[str, str]:
+    """The policy review beside the manifests, ready for a PR comment, code scanning and CI."""
+    rules = all_rules()
+
+    def location_of(violation: Violation) -> str:
+        # Point at what a reviewer edits: the server's catalog entry, else the environment's stack file.
+        if violation.server:
+            return display_path(catalog_dir / "servers" / f"{violation.server}.yaml")
+        return display_path(stack_file(stacks_dir, env))
+
+    return {
+        "policy-report.md": render_markdown(env, violations, rules, resources),
+        "policy-report.sarif": render_sarif(env, violations, rules, location_of),
+        "policy-report.junit.xml": render_junit(env, violations, rules),
+    }
 
 
 def _process_count(catalog_dir: Path) -> int:

@@ -1,0 +1,141 @@
+"""The rule framework: plain data in, plain messages out, nothing from the Pulumi engine.
+
+A rule is a module in `policies.rules` with a module-level `RULE`. It validates either one resource at
+a time (`validate_resource(resource_type, inputs, context) -> messages`) or the whole stack at once
+(`validate_stack(resources, context) -> findings`). `policies.pack` adapts it to pulumi_policy;
+`policies.review` runs it offline. Both go through `Rule.check_*`, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from mcpfleet.fleet import Fleet
+from mcpfleet.model import ENVIRONMENTS, EnvName
+
+Severity = Literal["low", "medium", "high", "critical"]
+# `remediate` is left out on purpose: no rule rewrites resources, it only reports.
+Level = Literal["advisory", "mandatory", "disabled"]
+LEVELS: tuple[Level, ...] = get_args(Level)
+SEVERITIES: tuple[Severity, ...] = get_args(Severity)
+SERVER_TYPE = "mcpfleet:index:McpServer"
+
+# The issue's default: advisory while developing, blocking from staging on.
+DEFAULT_ENFORCEMENT: Mapping[EnvName, Level] = {
+    "local": "advisory",
+    "dev": "advisory",
+    "staging": "mandatory",
+    "prod": "mandatory",
+}
+# Rules about production posture (availability, pinning): visible everywhere, blocking in prod only.
+PROD_ONLY: Mapping[EnvName, Level] = {
+    "local": "advisory",
+    "dev": "advisory",
+    "staging": "advisory",
+    "prod": "mandatory",
+}
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One resource as a policy sees it: the engine's type, name and URN, its inputs, its parent's URN."""
+
+    urn: str
+    type: str
+    name: str
+    inputs: Mapping[str, Any]
+    parent: str | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a validator may know besides the resource.
+
+    config: the rule's properties (schema defaults, overridden by the policy-pack config file).
+    fleet: the catalog resolved for the stack's environment, for catalog-level rules; None when it is
+    not available (a catalog rule then has nothing to check and says so by returning no finding).
+    """
+
+    config: Mapping[str, Any] = field(default_factory=dict)
+    fleet: Fleet | None = None
+    environment: EnvName | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A stack rule's violation, pointing at the resource at fault when there is one."""
+
+    message: str
+    urn: str | None = None
+    # For catalog-level findings, which have no resource: the server they are about.
+    server: str | None = None
+
+
+ResourceValidator = Callable[[str, Mapping[str, Any], Context], list[str]]
+StackValidator = Callable[[Sequence[Resource], Context], list[Finding]]
+
+
+@dataclass(frozen=True)
+class CaseResource:
+    type: str
+    name: str
+    inputs: Mapping[str, Any]
+    parent: str | None = None
+
+
+@dataclass(frozen=True)
+class Case:
+    """An example the rule must pass (`expect="pass"`) or fail (`expect="violate"`), as data.
+
+    fleet: optional catalog entries (dicts in catalog YAML form) for catalog-level rules; the test
+    turns them into a Fleet through the real catalog and stack loaders.
+    """
+
+    name: str
+    expect: Literal["pass", "violate"]
+    resources: Sequence[CaseResource] = ()
+    environment: EnvName = "prod"
+    fleet: Sequence[Mapping[str, Any]] = ()
+    # Overrides of the environment's stack settings (`mcpfleet:environment`), for fleet cases.
+    stack: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    description: str
+    severity: Severity
+    remediation: str
+    cases: Sequence[Case]
+    version: str = "1.0.0"
+    enforcement: Mapping[EnvName, Level] = field(default_factory=lambda: dict(DEFAULT_ENFORCEMENT))
+    validate_resource: ResourceValidator | None = None
+    validate_stack: StackValidator | None = None
+    # JSON-schema properties of the rule's configuration, each with a "default".
+    config_schema: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.validate_resource is None) == (self.validate_stack is None):
+            raise ValueError(f"rule {self.id}: give exactly one of validate_resource, validate_stack")
+        if set(self.enforcement) != set(ENVIRONMENTS):
+            raise ValueError(f"rule {self.id}: enforcement must name every environment")
+
+    @property
+    def kind(self) -> Literal["resource", "stack"]:
+        return "resource" if self.validate_resource is not None else "stack"
+
+    def config_with_defaults(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
+        values = {key: prop["default"] for key, prop in self.config_schema.items() if "default" in prop}
+        values.update({k: v for k, v in (given or {}).items() if k != "enforcementLevel"})
+        return values
+
+    def check_resource(self, resource_type: str, inputs: Mapping[str, Any], context: Context) -> list[str]:
+        assert self.validate_resource is not None
+        return self.validate_resource(resource_type, inputs, context)
+
+    def check_stack(self, resources: Sequence[Resource], context: Context) -> list[Finding]:
+        assert self.validate_stack is not None
+        return self.validate_stack(resources, context)

@@ -1,0 +1,43 @@
+"""MCP: in prod every declared tool is pinned by hash, so a changed tool description is drift we see.
+
+A server update that rewrites a tool's description is the rug pull of tool poisoning; a pinned sha256
+turns it into a reported difference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from policies.rules._fleet_cases import entry, pinned
+from policies.rules._framework import PROD_ONLY, Case, Context, Finding, Resource, Rule
+
+
+def validate(resources: Sequence[Resource], context: Context) -> list[Finding]:
+    if context.fleet is None:
+        return []
+    findings = []
+    for server in context.fleet.servers:
+        unpinned = [t.name for t in server.spec.tools if t.sha256 is None]
+        if unpinned:
+            shown = ", ".join(unpinned[:5]) + (f" and {len(unpinned) - 5} more" if len(unpinned) > 5 else "")
+            findings.append(
+                Finding(f"server {server.name}: tools without sha256: {shown}", server=server.name)
+            )
+    return findings
+
+
+RULE = Rule(
+    id="fleet-tool-hashes-pinned",
+    description="Every declared tool has a pinned sha256 (blocking in prod).",
+    severity="medium",
+    remediation="Compute each tool's hash from the server's tools/list answer (mcpfleet.catalog.toolhash) "
+    "and set tools[].sha256 in the catalog entry.",
+    validate_stack=validate,
+    enforcement=PROD_ONLY,
+    tags=("mcp", "supply-chain"),
+    cases=(
+        Case("all pinned", "pass", fleet=(entry("alpha", [pinned("search")]),)),
+        Case("no tools declared", "pass", fleet=(entry("alpha"),)),
+        Case("one unpinned", "violate", fleet=(entry("alpha", [pinned("search"), "fetch"]),)),
+    ),
+)

@@ -1,0 +1,70 @@
+"""A rule's cases through the real review(): resources become registrations, catalog entries a Fleet."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mcpfleet.fleet import Fleet
+from mcpfleet.plan.run import load_inputs
+from mcpfleet.stacks.models import CONFIG_KEY
+from policies.review import Violation, review
+from policies.rules._framework import Case, Rule
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class CaseRegistration:
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    inputs: Mapping[str, Any]
+
+
+def urn_for(environment: str, resource_type: str, name: str) -> str:
+    return f"urn:pulumi:{environment}::mcpfleet::{resource_type}::{name}"
+
+
+def registrations(case: Case) -> list[CaseRegistration]:
+    """Case resources as the engine registers them; `parent` names another case resource."""
+    urns = {r.name: urn_for(case.environment, r.type, r.name) for r in case.resources}
+    return [
+        CaseRegistration(
+            urn=urns[r.name],
+            type=r.type,
+            name=r.name,
+            parent=urns[r.parent] if r.parent is not None else None,
+            inputs=r.inputs,
+        )
+        for r in case.resources
+    ]
+
+
+def fleet_for(case: Case, workdir: Path) -> Fleet | None:
+    """The case's catalog entries resolved for its environment, through the real loaders."""
+    if not case.fleet:
+        return None
+    servers = workdir / "catalog" / "servers"
+    servers.mkdir(parents=True)
+    for entry in case.fleet:
+        (servers / f"{entry['name']}.yaml").write_text(yaml.safe_dump(dict(entry)), encoding="utf-8")
+    stacks = workdir / "stacks"
+    shutil.copytree(REPO / "stacks", stacks)
+    if case.stack:
+        path = stacks / f"Pulumi.{case.environment}.yaml"
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document["config"][CONFIG_KEY].update(case.stack)
+        path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    _, fleet = load_inputs(case.environment, workdir / "catalog", stacks)
+    return fleet
+
+
+def run_case(rule: Rule, case: Case, workdir: Path) -> list[Violation]:
+    return review(registrations(case), case.environment, fleet_for(case, workdir), rules=[rule])
