@@ -7,6 +7,7 @@ poisoning and confused routing start; a reviewer should see it before it merges.
 from __future__ import annotations
 
 import unicodedata
+from collections import defaultdict
 from collections.abc import Sequence
 from itertools import combinations
 
@@ -58,28 +59,50 @@ def lookalike(a: str, b: str) -> str | None:
     return None
 
 
+def candidate_pairs(names: Sequence[str]) -> set[tuple[str, str]]:
+    """Pairs that may be lookalikes, without comparing every pair (fleets have thousands of names).
+
+    Same skeleton, or a shared one-deletion variant (two strings are one edit apart only if deleting one
+    character from each, or from the longer one, gives the same string).
+    """
+    buckets: dict[str, set[str]] = defaultdict(set)
+    for name in names:
+        buckets["skeleton:" + skeleton(name)].add(name)
+        folded = name.casefold()
+        for variant in {folded} | {folded[:i] + folded[i + 1 :] for i in range(len(folded))}:
+            buckets["delete:" + variant].add(name)
+    pairs: set[tuple[str, str]] = set()
+    for members in buckets.values():
+        if len(members) > 1:
+            pairs.update(combinations(sorted(members), 2))
+    return pairs
+
+
 def validate(resources: Sequence[Resource], context: Context) -> list[Finding]:
     if context.fleet is None:
         return []
     findings = []
     names = sorted(s.name for s in context.fleet.servers)
-    for a, b in combinations(names, 2):
+    for a, b in sorted(candidate_pairs(names)):
         how = lookalike(a, b)
         if how:
             findings.append(Finding(f"server {b} {how} server {a}", server=b))
-    # Tools are compared across servers only: within a server, list_tag / list_tags is normal.
-    tools = sorted((t.name, s.name) for s in context.fleet.servers for t in s.spec.tools)
-    for (tool_a, server_a), (tool_b, server_b) in combinations(tools, 2):
-        if server_a == server_b:
-            continue
-        how = lookalike(tool_a, tool_b)
-        if how and skeleton(tool_a) == skeleton(tool_b):
-            findings.append(
-                Finding(
-                    f"server {server_b}: tool {tool_b} {how} tool {tool_a} of server {server_a}",
-                    server=server_b,
+    # Tools are compared across servers only (within a server, list_tag / list_tags is normal), and only
+    # by skeleton: one edit apart is too common among tool names to flag.
+    by_skeleton: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for server in context.fleet.servers:
+        for tool in server.spec.tools:
+            by_skeleton[skeleton(tool.name)].add((tool.name, server.name))
+    for members in by_skeleton.values():
+        for (tool_a, server_a), (tool_b, server_b) in combinations(sorted(members), 2):
+            how = lookalike(tool_a, tool_b)
+            if server_a != server_b and how:
+                findings.append(
+                    Finding(
+                        f"server {server_b}: tool {tool_b} {how} tool {tool_a} of server {server_a}",
+                        server=server_b,
+                    )
                 )
-            )
     return findings
 
 
