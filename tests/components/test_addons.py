@@ -30,8 +30,9 @@ from components.addons import (
 )
 from components.cluster.eks import EksCluster
 from mcpfleet.stacks.models import Environment
-from tests.components.test_mesh import CHART_TYPE, Recorder, Registration, environment, recording, run
+from tests.components.test_mesh import CHART_TYPE, environment
 from tests.components.test_secrets import ACCOUNT, REGION, aws_outputs
+from tests.mock_engine import Recorder, Registration, recording, run
 
 POLICY_TYPE = "aws:iam/policy:Policy"
 ATTACHMENT_TYPE = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"

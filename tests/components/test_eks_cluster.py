@@ -11,8 +11,7 @@ from typing import Any
 
 import pulumi
 import pytest
-from pulumi.runtime import rpc, settings
-from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime import rpc
 
 from components.cluster.eks import (
     CLUSTER_LOG_TYPES,
@@ -27,6 +26,7 @@ from components.cluster.eks import (
     subnet_layout,
 )
 from mcpfleet.stacks.models import Cluster, NodeGroup
+from tests.mock_engine import Recorder, recording
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
@@ -88,55 +88,9 @@ class FakeAws(pulumi.runtime.Mocks):
         return {}, []
 
 
-@dataclass(frozen=True)
-class Registration:
-    urn: str
-    type: str
-    name: str
-    parent: str
-    provider: str
-    inputs: dict[str, Any]
-
-
-class RecordingMonitor(MockMonitor):
-    """Keeps every registration in order; MockMonitor's own record, a dict by URN, hides duplicates."""
-
-    def __init__(self, mocks: FakeAws) -> None:
-        super().__init__(mocks)
-        self.fake = mocks
-        self.registrations: list[Registration] = []
-
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (the gRPC method name)
-        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
-        self.registrations.append(
-            Registration(
-                urn=response.urn,
-                type=request.type,
-                name=request.name,
-                parent=request.parent,
-                provider=request.provider,
-                inputs=rpc.deserialize_properties(request.object),
-            )
-        )
-        return response
-
-    def of_type(self, type_: str) -> list[Registration]:
-        return [r for r in self.registrations if r.type == type_]
-
-    def one(self, type_: str) -> Registration:
-        (found,) = self.of_type(type_)
-        return found
-
-
 @pytest.fixture
-def monitor() -> Iterator[RecordingMonitor]:
-    # A root stack left over from an earlier test would parent this test's resources.
-    settings.ROOT.set(None)
-    mocks = FakeAws()
-    recorder = RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project="mcpfleet", stack="prod", preview=False, monitor=recorder)
-    yield recorder
-    settings.ROOT.set(None)
+def monitor() -> Iterator[Recorder]:
+    yield from recording("prod", mocks=FakeAws())
 
 
 @dataclass
@@ -253,7 +207,7 @@ def test_key_policy_keeps_account_administration_and_lets_auto_scaling_encrypt_v
         assert statement["Condition"]["StringEquals"] == {"aws:PrincipalArn": autoscaling}
 
 
-def test_the_component_refuses_an_existing_cluster(monitor: RecordingMonitor) -> None:
+def test_the_component_refuses_an_existing_cluster(monitor: Recorder) -> None:
     with pytest.raises(ValueError, match="provider eks"):
         build(Cluster(provider="existing", context="kind-mcpfleet"))
 
@@ -261,7 +215,7 @@ def test_the_component_refuses_an_existing_cluster(monitor: RecordingMonitor) ->
 # The component under mocks
 
 
-def test_every_resource_is_a_uniquely_named_child_of_the_component(monitor: RecordingMonitor) -> None:
+def test_every_resource_is_a_uniquely_named_child_of_the_component(monitor: Recorder) -> None:
     build(eks_settings())
     children = [r for r in monitor.registrations if r.type not in ("pulumi:pulumi:Stack", TYPE_TOKEN)]
     urns = [r.urn for r in monitor.registrations]
@@ -271,7 +225,7 @@ def test_every_resource_is_a_uniquely_named_child_of_the_component(monitor: Reco
     assert not [r for r in children if r.type.startswith("pulumi:providers:eks") or r.type.startswith("awsx")]
 
     # No invoke: `mcpfleet plan` and previews answer none.
-    assert monitor.fake.invokes == []
+    assert isinstance(monitor.mocks, FakeAws) and monitor.mocks.invokes == []
 
     aws_provider = monitor.one("pulumi:providers:aws")
     assert aws_provider.inputs["region"] == REGION
@@ -280,7 +234,7 @@ def test_every_resource_is_a_uniquely_named_child_of_the_component(monitor: Reco
     assert {r.provider.split("::")[-2] for r in aws_children} == {aws_provider.name}
 
 
-def test_network_spans_three_zones_with_private_and_public_subnets(monitor: RecordingMonitor) -> None:
+def test_network_spans_three_zones_with_private_and_public_subnets(monitor: Recorder) -> None:
     build(eks_settings())
     vpc = monitor.one("aws:ec2/vpc:Vpc")
     assert vpc.inputs["cidrBlock"] == "10.40.0.0/16"
@@ -309,7 +263,7 @@ def test_network_spans_three_zones_with_private_and_public_subnets(monitor: Reco
     assert {a.inputs["subnetId"] for a in associations} == {f"{s.name}-id" for s in subnets}
 
 
-def test_cluster_is_encrypted_audited_and_private_without_cidrs(monitor: RecordingMonitor) -> None:
+def test_cluster_is_encrypted_audited_and_private_without_cidrs(monitor: Recorder) -> None:
     built = build(eks_settings())
     cluster = monitor.one("aws:eks/cluster:Cluster")
     key = monitor.one("aws:kms/key:Key")
@@ -343,14 +297,14 @@ def test_cluster_is_encrypted_audited_and_private_without_cidrs(monitor: Recordi
     assert built.oidc_issuer == f"oidc.eks.{REGION}.amazonaws.com/id/TEST"
 
 
-def test_public_endpoint_is_restricted_to_the_given_cidrs(monitor: RecordingMonitor) -> None:
+def test_public_endpoint_is_restricted_to_the_given_cidrs(monitor: Recorder) -> None:
     build(eks_settings(endpoint_public_access_cidrs=["203.0.113.0/24", "198.51.100.7/32"]))
     vpc_config = monitor.one("aws:eks/cluster:Cluster").inputs["vpcConfig"]
     assert vpc_config["endpointPublicAccess"] is True
     assert vpc_config["publicAccessCidrs"] == ["203.0.113.0/24", "198.51.100.7/32"]
 
 
-def test_nodes_use_imdsv2_only_and_encrypted_root_volumes(monitor: RecordingMonitor) -> None:
+def test_nodes_use_imdsv2_only_and_encrypted_root_volumes(monitor: Recorder) -> None:
     built = build(eks_settings())
     template = monitor.one("aws:ec2/launchTemplate:LaunchTemplate")
     assert template.inputs["metadataOptions"]["httpTokens"] == "required"
@@ -392,7 +346,7 @@ def test_nodes_use_imdsv2_only_and_encrypted_root_volumes(monitor: RecordingMoni
     }
 
 
-def test_oidc_provider_addons_and_admin_access_entries(monitor: RecordingMonitor) -> None:
+def test_oidc_provider_addons_and_admin_access_entries(monitor: Recorder) -> None:
     build(eks_settings(admin_principal_arns=[*ADMINS, ADMINS[0]]))
     oidc = monitor.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
     assert oidc.inputs["url"] == ISSUER
@@ -418,7 +372,7 @@ def test_oidc_provider_addons_and_admin_access_entries(monitor: RecordingMonitor
         assert grant.inputs["accessScope"] == {"type": "cluster"}
 
 
-def test_kubeconfig_is_secret_and_feeds_the_kubernetes_provider(monitor: RecordingMonitor) -> None:
+def test_kubeconfig_is_secret_and_feeds_the_kubernetes_provider(monitor: Recorder) -> None:
     built = build(eks_settings())
     assert built.kubeconfig_secret is True
     assert built.kubeconfig is not None
@@ -433,7 +387,7 @@ def test_kubeconfig_is_secret_and_feeds_the_kubernetes_provider(monitor: Recordi
     assert json.loads(wrapped["value"]) == document
 
 
-def test_every_taggable_resource_is_tagged(monitor: RecordingMonitor) -> None:
+def test_every_taggable_resource_is_tagged(monitor: Recorder) -> None:
     build(eks_settings())
     tagged = [r for r in monitor.registrations if "tags" in r.inputs]
     assert len(tagged) > 20

@@ -31,15 +31,8 @@ from components.secrets import (
 from mcpfleet.catalog.models import SecretRef
 from mcpfleet.fleet import FleetServer
 from mcpfleet.plan.engine import run_program
-from tests.components.test_mesh import (
-    CHART_TYPE,
-    Parent,
-    Recorder,
-    environment,
-    golden_server,
-    recording,
-    run,
-)
+from tests.components.test_mesh import CHART_TYPE, environment, golden_server
+from tests.mock_engine import Parent, Recorder, recording, run
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"  # the dev and prod stacks' region
