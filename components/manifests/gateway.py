@@ -20,7 +20,12 @@ from components.manifests.labels import (
 )
 from components.manifests.namespace import default_deny, namespace
 from components.manifests.network import NAMESPACE_NAME_LABEL
-from components.manifests.workload import HOST_KEY, ZONE_KEY
+from components.manifests.workload import (
+    HOST_KEY,
+    ZONE_KEY,
+    hardened_container_context,
+    hardened_pod_context,
+)
 from mcpfleet.fleet import Fleet, FleetServer
 from mcpfleet.stacks.models import Environment
 
@@ -202,16 +207,7 @@ def _container(settings: Environment) -> K8sObject:
         "livenessProbe": _http_probe(10, 3),
         "readinessProbe": _http_probe(5, 2),
         "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "runAsUser": HAPROXY_UID,
-            "runAsGroup": HAPROXY_UID,
-            "privileged": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": hardened_container_context(HAPROXY_UID),
         "volumeMounts": mounts,
     }
 
@@ -275,13 +271,7 @@ def deployment(settings: Environment, config_text: str) -> K8sObject:
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": HAPROXY_UID,
-                        "runAsGroup": HAPROXY_UID,
-                        "fsGroup": HAPROXY_UID,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": hardened_pod_context(HAPROXY_UID),
                     "containers": [_container(settings)],
                     "volumes": _volumes(settings),
                     "topologySpreadConstraints": _spread(settings),

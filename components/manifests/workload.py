@@ -33,6 +33,31 @@ def secrets_name(server: FleetServer) -> str:
     return f"{server.name}-secrets"
 
 
+def hardened_container_context(uid: int) -> K8sObject:
+    """The container security posture of every workload we run (Pod Security `restricted` and more)."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def hardened_pod_context(uid: int) -> K8sObject:
+    """The pod-level half: non-root, files owned by uid's group, the runtime's seccomp profile."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
 def _metadata(server: FleetServer, name: str | None = None) -> K8sObject:
     return {"name": name or server.name, "namespace": server.namespace, "labels": server_labels(server)}
 
@@ -117,16 +142,7 @@ def _container(server: FleetServer) -> K8sObject:
         },
         "livenessProbe": _probe(spec.health.liveness, server),
         "readinessProbe": _probe(spec.health.readiness, server),
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "runAsUser": spec.run_as_user,
-            "runAsGroup": spec.run_as_user,
-            "privileged": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": hardened_container_context(spec.run_as_user),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
     args = container_args(server)
@@ -179,13 +195,7 @@ def deployment(server: FleetServer, settings: Environment) -> K8sObject:
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": 30,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": server.spec.run_as_user,
-                        "runAsGroup": server.spec.run_as_user,
-                        "fsGroup": server.spec.run_as_user,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": hardened_pod_context(server.spec.run_as_user),
                     "containers": [_container(server)],
                     "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": tmp_size}}],
                     "topologySpreadConstraints": _spread(server, settings),
