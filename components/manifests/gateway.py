@@ -29,11 +29,13 @@ from components.manifests.workload import (
 from mcpfleet.fleet import Fleet, FleetServer
 from mcpfleet.stacks.models import Environment
 
-# docker.io/library/haproxy, the Docker official image. 2.6.18 is the newest 2.6 patch whose image source
-# we could confirm: docker-library/haproxy `2.6/Dockerfile` at af88bbc9 (bookworm-slim, HAProxy 2.6.18)
-# and `versions.json` at 027eb3e2; its generate-stackbrew-library.sh tags each build with the full version.
-HAPROXY_VERSION = "2.6.18"
-IMAGE = f"docker.io/library/haproxy:{HAPROXY_VERSION}"
+# docker.io/library/haproxy, the Docker official image, pinned by the digest of its multi-platform index
+# as docker-library/repo-info records it (`repos/haproxy/remote/2.6.md` at commit 0ed0a0ed36758e85:
+# tag `2.6`, built 2026-09-25 with HAPROXY_VERSION=2.6.34). The tag is for people; the digest is what
+# the kubelet pulls. The tests run Debian's HAProxy 2.6 on the same configuration: one branch, one syntax.
+HAPROXY_VERSION = "2.6.34"
+HAPROXY_DIGEST = "sha256:27d5ea8c22a63b2f072974b3d15e34816ee7f19fa68d13e37ec1d69e2a5df8d1"
+IMAGE = f"docker.io/library/haproxy:{HAPROXY_VERSION}@{HAPROXY_DIGEST}"
 # The image's Dockerfile creates user and group `haproxy` with uid/gid 99 and runs as that user.
 HAPROXY_UID = 99
 

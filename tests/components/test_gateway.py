@@ -409,7 +409,9 @@ def test_the_gateway_pod_is_hardened_like_the_servers(env: str) -> None:
     objects = objects_of(fleet_for(env))
     pod = pod_of(objects)
     [container] = pod["containers"]
-    assert container["image"] == IMAGE and re.fullmatch(r"docker\.io/library/haproxy:2\.6\.\d+", IMAGE)
+    assert container["image"] == IMAGE and re.fullmatch(
+        r"docker\.io/library/haproxy:2\.6\.\d+@sha256:[0-9a-f]{64}", IMAGE
+    )
     assert pod["serviceAccountName"] == GATEWAY_SERVICE_ACCOUNT
     assert pod["automountServiceAccountToken"] is False
     assert one(objects, "ServiceAccount")["automountServiceAccountToken"] is False
