@@ -44,6 +44,7 @@ class Fleet(pulumi.ComponentResource):
         self.gateway = Gateway(
             "gateway",
             fleet,
+            platform.gateway_jwt_public_key,
             pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[mesh, *addons.ready])),
         )
         self.servers = {

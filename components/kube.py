@@ -20,6 +20,7 @@ _TYPED: dict[str, tuple[Callable[..., pulumi.CustomResource], dict[str, str]]] =
     "ConfigMap": (k8s.core.v1.ConfigMap, {"data": "data"}),
     "Service": (k8s.core.v1.Service, {"spec": "spec"}),
     "Deployment": (k8s.apps.v1.Deployment, {"spec": "spec"}),
+    "StatefulSet": (k8s.apps.v1.StatefulSet, {"spec": "spec"}),
     "HorizontalPodAutoscaler": (k8s.autoscaling.v2.HorizontalPodAutoscaler, {"spec": "spec"}),
     "PodDisruptionBudget": (k8s.policy.v1.PodDisruptionBudget, {"spec": "spec"}),
     "NetworkPolicy": (k8s.networking.v1.NetworkPolicy, {"spec": "spec"}),

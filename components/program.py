@@ -29,6 +29,9 @@ PROJECT = "mcpfleet"
 # parallel processes. `pulumi up` never sets it and registers every server.
 PLAN_SHARD_KEY = "planShard"
 GRAFANA_ADMIN_PASSWORD_KEY = "grafanaAdminPassword"
+# PEM public key of the environment's token issuer (stacks: gateway.auth), which the gateway verifies
+# tokens with: `pulumi config set mcpfleet:gatewayJwtPublicKey -- "$(cat issuer-public.pem)"`.
+GATEWAY_JWT_PUBLIC_KEY = "gatewayJwtPublicKey"
 
 
 def load_fleet() -> FleetModel:
@@ -51,6 +54,7 @@ def fleet_program() -> None:
     config = pulumi.Config(PROJECT)
     # Missing, `pulumi up` stops and names the command: pulumi config set --secret grafanaAdminPassword
     grafana_password = config.require_secret(GRAFANA_ADMIN_PASSWORD_KEY)
+    jwt_public_key = config.require(GATEWAY_JWT_PUBLIC_KEY)
     cluster = fleet.settings.cluster
     if cluster.provider == "eks":
         try:
@@ -59,14 +63,16 @@ def fleet_program() -> None:
             raise pulumi.RunError(f"invalid input:\n{exc}") from None
         eks = EksCluster(f"{PROJECT}-{fleet.environment}", cluster)
         kubernetes: pulumi.ProviderResource = eks.provider
-        platform = ServerPlatform(fleet.environment, grafana_password, cluster=eks)
+        platform = ServerPlatform(fleet.environment, grafana_password, jwt_public_key, cluster=eks)
         pulumi.export("clusterName", eks.cluster_name)
         pulumi.export("kubeconfig", eks.kubeconfig)
     else:
         kubernetes = existing_cluster_provider(f"{PROJECT}-{fleet.environment}", cluster)
         # `pulumi config set --secret --path 'mcpfleet:secrets.<store key>'`: kept secret from here on.
         values = config.get_secret_object(LOCAL_SECRETS_CONFIG_KEY.removeprefix(f"{PROJECT}:"))
-        platform = ServerPlatform(fleet.environment, grafana_password, local_secret_values=values)
+        platform = ServerPlatform(
+            fleet.environment, grafana_password, jwt_public_key, local_secret_values=values
+        )
 
     workloads = fleet.servers
     shard = config.get(PLAN_SHARD_KEY)

@@ -34,6 +34,7 @@ class ServerPlatform:
 
     environment: str
     grafana_admin_password: pulumi.Input[str]
+    gateway_jwt_public_key: str
     cluster: EksCluster | None = None
     local_secret_values: LocalValues | None = None
 

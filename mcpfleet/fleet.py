@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from mcpfleet.catalog.loader import Catalog
 from mcpfleet.catalog.models import Image, Resources, Server
 from mcpfleet.errors import InputProblem, InvalidInput
-from mcpfleet.model import EnvName
+from mcpfleet.model import EnvName, RateLimits
 from mcpfleet.stacks.models import CONFIG_KEY, Environment
 
 
@@ -49,6 +49,17 @@ class Fleet:
             team = server.spec.owner.team
             teams[server.namespace] = team if teams.get(server.namespace, team) == team else "shared"
         return dict(sorted(teams.items()))
+
+    def audience(self, server: str) -> str:
+        """The token audience of server: its public URL prefix (RFC 8707 resource indicator style)."""
+        return token_audience(self.settings.domain, server)
+
+    def rate_limits(self, server: FleetServer) -> RateLimits:
+        return server.spec.rate_limits or self.settings.gateway.rate_limits
+
+
+def token_audience(domain: str, server: str) -> str:
+    return f"https://{domain}/servers/{server}"
 
 
 def namespace_for(server: Server, settings: Environment) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
 EnvName = Literal["local", "dev", "staging", "prod"]
@@ -69,3 +69,14 @@ def memory_bytes(quantity: str) -> int:
     if match is None:
         raise ValueError(f"not a memory quantity: {quantity!r}")
     return int(match.group(1)) * _MEMORY_UNITS[match.group(2)]
+
+
+class RateLimits(Model):
+    """Requests per minute the gateway admits before answering 429, counted per gateway replica."""
+
+    per_caller_per_minute: int = Field(
+        default=600, ge=1, le=1_000_000, description="One caller (token subject) at one server."
+    )
+    per_server_per_minute: int = Field(
+        default=6000, ge=1, le=10_000_000, description="All callers together at one server."
+    )

@@ -17,7 +17,7 @@ TYPE_TOKEN = "mcpfleet:index:Gateway"
 
 
 class Gateway(pulumi.ComponentResource):
-    """The gateway's namespace, HAProxy Deployment, load balancer, autoscaler, policies and certificate.
+    """The gateway's namespace, HAProxy StatefulSet, load balancer, autoscaler, policies and certificate.
 
     Needs cert-manager (for `tls: cert-manager` and `self-signed`) and on EKS the AWS Load Balancer
     Controller, which `ClusterAddons` installs, and Istio's CRDs (its PeerAuthentication), which `Mesh`
@@ -29,12 +29,13 @@ class Gateway(pulumi.ComponentResource):
         self,
         name: str,
         fleet: Fleet,
+        jwt_public_key: str,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(TYPE_TOKEN, name, None, opts)
         # The exact haproxy.cfg the pods run: what `haproxy -c` and the end-to-end tests check.
         self.config_text = render_haproxy_config(fleet)
-        objects = gateway_objects(fleet, self.config_text)
+        objects = gateway_objects(fleet, self.config_text, jwt_public_key)
         child = pulumi.ResourceOptions(parent=self)
         first = [kubernetes_resource(NAMESPACE_RESOURCE, objects.pop(NAMESPACE_RESOURCE), child)]
         issuer = objects.pop(SELF_SIGNED_ISSUER_RESOURCE, None)
@@ -44,7 +45,7 @@ class Gateway(pulumi.ComponentResource):
         after_namespace = pulumi.ResourceOptions(parent=self, depends_on=first)
         for resource_name, obj in objects.items():
             resource_opts = after_namespace
-            if obj["kind"] == "Deployment":
+            if obj["kind"] == "StatefulSet":
                 # After creation the autoscaler owns the replica count; do not fight it on every `up`.
                 resource_opts = pulumi.ResourceOptions.merge(
                     after_namespace, pulumi.ResourceOptions(ignore_changes=["spec.replicas"])

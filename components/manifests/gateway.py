@@ -53,6 +53,15 @@ HBONE_PORT = 15008
 # `HostProbeSNATAddress`); a NetworkPolicy that limits ingress must let it reach the probe port.
 AMBIENT_PROBE_SOURCE = "169.254.7.127/32"
 
+# Stick tables travel between replicas over HAProxy's peers protocol on this port.
+PEER_PORT = 10000
+# Empty in pods (listen on every address); tests running several gateways on one machine set it.
+ADDRESS_ENV = "MCP_GATEWAY_ADDRESS"
+# The identity provider's public key, from `pulumi config set mcpfleet:gatewayJwtPublicKey`.
+JWT_CONFIG_MAP_NAME = f"{GATEWAY_NAME}-jwt"
+JWT_KEY_DIR = "/etc/haproxy/jwt"
+JWT_KEY_FILE = "issuer.pem"
+
 CONFIG_MAP_NAME = f"{GATEWAY_NAME}-config"
 CONFIG_KEY = "haproxy.cfg"
 # The image's CMD reads /usr/local/etc/haproxy/haproxy.cfg.
@@ -108,6 +117,19 @@ def terminates_tls(settings: Environment) -> bool:
 
 def serving_port(settings: Environment) -> int:
     return TLS_PORT if terminates_tls(settings) else PLAIN_PORT
+
+
+def peer_names(settings: Environment) -> list[str]:
+    """StatefulSet pod names, for every replica the autoscaler may run."""
+    return [f"{GATEWAY_NAME}-{index}" for index in range(settings.gateway.max_replicas)]
+
+
+def peer_service_name(pod: str) -> str:
+    return f"{pod}-peer"
+
+
+def peer_service_host(settings: Environment, pod: str) -> str:
+    return f"{peer_service_name(pod)}.{settings.gateway_namespace}.svc.{CLUSTER_DOMAIN}"
 
 
 def endpoints_service_name(server: FleetServer) -> str:
@@ -191,6 +213,7 @@ def _container(settings: Environment) -> K8sObject:
     ]
     if terminates_tls(settings):
         mounts.append({"name": "certs", "mountPath": CERT_DIR, "readOnly": True})
+    mounts.append({"name": "jwt", "mountPath": JWT_KEY_DIR, "readOnly": True})
     return {
         "name": "haproxy",
         "image": IMAGE,
@@ -198,9 +221,12 @@ def _container(settings: Environment) -> K8sObject:
         # HAProxy itself rather than the image entrypoint script: master-worker (-W), in the foreground (-db).
         "command": ["haproxy"],
         "args": ["-W", "-db", "-f", CONFIG_PATH],
+        # The configuration finds its own replica among the peers by pod name (StatefulSet: stable).
+        "env": [{"name": "HOSTNAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
         "ports": [
             {"name": "mcp", "containerPort": serving_port(settings), "protocol": "TCP"},
             {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+            {"name": "peers", "containerPort": PEER_PORT, "protocol": "TCP"},
         ],
         "resources": {
             "requests": {"cpu": CPU_REQUEST, "memory": MEMORY_REQUEST},
@@ -221,6 +247,13 @@ def _volumes(settings: Environment) -> list[K8sObject]:
             "configMap": {"name": CONFIG_MAP_NAME, "items": [{"key": CONFIG_KEY, "path": CONFIG_KEY}]},
         },
         {"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE}},
+        {
+            "name": "jwt",
+            "configMap": {
+                "name": JWT_CONFIG_MAP_NAME,
+                "items": [{"key": JWT_KEY_FILE, "path": JWT_KEY_FILE}],
+            },
+        },
     ]
     if terminates_tls(settings):
         volumes.append(
@@ -245,24 +278,29 @@ def _spread(settings: Environment) -> list[K8sObject]:
             "topologyKey": key,
             "whenUnsatisfiable": rule,
             "labelSelector": {"matchLabels": selector()},
-            "matchLabelKeys": ["pod-template-hash"],
+            # A StatefulSet's revision label: spread each rollout's pods, not old and new together.
+            "matchLabelKeys": ["controller-revision-hash"],
         }
         for key, rule in ((ZONE_KEY, zone_rule), (HOST_KEY, "ScheduleAnyway"))
     ]
 
 
-def deployment(settings: Environment, config_text: str) -> K8sObject:
+def stateful_set(settings: Environment, config_text: str) -> K8sObject:
+    """A StatefulSet, not a Deployment: each replica needs a stable name to find itself among its peers."""
     return {
         "apiVersion": "apps/v1",
-        "kind": "Deployment",
+        "kind": "StatefulSet",
         "metadata": _metadata(settings),
         "spec": {
             # The autoscaler owns the count afterwards (the component ignores later changes to it).
             "replicas": settings.gateway.replicas,
             "revisionHistoryLimit": 5,
+            "serviceName": peers_service_name(),
             "selector": {"matchLabels": selector()},
-            # Surge first: every client stream runs through a gateway pod, keep the running count.
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            # Replicas hold no volume of their own: start and stop them together, not one by one.
+            "podManagementPolicy": "Parallel",
+            # One pod at a time, the others keep serving (and keep the shared sessions).
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
             "template": {
                 "metadata": {
                     "labels": gateway_labels(),
@@ -280,6 +318,48 @@ def deployment(settings: Environment, config_text: str) -> K8sObject:
                 },
             },
         },
+    }
+
+
+def peers_service_name() -> str:
+    return f"{GATEWAY_NAME}-peers"
+
+
+def peers_service(settings: Environment) -> K8sObject:
+    """The StatefulSet's governing (headless) Service."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(settings, peers_service_name()),
+        "spec": {
+            "clusterIP": "None",
+            "selector": selector(),
+            "ports": [{"name": "tcp-peers", "port": PEER_PORT, "targetPort": "peers", "protocol": "TCP"}],
+        },
+    }
+
+
+def peer_service(settings: Environment, pod: str) -> K8sObject:
+    """One ClusterIP per replica: a name that resolves whether or not the pod runs, which HAProxy 2.6
+    needs (it resolves peers once, at start), and that follows the pod when it comes back elsewhere."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(settings, peer_service_name(pod)),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {**selector(), "statefulset.kubernetes.io/pod-name": pod},
+            "ports": [{"name": "tcp-peers", "port": PEER_PORT, "targetPort": "peers", "protocol": "TCP"}],
+        },
+    }
+
+
+def jwt_config_map(settings: Environment, public_key: str) -> K8sObject:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(settings, JWT_CONFIG_MAP_NAME),
+        "data": {JWT_KEY_FILE: public_key},
     }
 
 
@@ -343,7 +423,7 @@ def autoscaler(settings: Environment) -> K8sObject:
         "kind": "HorizontalPodAutoscaler",
         "metadata": _metadata(settings),
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": GATEWAY_NAME},
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": GATEWAY_NAME},
             "minReplicas": settings.gateway.replicas,
             "maxReplicas": settings.gateway.max_replicas,
             "metrics": [
@@ -427,8 +507,16 @@ def network_policy(fleet: Fleet) -> K8sObject:
                 {"ports": _tcp(serving_port(settings))},
                 {"from": [prometheus], "ports": _tcp(METRICS_PORT, HBONE_PORT)},
                 {"from": [{"ipBlock": {"cidr": AMBIENT_PROBE_SOURCE}}], "ports": _tcp(METRICS_PORT)},
+                # The other replicas, sharing stick tables.
+                {
+                    "from": [{"podSelector": {"matchLabels": selector()}}],
+                    "ports": _tcp(PEER_PORT, HBONE_PORT),
+                },
             ],
-            "egress": egress,
+            "egress": [
+                *egress,
+                {"to": [{"podSelector": {"matchLabels": selector()}}], "ports": _tcp(PEER_PORT, HBONE_PORT)},
+            ],
         },
     }
 
@@ -531,7 +619,7 @@ NAMESPACE_RESOURCE = "gateway-namespace"
 SELF_SIGNED_ISSUER_RESOURCE = "gateway-selfsigned-issuer"
 
 
-def gateway_objects(fleet: Fleet, config_text: str) -> dict[str, K8sObject]:
+def gateway_objects(fleet: Fleet, config_text: str, jwt_public_key: str) -> dict[str, K8sObject]:
     """The gateway's objects by Pulumi resource name; the namespace comes first."""
     check_names(fleet)
     settings = fleet.settings
@@ -539,8 +627,11 @@ def gateway_objects(fleet: Fleet, config_text: str) -> dict[str, K8sObject]:
         NAMESPACE_RESOURCE: gateway_namespace(settings),
         "gateway-service-account": service_account(settings),
         "gateway-config": config_map(settings, config_text),
-        "gateway-deployment": deployment(settings, config_text),
+        "gateway-jwt": jwt_config_map(settings, jwt_public_key),
+        "gateway-statefulset": stateful_set(settings, config_text),
         "gateway-service": service(settings),
+        "gateway-peers-service": peers_service(settings),
+        **{f"gateway-peer-{pod}": peer_service(settings, pod) for pod in peer_names(settings)},
         "gateway-metrics-service": metrics_service(settings),
         "gateway-autoscaler": autoscaler(settings),
         "gateway-network-policy": network_policy(fleet),

@@ -22,6 +22,7 @@ from mcpfleet.model import (
     HttpsUrl,
     MemoryQuantity,
     Model,
+    RateLimits,
     cpu_cores,
     memory_bytes,
 )
@@ -357,6 +358,9 @@ class Server(Model):
     egress: list[Egress] = Field(default_factory=list, description="Destinations the server may reach.")
     access: list[AccessRule] = Field(
         default_factory=list, description="Which caller roles may call which tools."
+    )
+    rate_limits: RateLimits | None = Field(
+        default=None, description="Requests per minute at the gateway; the environment's defaults when unset."
     )
     resources: Resources = Field(default_factory=Resources, description="CPU and memory requests and limits.")
     scaling: Scaling = Field(default_factory=Scaling, description="Replica counts.")

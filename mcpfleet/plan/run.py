@@ -20,7 +20,13 @@ from mcpfleet.outputs import replace_directory
 from mcpfleet.plan.engine import DuplicateResource, Registration, run_program
 from mcpfleet.plan.render import is_manifest, manifest_files, render_manifests, render_resources
 from mcpfleet.plan.reports import render_junit, render_markdown, render_sarif
-from mcpfleet.stacks.loader import GRAFANA_PASSWORD_KEY, SECRETS_KEY, load_stack_config, stack_file
+from mcpfleet.stacks.loader import (
+    GATEWAY_JWT_KEY,
+    GRAFANA_PASSWORD_KEY,
+    SECRETS_KEY,
+    load_stack_config,
+    stack_file,
+)
 from policies.review import Violation, review
 from policies.rules import all_rules
 
@@ -129,7 +135,12 @@ def _offline_secrets(config: dict[str, Any], fleet: Fleet) -> dict[str, Any]:
     The stack file holds them encrypted (`secure:`), which only the Pulumi CLI can open; the plan shows
     where each goes and that it stays a secret (every output prints it as "[secret]").
     """
-    config = {**config, GRAFANA_PASSWORD_KEY: "offline plan: value not read"}
+    config = {
+        **config,
+        GRAFANA_PASSWORD_KEY: "offline plan: value not read",
+        # Not a secret, but set per stack outside the repository like one.
+        GATEWAY_JWT_KEY: "offline plan: the issuer public key from `pulumi config set gatewayJwtPublicKey`",
+    }
     if fleet.settings.cluster.provider != "existing":
         return config
     keys = sorted({ref.key for server in fleet.servers for ref in server.spec.secrets})

@@ -15,10 +15,12 @@ from mcpfleet.yamlfile import YamlDocument, YamlError, read_yaml
 
 # Keys of ours that a stack file may hold besides the environment settings: the catalog folder, local
 # secret values (`pulumi config set --secret --path 'mcpfleet:secrets.<store key>'`) and Grafana's
-# admin password (`pulumi config set --secret grafanaAdminPassword`).
+# admin password (`pulumi config set --secret grafanaAdminPassword`), and the token issuer's public key
+# (`pulumi config set gatewayJwtPublicKey -- "$(cat issuer-public.pem)"`).
 SECRETS_KEY = "mcpfleet:secrets"
 GRAFANA_PASSWORD_KEY = "mcpfleet:grafanaAdminPassword"
-KNOWN_KEYS = {CONFIG_KEY, "mcpfleet:catalogDir", SECRETS_KEY, GRAFANA_PASSWORD_KEY}
+GATEWAY_JWT_KEY = "mcpfleet:gatewayJwtPublicKey"
+KNOWN_KEYS = {CONFIG_KEY, "mcpfleet:catalogDir", SECRETS_KEY, GRAFANA_PASSWORD_KEY, GATEWAY_JWT_KEY}
 
 
 def stack_file(stacks_dir: Path, env: str) -> Path:

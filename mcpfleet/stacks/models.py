@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from mcpfleet.model import Cidr, DnsLabel, Hostname, Model
+from mcpfleet.model import Cidr, DnsLabel, Hostname, HttpsUrl, Model, RateLimits
 
 CONFIG_KEY = "mcpfleet:environment"
 
@@ -145,6 +145,33 @@ class Monitoring(Model):
     prometheus_replicas: int = Field(default=1, ge=1, le=5, description="Prometheus replicas.")
 
 
+# Asymmetric only: with an HMAC algorithm the gateway would hold the issuer's signing secret.
+JwtAlgorithm = Literal["RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"]
+ClaimName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+
+
+class GatewayAuth(Model):
+    """How the gateway checks callers' bearer tokens (JWT) before any request reaches a server.
+
+    Each server's audience is its own public URL, `https://<domain>/servers/<name>`: a token minted for
+    one server is refused at every other. The issuer's public key is environment-specific and set per
+    stack: `pulumi config set mcpfleet:gatewayJwtPublicKey -- "$(cat issuer-public.pem)"`.
+    """
+
+    issuer: HttpsUrl = Field(description="The tokens' `iss` claim, exactly.")
+    algorithm: JwtAlgorithm = Field(default="RS256", description="The one signature algorithm accepted.")
+    roles_claim: ClaimName = Field(
+        default="roles",
+        description=(
+            "Claim holding the caller's roles as one space-separated string (as OAuth `scope`): HAProxy"
+            " 2.6 cannot read JSON arrays out of a token."
+        ),
+    )
+    subject_claim: ClaimName = Field(
+        default="sub", description="Claim naming the caller, for rate limits and access logs."
+    )
+
+
 class Gateway(Model):
     """The HAProxy gateway in front of every server."""
 
@@ -164,6 +191,10 @@ class Gateway(Model):
         default=None,
         pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[0-9a-f-]+$",
         description="ACM certificate for the NLB listener (with `tls: acm`).",
+    )
+    auth: GatewayAuth = Field(description="Bearer-token checks for every server.")
+    rate_limits: RateLimits = Field(
+        default_factory=RateLimits, description="Default rate limits; a catalog entry may set its own."
     )
 
     @model_validator(mode="after")

@@ -1,6 +1,6 @@
 """MCP: each server has its own token audience, so a token minted for one server is useless at another.
 
-The catalog has no audience field yet. The audience is derived as `https://<domain>/servers/<name>`
+The catalog has no audience field. The audience is derived as `https://<domain>/servers/<name>`
 (the server's public URL prefix at the gateway, RFC 8707 resource indicator style), which is unique
 per server by construction; this rule checks that the derivation holds: a domain is set, every derived
 audience is a valid, distinct https URL. When the catalog gains `auth.audience`, check that field here.
@@ -19,7 +19,8 @@ _URL = re.compile(r"^https://[a-z0-9.-]+(:[0-9]+)?/servers/[a-z][-a-z0-9]*$")
 
 
 def audience(fleet: Fleet, server: str) -> str:
-    return f"https://{fleet.settings.domain}/servers/{server}"
+    # The gateway checks this very value (components/gateway): one derivation for both.
+    return fleet.audience(server)
 
 
 def validate(resources: Sequence[Resource], context: Context) -> list[Finding]:

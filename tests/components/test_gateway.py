@@ -18,12 +18,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import jwt
 import kubernetes_validate
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from components.gateway import TYPE_TOKEN, Gateway
 from components.gateway.config import (
     CERT_DIR_ENV,
+    JWT_KEY_ENV,
     MAX_BODY_BYTES,
     backend_name,
     public_path,
@@ -31,6 +35,7 @@ from components.gateway.config import (
 )
 from components.manifests import K8sObject
 from components.manifests.gateway import (
+    ADDRESS_ENV,
     CERT_DIR,
     CERT_FILE,
     CONFIG_HASH_ANNOTATION,
@@ -46,14 +51,17 @@ from components.manifests.gateway import (
     endpoints_host,
     endpoints_service_name,
     gateway_objects,
+    peer_names,
+    peer_service_host,
 )
 from components.manifests.labels import GATEWAY_POD_LABELS, GATEWAY_SERVICE_ACCOUNT, PROMETHEUS_POD_LABELS
 from components.server import server_objects
 from mcpfleet.catalog.loader import load_catalog
 from mcpfleet.fleet import Fleet, resolve_fleet
-from mcpfleet.model import ENVIRONMENTS
+from mcpfleet.model import ENVIRONMENTS, RateLimits
 from mcpfleet.plan.engine import run_program
 from mcpfleet.stacks.loader import load_stack_config
+from tests.sandbox import cluster_dns, in_sandbox, run_in_sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 KUBERNETES_VERSION = "1.33.0"
@@ -80,7 +88,7 @@ def acm(env: str) -> Fleet:
 
 
 def objects_of(fleet: Fleet) -> dict[str, K8sObject]:
-    return gateway_objects(fleet, render_haproxy_config(fleet))
+    return gateway_objects(fleet, render_haproxy_config(fleet), TEST_PUBLIC_KEY_TEXT)
 
 
 def one(objects: dict[str, K8sObject], kind: str, name: str | None = None) -> K8sObject:
@@ -95,7 +103,8 @@ def sections(config: str) -> dict[str, list[str]]:
     for line in config.splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        if line[0].isspace():
+        # `.if`/`.else`/`.endif`: conditional blocks inside the section.
+        if line[0].isspace() or line.startswith("."):
             current.append(line.strip())
         else:
             assert line not in parsed, f"section {line!r} twice"
@@ -114,7 +123,7 @@ def test_every_server_gets_a_route_and_a_backend(env: str) -> None:
     routes = [line for line in frontend if line.startswith("use_backend")]
     assert len(routes) == len(fleet.servers)
     backends = {header.split()[1] for header in parsed if header.startswith("backend ")}
-    assert backends == {backend_name(s) for s in fleet.servers} | {"no_route"}
+    assert backends == {backend_name(s) for s in fleet.servers} | {"no_route", "rate_callers", "rate_servers"}
     for server in fleet.servers:
         transport = server.spec.transport
         backend = parsed[f"backend {backend_name(server)}"]
@@ -152,15 +161,16 @@ def test_rendering_is_byte_stable(env: str) -> None:
 
 def test_tls_is_terminated_by_haproxy_unless_the_nlb_holds_an_acm_certificate() -> None:
     own = sections(render_haproxy_config(fleet_for("prod")))["frontend mcp"]
-    assert f'bind :{TLS_PORT} ssl crt "${{{CERT_DIR_ENV}-{CERT_DIR}}}/{CERT_FILE}" alpn http/1.1' in own
+    certificate = f'"${{{CERT_DIR_ENV}-{CERT_DIR}}}/{CERT_FILE}"'
+    assert f'bind "${{{ADDRESS_ENV}-}}:{TLS_PORT}" ssl crt {certificate} alpn http/1.1' in own
     nlb = sections(render_haproxy_config(acm("prod")))
-    assert f"bind :{PLAIN_PORT}" in nlb["frontend mcp"]
+    assert f'bind "${{{ADDRESS_ENV}-}}:{PLAIN_PORT}"' in nlb["frontend mcp"]
     assert not [line for line in nlb["global"] if line.startswith("ssl-")]
 
 
 def test_metrics_and_health_have_their_own_port() -> None:
     prometheus = sections(render_haproxy_config(fleet_for("dev")))["frontend prometheus"]
-    assert f"bind :{METRICS_PORT}" in prometheus
+    assert f'bind "${{{ADDRESS_ENV}-}}:{METRICS_PORT}"' in prometheus
     assert "http-request use-service prometheus-exporter if { path /metrics }" in prometheus
     assert "monitor-uri /healthz" in prometheus
 
@@ -194,39 +204,101 @@ def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-def check(config: str, tmp_path: Path, cert_dir: Path) -> subprocess.CompletedProcess[str]:
-    path = tmp_path / "haproxy.cfg"
-    path.write_text(config, encoding="utf-8")
-    # -dW: a warning fails the check too.
-    return subprocess.run(
-        [haproxy(), "-dW", "-c", "-f", str(path)],
-        capture_output=True,
-        text=True,
-        env={CERT_DIR_ENV: str(cert_dir), "PATH": "/usr/bin:/bin"},
+@cache
+def signing_key() -> rsa.RSAPrivateKey:
+    """The environment's identity provider, as far as these tests are concerned."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def public_key_pem(key: rsa.RSAPrivateKey) -> str:
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
     )
 
 
+TEST_PUBLIC_KEY_TEXT = "-----BEGIN PUBLIC KEY-----\n(a test key)\n-----END PUBLIC KEY-----\n"
+
+
+def token(fleet: Fleet, server: str, roles: str = "engineer", subject: str = "alice", **claims: Any) -> str:
+    now = int(time.time())
+    payload = {
+        "iss": fleet.settings.gateway.auth.issuer,
+        "aud": fleet.audience(server),
+        "sub": subject,
+        "roles": roles,
+        "iat": now,
+        "exp": now + 300,
+        **claims,
+    }
+    return jwt.encode(payload, signing_key(), algorithm="RS256")
+
+
+@pytest.fixture(scope="module")
+def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("jwt") / "issuer.pem"
+    path.write_text(public_key_pem(signing_key()), encoding="utf-8")
+    return path
+
+
+def gateway_env(
+    cert_dir: Path, key_file: Path, address: str = "", pod: str = "mcp-gateway-0"
+) -> dict[str, str]:
+    """What the pod's environment gives HAProxy: its name, and here the test's certificate and key."""
+    return {
+        "PATH": "/usr/sbin:/usr/bin:/bin",
+        "HOSTNAME": pod,
+        CERT_DIR_ENV: str(cert_dir),
+        JWT_KEY_ENV: str(key_file),
+        ADDRESS_ENV: address,
+    }
+
+
+def peer_records(fleet: Fleet, address: str = "127.0.0.1") -> dict[str, list[str]]:
+    return {peer_service_host(fleet.settings, pod): [address] for pod in peer_names(fleet.settings)}
+
+
+def check(
+    config: str, fleet: Fleet, tmp_path: Path, cert_dir: Path, key_file: Path
+) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(config, encoding="utf-8")
+    with cluster_dns(peer_records(fleet), tmp_path) as (_, resolv_conf):
+        # -dW: a warning fails the check too.
+        return run_in_sandbox(
+            resolv_conf, [haproxy(), "-dW", "-c", "-f", str(path)], gateway_env(cert_dir, key_file)
+        )
+
+
 @pytest.mark.parametrize("env", [*ENVIRONMENTS, "prod-acm"])
-def test_haproxy_accepts_the_configuration(env: str, tmp_path: Path, cert_dir: Path) -> None:
+def test_haproxy_accepts_the_configuration(env: str, tmp_path: Path, cert_dir: Path, key_file: Path) -> None:
     fleet = acm("prod") if env == "prod-acm" else fleet_for(env)
-    result = check(render_haproxy_config(fleet), tmp_path, cert_dir)
+    result = check(render_haproxy_config(fleet), fleet, tmp_path, cert_dir, key_file)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Configuration file is valid" in result.stdout
 
 
-def test_the_check_catches_a_broken_configuration(tmp_path: Path, cert_dir: Path) -> None:
-    broken = render_haproxy_config(fleet_for("dev")).replace("stick on req.hdr", "stick onn req.hdr")
-    assert check(broken, tmp_path, cert_dir).returncode != 0
+def test_the_check_catches_a_broken_configuration(tmp_path: Path, cert_dir: Path, key_file: Path) -> None:
+    fleet = fleet_for("dev")
+    broken = render_haproxy_config(fleet).replace("stick on req.hdr", "stick onn req.hdr")
+    assert check(broken, fleet, tmp_path, cert_dir, key_file).returncode != 0
 
 
-# The configuration, served by a real HAProxy in front of two fake replicas
+# The configuration, unmodified, served by a real HAProxy in front of fake replicas that cluster DNS
+# names: everything that decides routing, authentication, access and rates is the shipped text.
+
+GATEWAY_ADDRESS = "127.0.0.2"
+REPLICA_ADDRESSES = ("127.0.0.11", "127.0.0.12")
+SERVED = ("everything", "github", "postgres")
+CALLER_LIMIT, SERVER_LIMIT = 6, 9
 
 
 class Replica(ThreadingHTTPServer):
     """Answers with what it received; opens a session on every request that carries none."""
 
-    def __init__(self, label: str) -> None:
-        super().__init__(("127.0.0.1", 0), ReplicaHandler)
+    def __init__(self, label: str, address: str, port: int) -> None:
+        super().__init__((address, port), ReplicaHandler)
         self.label = label
         self.issued = 0
 
@@ -242,6 +314,7 @@ class ReplicaHandler(BaseHTTPRequestHandler):
                 "path": self.path,
                 "host": self.headers.get("host"),
                 "prefix": self.headers.get("x-forwarded-prefix"),
+                "request_id": self.headers.get("x-request-id"),
             }
         ).encode()
         self.send_response(200)
@@ -263,78 +336,98 @@ class ReplicaHandler(BaseHTTPRequestHandler):
         pass
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @dataclasses.dataclass
 class Running:
+    fleet: Fleet
     port: int
     metrics_port: int
+    log: Path
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    """dev's configuration (it has an SSE server) with TLS at the NLB; servers swapped for local replicas.
-
-    Only listen addresses and server addresses change: routing, rewriting and stickiness are the real ones.
-    """
-    fleet = acm("dev")
-    config = render_haproxy_config(fleet)
-    running = Running(free_port(), free_port())
-    config = config.replace(f"bind :{PLAIN_PORT}\n", f"bind 127.0.0.1:{running.port}\n")
-    config = config.replace(f"bind :{METRICS_PORT}\n", f"bind 127.0.0.1:{running.metrics_port}\n")
-    replicas = [Replica("r1"), Replica("r2")]
-    for replica in replicas:
-        threading.Thread(target=replica.serve_forever, daemon=True).start()
-    for name in ("everything", "github", "postgres"):
-        server = next(s for s in fleet.servers if s.name == name)
-        line = re.compile(rf"^    server-template pod .* {re.escape(endpoints_host(server))}:.*$", re.M)
-        local = "".join(f"    server {r.label} 127.0.0.1:{r.server_address[1]}\n" for r in replicas).rstrip(
-            "\n"
-        )
-        config, count = line.subn(local, config)
-        assert count == 1
-    path = tmp_path_factory.mktemp("gateway") / "haproxy.cfg"
-    path.write_text(config, encoding="utf-8")
-    binary = haproxy()
-    process = subprocess.Popen(
-        [binary, "-db", "-f", str(path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+def gateway(tmp_path_factory: pytest.TempPathFactory, key_file: Path, cert_dir: Path) -> Iterator[Running]:
+    """dev's configuration (it has an SSE server), TLS at the NLB, low rate limits to reach them."""
+    # Low limits for github only, to reach them; the other servers keep the environment's.
+    base = acm("dev")
+    limits = RateLimits(per_caller_per_minute=CALLER_LIMIT, per_server_per_minute=SERVER_LIMIT)
+    fleet = dataclasses.replace(
+        base,
+        servers=tuple(
+            dataclasses.replace(s, spec=s.spec.model_copy(update={"rate_limits": limits}))
+            if s.name == "github"
+            else s
+            for s in base.servers
+        ),
     )
-    try:
-        wait_for_port(running.port, process)
-        yield running
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        for replica in replicas:
-            replica.shutdown()
-            replica.server_close()
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = process.stdout.read().decode() if process.stdout else ""
-            pytest.fail(f"haproxy exited: {output}")
+    workdir = tmp_path_factory.mktemp("gateway")
+    path = workdir / "haproxy.cfg"
+    path.write_text(render_haproxy_config(fleet), encoding="utf-8")
+    replicas: dict[tuple[str, int], Replica] = {}
+    records = peer_records(fleet, "127.0.0.3")
+    for name in SERVED:
+        server = next(s for s in fleet.servers if s.name == name)
+        port = server.spec.transport.port
+        for index, address in enumerate(REPLICA_ADDRESSES):
+            if (address, port) not in replicas:
+                replicas[(address, port)] = Replica(f"r{index + 1}", address, port)
+        records[endpoints_host(server)] = list(REPLICA_ADDRESSES)
+    for replica in replicas.values():
+        threading.Thread(target=replica.serve_forever, daemon=True).start()
+    log = workdir / "haproxy.log"
+    with cluster_dns(records, workdir) as (_, resolv_conf), log.open("wb") as output:
+        process = subprocess.Popen(
+            in_sandbox(resolv_conf, [haproxy(), "-db", "-f", str(path)]),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=gateway_env(cert_dir, key_file, GATEWAY_ADDRESS),
+        )
+        running = Running(fleet, PLAIN_PORT, METRICS_PORT, log)
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    pytest.fail("haproxy did not start listening")
+            wait_until_served(running, process)
+            yield running
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+            for replica in replicas.values():
+                replica.shutdown()
+                replica.server_close()
+
+
+def wait_until_served(running: Running, process: subprocess.Popen[bytes]) -> None:
+    """Until DNS has filled every served backend and its replicas pass their checks."""
+    deadline = time.monotonic() + 30
+    waiting = set(SERVED)
+    while waiting and time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"haproxy exited: {running.log.read_text()}")
+        for name in sorted(waiting):
+            try:
+                path = "/servers/postgres/sse" if name == "postgres" else f"/servers/{name}/mcp"
+                if call(running, "GET", path, token(running.fleet, name), subject=f"probe-{name}")[0] == 200:
+                    waiting.discard(name)
+            except OSError:
+                pass
+        time.sleep(0.2)
+    if waiting:
+        pytest.fail(f"not served within 30 s: {sorted(waiting)}\n{running.log.read_text()}")
 
 
 def call(
-    port: int, method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b"{}"
+    running: Running,
+    method: str,
+    path: str,
+    bearer: str | None = None,
+    headers: dict[str, str] | None = None,
+    body: bytes = b'{"jsonrpc":"2.0","id":1,"method":"ping"}',
+    port: int | None = None,
+    subject: str = "",
 ) -> tuple[int, dict[str, str], Any]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    connection = http.client.HTTPConnection(GATEWAY_ADDRESS, port or running.port, timeout=5)
+    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    if bearer is not None:
+        all_headers["Authorization"] = f"Bearer {bearer}"
     try:
-        connection.request(method, path, body=body if method == "POST" else None, headers=headers or {})
+        connection.request(method, path, body=body if method == "POST" else None, headers=all_headers)
         response = connection.getresponse()
         data = response.read()
         answer = json.loads(data) if response.getheader("content-type") == "application/json" else data
@@ -343,44 +436,157 @@ def call(
         connection.close()
 
 
+def tool_call(tool: str) -> bytes:
+    return json.dumps(
+        {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": tool, "arguments": {}}}
+    ).encode()
+
+
 def test_requests_reach_the_server_path_with_host_unchanged(gateway: Running) -> None:
-    headers = {"Host": "mcp.dev.example.com", "Content-Type": "application/json"}
-    status, _, answer = call(gateway.port, "POST", "/servers/everything/mcp?probe=1", headers)
+    headers = {"Host": "mcp.dev.example.com"}
+    bearer = token(gateway.fleet, "everything", subject="paths")
+    status, response_headers, answer = call(
+        gateway, "POST", "/servers/everything/mcp?probe=1", bearer, headers
+    )
     assert status == 200
     assert answer["path"] == "/mcp?probe=1"
     assert answer["host"] == "mcp.dev.example.com"
     assert answer["prefix"] == "/servers/everything"
-    status, _, answer = call(gateway.port, "POST", "/servers/github/mcp", headers)
+    # One correlation id, seen by the server and returned to the client.
+    assert answer["request_id"] and response_headers["x-request-id"] == answer["request_id"]
+    status, _, answer = call(
+        gateway, "POST", "/servers/github/mcp", token(gateway.fleet, "github", subject="paths")
+    )
     assert (status, answer["path"]) == (200, "/")
 
 
 def test_sse_servers_get_their_stream_and_message_paths(gateway: Running) -> None:
-    status, _, answer = call(gateway.port, "GET", "/servers/postgres/sse")
+    bearer = token(gateway.fleet, "postgres", subject="sse")
+    status, _, answer = call(gateway, "GET", "/servers/postgres/sse", bearer)
     assert (status, answer["path"]) == (200, "/sse")
-    status, _, answer = call(gateway.port, "POST", "/servers/postgres/messages/?session_id=abc")
+    status, _, answer = call(gateway, "POST", "/servers/postgres/messages/?session_id=abc", bearer)
     assert (status, answer["path"]) == (200, "/messages/?session_id=abc")
 
 
 def test_legacy_sessions_stay_on_the_replica_that_opened_them(gateway: Running) -> None:
     sessions: dict[str, str] = {}
-    for _ in range(6):
-        _, headers, answer = call(gateway.port, "POST", "/servers/everything/mcp")
+    for index in range(6):
+        bearer = token(gateway.fleet, "everything", subject=f"session-{index}")
+        _, headers, answer = call(gateway, "POST", "/servers/everything/mcp", bearer)
         sessions[headers["mcp-session-id"]] = answer["replica"]
+        for _ in range(3):
+            _, _, again = call(
+                gateway,
+                "POST",
+                "/servers/everything/mcp",
+                bearer,
+                {"mcp-session-id": headers["mcp-session-id"]},
+            )
+            assert again["replica"] == answer["replica"]
     assert set(sessions.values()) == {"r1", "r2"}, "both replicas should open sessions"
-    for session, replica in sessions.items():
-        for _ in range(4):
-            _, _, answer = call(gateway.port, "POST", "/servers/everything/mcp", {"mcp-session-id": session})
-            assert answer["replica"] == replica
+
+
+def test_a_request_without_a_valid_token_for_this_server_gets_401(gateway: Running) -> None:
+    fleet = gateway.fleet
+    expired = token(fleet, "everything", exp=int(time.time()) - 5)
+    foreign = jwt.encode(
+        {
+            "iss": "https://elsewhere.example.com/",
+            "aud": fleet.audience("everything"),
+            "sub": "x",
+            "exp": int(time.time()) + 60,
+        },
+        signing_key(),
+        algorithm="RS256",
+    )
+    # Signed with the public key as an HMAC secret: the classic algorithm confusion.
+    confused = jwt.encode(
+        {
+            "iss": fleet.settings.gateway.auth.issuer,
+            "aud": fleet.audience("everything"),
+            "sub": "x",
+            "exp": int(time.time()) + 60,
+        },
+        "/etc/haproxy/jwt/issuer.pem",
+        algorithm="HS256",
+    )
+    tampered = token(fleet, "everything")[:-4] + "AAAA"
+    for bearer in (None, token(fleet, "github"), expired, foreign, confused, tampered, "not-a-jwt"):
+        status, headers, answer = call(gateway, "POST", "/servers/everything/mcp", bearer)
+        assert status == 401, bearer
+        assert answer["error"]["code"] == -32001 and answer["jsonrpc"] == "2.0"
+        assert headers["www-authenticate"].startswith(
+            'Bearer resource_metadata="https://mcp.dev.example.com/.well-known/oauth-protected-resource/servers/everything/mcp"'
+        )
+
+
+def test_protected_resource_metadata_names_the_audience_and_the_issuer(gateway: Running) -> None:
+    status, _, answer = call(gateway, "GET", "/.well-known/oauth-protected-resource/servers/everything/mcp")
+    assert status == 200
+    assert answer["resource"] == gateway.fleet.audience("everything")
+    assert answer["authorization_servers"] == [gateway.fleet.settings.gateway.auth.issuer]
+
+
+def test_tools_the_callers_roles_do_not_open_get_403(gateway: Running) -> None:
+    fleet = gateway.fleet
+    sre = token(fleet, "everything", roles="sre oncall", subject="bob")
+    engineer = token(fleet, "everything", roles="engineer", subject="carol")
+    # Legacy clients name the tool in the body only.
+    status, _, answer = call(gateway, "POST", "/servers/everything/mcp", sre, body=tool_call("get-env"))
+    assert status == 403 and answer["error"]["code"] == -32003, answer
+    assert call(gateway, "POST", "/servers/everything/mcp", sre, body=tool_call("echo"))[0] == 200
+    assert call(gateway, "POST", "/servers/everything/mcp", engineer, body=tool_call("get-env"))[0] == 200
+    # Modern clients in the mcp-method and mcp-name headers too; both must agree.
+    modern = {"mcp-method": "tools/call", "mcp-name": "get-env"}
+    assert call(gateway, "POST", "/servers/everything/mcp", sre, modern, tool_call("get-env"))[0] == 403
+    hiding = {"mcp-method": "tools/call", "mcp-name": "echo"}
+    assert call(gateway, "POST", "/servers/everything/mcp", sre, hiding, tool_call("get-env"))[0] == 400
+    # A role that merely contains an admitted one is not it.
+    pretender = token(fleet, "everything", roles="engineers", subject="dave")
+    assert call(gateway, "POST", "/servers/everything/mcp", pretender, body=tool_call("get-env"))[0] == 403
+
+
+def test_unreadable_json_rpc_is_refused(gateway: Running) -> None:
+    bearer = token(gateway.fleet, "everything", subject="erin")
+    batch = b'[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get-env"}}]'
+    assert call(gateway, "POST", "/servers/everything/mcp", bearer, body=batch)[0] == 400
+    assert call(gateway, "POST", "/servers/everything/mcp", bearer, body=b"not json")[0] == 400
+    # A JSON-RPC response (to a server's request) names no method and passes.
+    assert (
+        call(
+            gateway, "POST", "/servers/everything/mcp", bearer, body=b'{"jsonrpc":"2.0","id":3,"result":{}}'
+        )[0]
+        == 200
+    )
+
+
+def test_callers_and_servers_over_their_rate_get_429(gateway: Running) -> None:
+    fleet = gateway.fleet
+    statuses = [
+        call(gateway, "POST", "/servers/github/mcp", token(fleet, "github", subject="frank"))[0]
+        for _ in range(CALLER_LIMIT + 2)
+    ]
+    assert statuses[:CALLER_LIMIT] == [200] * CALLER_LIMIT and statuses[-1] == 429
+    status, headers, answer = call(
+        gateway, "POST", "/servers/github/mcp", token(fleet, "github", subject="frank")
+    )
+    assert status == 429 and headers["retry-after"] == "60" and answer["error"]["code"] == -32029
+    # Others still pass until the server's own budget is spent.
+    others = [
+        call(gateway, "POST", "/servers/github/mcp", token(fleet, "github", subject=f"g{i}"))[0]
+        for i in range(SERVER_LIMIT)
+    ]
+    assert others[-1] == 429
 
 
 def test_unknown_paths_and_unbounded_or_large_bodies_are_refused(gateway: Running) -> None:
-    assert call(gateway.port, "POST", "/servers/nope/mcp")[0] == 404
-    assert call(gateway.port, "POST", "/mcp")[0] == 404
-    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=5)
+    assert call(gateway, "POST", "/servers/nope/mcp")[0] == 404
+    assert call(gateway, "POST", "/mcp")[0] == 404
+    connection = http.client.HTTPConnection(GATEWAY_ADDRESS, gateway.port, timeout=5)
     connection.request("POST", "/servers/everything/mcp", body=iter([b"{}"]), encode_chunked=True)
     assert connection.getresponse().status == 411
     connection.close()
-    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as raw:
+    with socket.create_connection((GATEWAY_ADDRESS, gateway.port), timeout=5) as raw:
         raw.sendall(
             b"POST /servers/everything/mcp HTTP/1.1\r\nHost: x\r\n"
             + f"Content-Length: {MAX_BODY_BYTES + 1}\r\n\r\n".encode()
@@ -389,18 +595,30 @@ def test_unknown_paths_and_unbounded_or_large_bodies_are_refused(gateway: Runnin
         assert raw.recv(64).startswith(b"HTTP/1.1 413")
 
 
+def test_access_log_is_one_json_object_per_request_and_never_a_token(gateway: Running) -> None:
+    bearer = token(gateway.fleet, "everything", roles="sre", subject="logged-caller")
+    call(gateway, "POST", "/servers/everything/mcp", bearer, body=tool_call("get-env"))
+    time.sleep(0.3)
+    text = gateway.log.read_text()
+    entries = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    denied = [e for e in entries if e["caller"] == "logged-caller"]
+    assert denied and denied[-1]["status"] == 403 and denied[-1]["tool"] == "get-env"
+    assert denied[-1]["rpc_method"] == "tools/call" and denied[-1]["request_id"]
+    assert bearer not in text and bearer.split(".")[2] not in text
+
+
 def test_metrics_and_health_answer_on_the_metrics_port(gateway: Running) -> None:
-    status, _, body = call(gateway.metrics_port, "GET", "/metrics")
+    status, _, body = call(gateway, "GET", "/metrics", port=gateway.metrics_port)
     assert status == 200 and b"haproxy_backend_" in body
-    assert call(gateway.metrics_port, "GET", "/healthz")[0] == 200
-    assert call(gateway.port, "GET", "/metrics")[0] == 404
+    assert call(gateway, "GET", "/healthz", port=gateway.metrics_port)[0] == 200
+    assert call(gateway, "GET", "/metrics")[0] == 404
 
 
 # The Kubernetes objects
 
 
 def pod_of(objects: dict[str, K8sObject]) -> K8sObject:
-    pod: K8sObject = one(objects, "Deployment")["spec"]["template"]["spec"]
+    pod: K8sObject = one(objects, "StatefulSet")["spec"]["template"]["spec"]
     return pod
 
 
@@ -439,7 +657,7 @@ def test_the_gateway_pod_is_hardened_like_the_servers(env: str) -> None:
 def test_staging_and_prod_run_a_highly_available_gateway(env: str) -> None:
     fleet = fleet_for(env)
     objects = objects_of(fleet)
-    deployment = one(objects, "Deployment")
+    deployment = one(objects, "StatefulSet")
     assert deployment["spec"]["replicas"] >= 2
     assert one(objects, "HorizontalPodAutoscaler")["spec"]["minReplicas"] >= 2
     assert one(objects, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
@@ -516,12 +734,12 @@ def test_local_issues_its_certificate_from_a_self_signed_issuer() -> None:
 
 def test_a_config_change_rolls_the_pods() -> None:
     fleet = fleet_for("dev")
-    annotation = one(objects_of(fleet), "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    annotation = one(objects_of(fleet), "StatefulSet")["spec"]["template"]["metadata"]["annotations"]
     config = render_haproxy_config(fleet)
     assert annotation[CONFIG_HASH_ANNOTATION] == hashlib.sha256(config.encode()).hexdigest()
-    assert one(objects_of(fleet), "ConfigMap")["data"] == {"haproxy.cfg": config}
+    assert one(objects_of(fleet), "ConfigMap", "mcp-gateway-config")["data"] == {"haproxy.cfg": config}
     smaller = dataclasses.replace(fleet, servers=fleet.servers[1:])
-    changed = one(objects_of(smaller), "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    changed = one(objects_of(smaller), "StatefulSet")["spec"]["template"]["metadata"]["annotations"]
     assert changed[CONFIG_HASH_ANNOTATION] != annotation[CONFIG_HASH_ANNOTATION]
 
 
@@ -529,7 +747,7 @@ def test_network_policy_opens_the_edge_port_metrics_to_prometheus_and_egress_to_
     fleet = fleet_for("prod")
     policy = one(objects_of(fleet), "NetworkPolicy", "mcp-gateway")["spec"]
     assert policy["podSelector"]["matchLabels"].items() >= GATEWAY_POD_LABELS.items()
-    edge, metrics, probes = policy["ingress"]
+    edge, metrics, probes, peers_in = policy["ingress"]
     assert edge == {"ports": [{"protocol": "TCP", "port": TLS_PORT}]}
     [prometheus] = metrics["from"]
     assert prometheus["namespaceSelector"]["matchLabels"] == {
@@ -538,8 +756,12 @@ def test_network_policy_opens_the_edge_port_metrics_to_prometheus_and_egress_to_
     assert prometheus["podSelector"]["matchLabels"] == PROMETHEUS_POD_LABELS
     assert {p["port"] for p in metrics["ports"]} == {METRICS_PORT, 15008}
     assert {p["port"] for p in probes["ports"]} == {METRICS_PORT}
-    dns, *servers = policy["egress"]
+    dns, *servers, peers_out = policy["egress"]
     assert {p["port"] for p in dns["ports"]} == {53}
+    # Replicas share their stick tables with each other only.
+    for rule, side in ((peers_in, "from"), (peers_out, "to")):
+        assert rule[side] == [{"podSelector": {"matchLabels": policy["podSelector"]["matchLabels"]}}]
+        assert {p["port"] for p in rule["ports"]} == {10000, 15008}
     reached = {
         (rule["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], name, port["port"])
         for rule in servers
@@ -589,7 +811,7 @@ def test_a_configuration_too_large_for_a_config_map_is_refused() -> None:
 def test_objects_are_valid_kubernetes(env: str) -> None:
     fleet = acm("prod") if env == "prod-acm" else fleet_for(env)
     built = [o for o in objects_of(fleet).values() if o["apiVersion"].split("/")[0] not in CRD_GROUPS]
-    assert {o["kind"] for o in built} >= {"Namespace", "Deployment", "Service", "NetworkPolicy", "ConfigMap"}
+    assert {o["kind"] for o in built} >= {"Namespace", "StatefulSet", "Service", "NetworkPolicy", "ConfigMap"}
     for obj in built:
         # Raises ValidationError naming the field when an object is not valid Kubernetes.
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
@@ -603,14 +825,14 @@ def test_gateway_component_registers_its_objects_under_itself() -> None:
     built: dict[str, str] = {}
 
     def program() -> None:
-        built["config"] = Gateway("gateway", fleet).config_text
+        built["config"] = Gateway("gateway", fleet, TEST_PUBLIC_KEY_TEXT).config_text
 
     registrations = run_program(program, project="mcpfleet", stack="prod", config={})
     [component] = [r for r in registrations if r.type == TYPE_TOKEN]
     children = [r for r in registrations if r.parent == component.urn]
     assert sorted(r.name for r in children) == sorted(objects_of(fleet))
     assert built["config"] == render_haproxy_config(fleet)
-    deployment = next(r.inputs for r in children if r.inputs.get("kind") == "Deployment")
+    deployment = next(r.inputs for r in children if r.inputs.get("kind") == "StatefulSet")
     annotation = deployment["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
     assert annotation == hashlib.sha256(built["config"].encode()).hexdigest()
     assert type(deployment["spec"]["replicas"]) is int

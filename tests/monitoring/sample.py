@@ -23,7 +23,12 @@ def sample_settings(**overrides: Any) -> Environment:
         "domain": "mcp.example.com",
         "namespaceStrategy": "per-team",
         "strictness": "relaxed",
-        "gateway": {"replicas": 1, "maxReplicas": 1, "tls": "self-signed"},
+        "gateway": {
+            "replicas": 1,
+            "maxReplicas": 1,
+            "tls": "self-signed",
+            "auth": {"issuer": "https://id.mcp.example.com/"},
+        },
         "monitoring": {"retention": "7d", "storageSize": "20Gi", "prometheusReplicas": 2},
     }
     return Environment.model_validate({**fields, **overrides})

@@ -65,7 +65,7 @@ def test_prod_has_a_secrets_manager_secret_per_reference_synced_by_external_secr
 
 
 def test_prod_gateway_is_highly_available() -> None:
-    [gateway] = [d for d in of_kind("prod", "Deployment") if d["metadata"]["name"] == "mcp-gateway"]
+    [gateway] = [d for d in of_kind("prod", "StatefulSet") if d["metadata"]["name"] == "mcp-gateway"]
     assert gateway["spec"]["replicas"] >= 2
     spread = gateway["spec"]["template"]["spec"]["topologySpreadConstraints"]
     assert any(c["topologyKey"] == "topology.kubernetes.io/zone" for c in spread)
