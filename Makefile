@@ -44,5 +44,11 @@ dashboards: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m scripts.bench_plan
 
+# The end-to-end tests' Node tooling (Node 22 from npm, server-everything, the conformance suite), exactly
+# as tests/e2e/node/package-lock.json pins it. CI runs it before `make test`.
+.PHONY: e2e-deps
+e2e-deps:
+	npm ci --prefix tests/e2e/node --no-audit --no-fund
+
 clean:
 	rm -rf build
