@@ -1,0 +1,1 @@
+"""Runnable examples: reference MCP servers and the catalog that describes them."""

@@ -1,0 +1,1 @@
+"""Notes kept in memory per MCP session: the stateful reference server (sessions need affinity)."""

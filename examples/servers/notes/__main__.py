@@ -1,0 +1,6 @@
+"""`python -m examples.servers.notes --host 127.0.0.1 --port 8080`."""
+
+from examples.servers.common import serve
+from examples.servers.notes.server import SPEC
+
+serve(SPEC)

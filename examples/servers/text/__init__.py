@@ -1,0 +1,1 @@
+"""Text utilities (counts, slugs, digests, case): a stateless reference server."""

@@ -1,0 +1,1 @@
+"""Unit conversion and arithmetic: a stateless reference server."""
