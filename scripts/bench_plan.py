@@ -58,7 +58,13 @@ def main() -> None:
         for size in args.sizes:
             catalog = cloned_catalog(Path(scratch) / f"catalog-{size}", size, args.env)
             started = time.perf_counter()
-            result = plan(args.env, catalog, REPO / "stacks", Path(scratch) / f"build-{size}")
+            try:
+                result = plan(args.env, catalog, REPO / "stacks", Path(scratch) / f"build-{size}")
+            except ValueError as exc:
+                # A fleet the program refuses (e.g. a gateway configuration over the ConfigMap limit) is
+                # a finding to print, not a crash of the benchmark.
+                print(f"{size:>8}  REFUSED after {time.perf_counter() - started:.1f} s: {exc}")
+                continue
             seconds = time.perf_counter() - started
             resources = len(result.registrations)
             first = first or (size, seconds)
