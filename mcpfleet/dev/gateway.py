@@ -1,0 +1,215 @@
+"""The gateway on one machine: the fleet's HAProxy configuration, and what a pod would give HAProxy
+(its name, its certificate, the issuer's public key) made up locally for one run.
+
+Locally there is no identity provider: each run makes a throwaway signing key, gives HAProxy its public
+half, and mints one bearer token per server (that server's audience, every role its access rules name),
+so the gateway's checks run exactly as configured. The private key never touches the disk.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import os
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+from components.gateway.config import (
+    CERT_DIR_ENV,
+    JWT_KEY_ENV,
+    bind_address,
+    public_path,
+    render_haproxy_config,
+)
+from components.manifests.gateway import (
+    ADDRESS_ENV,
+    CERT_FILE,
+    HEALTH_PATH,
+    KEY_FILE,
+    METRICS_PATH,
+    METRICS_PORT,
+    peer_names,
+    serving_port,
+    terminates_tls,
+)
+from mcpfleet.fleet import Fleet, FleetServer
+
+LOOPBACK = "127.0.0.1"
+TOKEN_LIFETIME_SECONDS = 12 * 3600
+DEV_SUBJECT = "mcpfleet-dev"
+CURVES: Mapping[str, ec.EllipticCurve] = {
+    "ES256": ec.SECP256R1(),
+    "ES384": ec.SECP384R1(),
+    "ES512": ec.SECP521R1(),
+}
+
+SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+class GatewayError(Exception):
+    """The gateway cannot be set up as asked."""
+
+
+@dataclass(frozen=True)
+class GatewayFiles:
+    """What one run wrote for HAProxy, and the environment HAProxy starts with."""
+
+    config: Path
+    tokens: Path
+    certificate: Path | None
+    env: dict[str, str]
+
+
+def _gateway_config(fleet: Fleet, upstreams: Mapping[str, Sequence[str]]) -> str:
+    """The fleet's gateway configuration, as every environment ships it.
+
+    upstreams maps each server started here to its local addresses (`["127.0.0.1:PORT"]`). The renderer
+    takes the fleet alone for now, and names each server's replicas by their cluster DNS names through
+    the `kube` resolvers; once it accepts explicit addresses this call becomes
+    `render_haproxy_config(fleet, upstreams=upstreams)` and nothing else here changes."""
+    del upstreams  # see the docstring: the renderer cannot place them yet
+    return render_haproxy_config(fleet)
+
+
+def listen_on(config: str, fleet: Fleet, port: int) -> str:
+    """config with its MCP listener moved from the pod's port to port. The configuration writes that
+    listener as `bind "<address>:<serving port>"`; anything else means its shape changed under us."""
+    pod_port = serving_port(fleet.settings)
+    pattern = re.compile(rf'^(\s*bind "{re.escape(bind_address())}:){pod_port}(")', re.MULTILINE)
+    found = pattern.findall(config)
+    if len(found) != 1:
+        raise GatewayError(
+            f"the gateway configuration has {len(found)} listeners on port {pod_port} (expected one):"
+            " cannot move it to the local gateway port"
+        )
+    return pattern.sub(rf"\g<1>{port}\g<2>", config)
+
+
+def endpoint(fleet: Fleet, server: FleetServer, port: int) -> str:
+    scheme = "https" if terminates_tls(fleet.settings) else "http"
+    return f"{scheme}://{LOOPBACK}:{port}{public_path(server)}"
+
+
+def metrics_url() -> str:
+    return f"http://{LOOPBACK}:{METRICS_PORT}{METRICS_PATH}"
+
+
+def health_url() -> str:
+    return f"http://{LOOPBACK}:{METRICS_PORT}{HEALTH_PATH}"
+
+
+def prepare(
+    fleet: Fleet, upstreams: Mapping[str, Sequence[str]], port: int, run_dir: Path, environ: Mapping[str, str]
+) -> GatewayFiles:
+    """Write the configuration, the issuer's public key, the tokens and (if HAProxy terminates TLS here)
+    a self-signed certificate into run_dir; return them with HAProxy's environment."""
+    settings = fleet.settings
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = run_dir / "haproxy.cfg"
+    _write(config, listen_on(_gateway_config(fleet, upstreams), fleet, port))
+
+    key = _signing_key(settings.gateway.auth.algorithm)
+    public_key = run_dir / "issuer.pem"
+    _write(
+        public_key,
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode(),
+    )
+    tokens = run_dir / "tokens.json"
+    _write(tokens, json.dumps(mint_tokens(fleet, key), indent=2, sort_keys=True) + "\n", private=True)
+
+    env = {
+        "PATH": environ.get("PATH", "/usr/sbin:/usr/bin:/bin"),
+        # The pod's name: the configuration finds itself among its peers by it.
+        "HOSTNAME": peer_names(settings)[0],
+        ADDRESS_ENV: LOOPBACK,
+        JWT_KEY_ENV: str(public_key),
+    }
+    certificate = None
+    if terminates_tls(settings):
+        cert_dir = run_dir / "certs"
+        certificate = _self_signed(cert_dir, settings.domain)
+        env[CERT_DIR_ENV] = str(cert_dir)
+    return GatewayFiles(config=config, tokens=tokens, certificate=certificate, env=env)
+
+
+def mint_tokens(fleet: Fleet, key: SigningKey) -> dict[str, str]:
+    """One token per server: its audience, and every role its access rules name (space-separated)."""
+    auth = fleet.settings.gateway.auth
+    now = int(time.time())
+    tokens = {}
+    for server in fleet.servers:
+        roles = sorted({role for rule in server.spec.access for role in rule.roles})
+        claims = {
+            "iss": auth.issuer,
+            "aud": fleet.audience(server.name),
+            auth.subject_claim: DEV_SUBJECT,
+            auth.roles_claim: " ".join(roles),
+            "iat": now,
+            "exp": now + TOKEN_LIFETIME_SECONDS,
+        }
+        tokens[server.name] = jwt.encode(claims, key, algorithm=auth.algorithm)
+    return tokens
+
+
+def _signing_key(algorithm: str) -> SigningKey:
+    if algorithm in CURVES:
+        return ec.generate_private_key(CURVES[algorithm])
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _self_signed(cert_dir: Path, domain: str) -> Path:
+    """A certificate for 127.0.0.1, localhost and the environment's domain, valid for a day; the key sits
+    beside it as `<cert>.key`, where the configuration's `ssl-load-extra-files key` looks."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mcpfleet dev gateway")])
+    now = datetime.datetime.now(datetime.UTC)
+    names: list[x509.GeneralName] = [
+        x509.IPAddress(ipaddress.ip_address(LOOPBACK)),
+        x509.DNSName("localhost"),
+        x509.DNSName(domain),
+    ]
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_dir.mkdir(parents=True, exist_ok=True)
+    path = cert_dir / CERT_FILE
+    _write(path, certificate.public_bytes(serialization.Encoding.PEM).decode())
+    _write(
+        cert_dir / KEY_FILE,
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode(),
+        private=True,
+    )
+    return path
+
+
+def _write(path: Path, text: str, private: bool = False) -> None:
+    """Replace path at once (no half-written file), readable by this user only when private."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    descriptor = os.open(temporary, flags, 0o600 if private else 0o644)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    temporary.replace(path)

@@ -1,0 +1,209 @@
+"""`mcpfleet dev` for real: the examples catalog (three mcp SDK servers from this Python, server-everything
+from npm on Node 22) behind HAProxy, then Ctrl-C, after which nothing it started is left running."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from mcpfleet.dev import process
+from tests.conftest import REPO
+from tests.e2e import node
+
+pytestmark = pytest.mark.e2e
+
+READY_LINE = "press Ctrl-C to stop"
+START_SECONDS = 240.0
+STOP_SECONDS = 30.0
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+}
+
+
+def descendants(pid: int) -> set[int]:
+    """pid's children, their children and so on, from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return state[state.rindex(")") + 2] != "Z"
+
+
+async def tool_names(url: str, token: str | None = None, verify: str | bool = True) -> list[str]:
+    """tools/list with the mcp SDK client, as a legacy (2025-11-25) session client, which every server here
+    speaks (server-everything speaks nothing newer)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with (
+        httpx2.AsyncClient(headers=headers, verify=verify, timeout=30) as http,
+        Client(streamable_http_client(url, http_client=http), mode="legacy") as client,
+    ):
+        return sorted(tool.name for tool in (await client.list_tools()).tools)
+
+
+def list_tools(url: str, token: str | None = None, verify: str | bool = True) -> list[str]:
+    # In a thread of its own: asyncio.run leaves the calling thread without a current event loop, which
+    # the Pulumi SDK needs in the main thread for the plan tests that run later in the same session.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(anyio.run, tool_names, url, token, verify).result()
+
+
+def post(url: str, body: object, token: str | None, cafile: Path) -> tuple[int, str]:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+            **({"Authorization": f"Bearer {token}"} if token else {}),
+        },
+    )
+    context = ssl.create_default_context(cafile=str(cafile))
+    try:
+        with urllib.request.urlopen(request, timeout=30, context=context) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_dev_runs_the_examples_catalog_and_stops_cleanly(tmp_path: Path) -> None:
+    try:
+        node22 = node.node_binary()
+    except node.ToolingMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    gateway_port = process.free_port()
+    run_dir = tmp_path / "run"
+    dev = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mcpfleet",
+            "dev",
+            "--catalog",
+            "examples/catalog",
+            "--gateway-port",
+            str(gateway_port),
+            "--run-dir",
+            str(run_dir),
+            "--node",
+            str(node22),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        # Its own session: the SIGINT below reaches mcpfleet alone, as Ctrl-C reaches it in a terminal
+        # (its servers run in sessions of their own either way).
+        start_new_session=True,
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+    output: list[str] = []
+
+    def read() -> None:
+        assert dev.stdout is not None
+        for line in dev.stdout:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    started = time.monotonic()
+    try:
+        deadline = started + START_SECONDS
+        while READY_LINE not in output:
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            assert line is not None, "mcpfleet dev exited before it was ready:\n" + "\n".join(output)
+            output.append(line)
+        text = "\n".join(output)
+        print(f"ready after {time.monotonic() - started:.1f}s\n{text}")
+
+        direct = dict(re.findall(r"^  (\S+)  \(streamable-http\) on (127\.0\.0\.1:\d+/mcp)$", text, re.M))
+        assert sorted(direct) == ["everything", "notes", "text", "units"]
+        endpoints = dict(re.findall(r"^  (\S+): (https://\S+)$", text, re.M))
+        assert endpoints == {
+            name: f"https://127.0.0.1:{gateway_port}/servers/{name}/mcp"
+            for name in ["everything", "notes", "text", "units"]
+        }
+
+        # Every server answers MCP on its own port.
+        assert "echo" in list_tools(f"http://{direct['everything']}")
+        assert "add_note" in list_tools(f"http://{direct['notes']}")
+
+        # The gateway serves the fleet's configuration: TLS with this run's certificate, and each route
+        # demands a token for its own server.
+        cafile = run_dir / "certs" / "tls.crt"
+        tokens = json.loads((run_dir / "tokens.json").read_text())
+        assert sorted(tokens) == ["everything", "notes", "text", "units"]
+        assert (run_dir / "tokens.json").stat().st_mode & 0o077 == 0
+        status, body = post(endpoints["everything"], INITIALIZE, None, cafile)
+        assert status == 401 and json.loads(body)["error"]["code"] == -32001
+        status, _ = post(endpoints["everything"], INITIALIZE, tokens["notes"], cafile)
+        assert status == 401
+        # With its own token the request passes authentication and reaches the server's backend.
+        post(endpoints["everything"], INITIALIZE, tokens["everything"], cafile)
+        log = [
+            json.loads(line) for line in (run_dir / "logs" / "haproxy.log").read_text().splitlines() if line
+        ]
+        assert {
+            "server": "server_everything",
+            "caller": "mcpfleet-dev",
+            "rpc_method": "initialize",
+        }.items() <= (log[-1].items())
+
+        children = descendants(dev.pid)
+        groups = {os.getpgid(pid) for pid in children if alive(pid)}
+        assert len(groups) == 5  # four servers and HAProxy, a process group each
+    finally:
+        dev.send_signal(signal.SIGINT)
+        try:
+            code = dev.wait(timeout=STOP_SECONDS)
+        finally:
+            if dev.poll() is None:
+                dev.kill()
+    while (line := lines.get(timeout=5)) is not None:
+        output.append(line)
+    assert code == 0, "\n".join(output)
+    assert output[-1] == "stopped 5 process groups"
+    assert [pid for pid in children if alive(pid)] == []
+    assert [pgid for pgid in groups if process.group_members(pgid)] == []
