@@ -33,10 +33,6 @@ class Tokens:
     def for_server(self, server: str) -> str | None:
         return self.shared if self.shared is not None else self.per_server.get(server)
 
-    @property
-    def is_mapping(self) -> bool:
-        return self.shared is None and self.source is not None
-
 
 def load_tokens(path: Path) -> Tokens:
     """Read path: a file holding one bearer token, or a YAML/JSON mapping of server name to token."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -156,3 +157,14 @@ def honest_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
         everything_server(script, logs) as everything,
     ):
         yield {"notes": notes, "text": text, "units": units, "everything": everything}
+
+
+@pytest.fixture(autouse=True)
+def fresh_event_loop_policy() -> Iterator[None]:
+    """Leave asyncio as a new process has it.
+
+    asyncio.run (under anyio.run and the in-process CLI) ends by setting "no current event loop"; code
+    that later calls asyncio.get_event_loop(), as the Pulumi SDK does under the offline plan, then fails
+    in the same process. A fresh policy gives it back a loop on demand."""
+    yield
+    asyncio.set_event_loop_policy(None)
