@@ -192,6 +192,10 @@ def _launch(
     notes: list[str],
 ) -> Launch:
     spec = fleet_server.spec
+    # Paths in the arguments are the container's (a mounted volume): here they may not exist.
+    for argument in package.package_arguments:
+        if argument.startswith("/") and not Path(argument).exists():
+            notes.append(f"argument {argument} is a path in the container; it does not exist here")
     if tools.node is not None and (package.registry_type == "npm" or argv[:1] == [tools.npx]):
         notes.append(f"npm packages run with {tools.node}")
     if package.registry_type == "pypi" and package.runtime_hint == "python":

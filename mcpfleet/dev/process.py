@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -41,12 +42,20 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
         return False
 
 
+ERROR_LINE = re.compile(r"\b(error|fatal|cannot|unable)\b", re.IGNORECASE)
+
+
 def log_tail(path: Path, lines: int = 20) -> str:
+    """The last lines of a log, after its first few error lines if they come earlier: a tool that fails on
+    start often prints the reason, then pages of usage."""
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
-    return "\n".join(text.splitlines()[-lines:])
+    every = text.splitlines()
+    tail = every[-lines:]
+    earlier = [line for line in every[: len(every) - len(tail)] if ERROR_LINE.search(line)][:5]
+    return "\n".join([*earlier, "...", *tail] if earlier else tail)
 
 
 @dataclass

@@ -259,3 +259,19 @@ def test_bridge_versions_follow_the_image_tag(
     launches, _ = plan(fleet_of(catalog_dir(alpha=server)))
     assert launches["alpha"].argv[:3] == [NPX, "-y", f"supergateway@{version}"]
     assert "--stateful" not in launches["alpha"].argv
+
+
+def test_container_paths_missing_here_are_pointed_out(
+    catalog_dir: Callable[..., Path], tmp_path: Path
+) -> None:
+    missing, present = tmp_path / "data", tmp_path
+    package = {
+        "registryType": "npm",
+        "identifier": "alpha-mcp",
+        "version": "1.0.0",
+        "packageArguments": [str(missing), str(present)],
+    }
+    launches, _ = plan(fleet_of(catalog_dir(alpha=entry(packages=[package]))))
+    assert [note for note in launches["alpha"].notes if "path" in note] == [
+        f"argument {missing} is a path in the container; it does not exist here"
+    ]

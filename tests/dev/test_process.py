@@ -47,3 +47,14 @@ def test_waiting_for_a_port_reports_an_early_exit_with_the_log(tmp_path: Path) -
     ) as info:
         process.wait_for_port(child, "127.0.0.1", process.free_port(), timeout=10)
     assert "no such package" in str(info.value)
+
+
+def test_a_failure_shows_the_error_above_pages_of_usage(tmp_path: Path) -> None:
+    usage = 'for i in $(seq 40); do echo "  --flag$i  usage"; done'
+    script = f"echo 'Error: no current-context is set'; {usage}; exit 1"
+    child = process.start("kubernetes", ["sh", "-c", script], tmp_path / "log")
+    with pytest.raises(process.ProcessFailed) as info:
+        process.wait_for_port(child, "127.0.0.1", process.free_port(), timeout=10)
+    message = str(info.value)
+    assert "Error: no current-context is set" in message
+    assert message.rstrip().endswith("--flag40  usage")
