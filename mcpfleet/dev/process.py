@@ -92,11 +92,12 @@ def start(
     cwd: Path | None = None,
     port: int | None = None,
 ) -> Child:
-    """Start argv in a new session (its own process group), stdin closed, output appended to log.
+    """Start argv in a new session (its own process group), stdin closed, output written to log.
 
-    Output goes to a file, not a pipe: a chatty server would block on a full pipe nobody reads."""
+    Output goes to a file, not a pipe: a chatty server would block on a full pipe nobody reads. The log
+    starts empty, so a failure never quotes an earlier run's lines."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
+    with log.open("wb") as out:
         process = subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
