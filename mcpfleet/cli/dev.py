@@ -48,7 +48,10 @@ def dev(
     run_dir: Annotated[
         Path | None,
         typer.Option(
-            "--run-dir", file_okay=False, help="Configuration, tokens and logs [default: build/dev/<env>]"
+            "--run-dir",
+            file_okay=False,
+            help="Where the run keeps its configuration, tokens and logs.",
+            show_default="build/dev/<env>",
         ),
     ] = None,
     start_timeout: Annotated[
