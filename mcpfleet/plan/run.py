@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -17,8 +19,13 @@ from mcpfleet.errors import display_path
 from mcpfleet.fleet import Fleet, resolve_fleet
 from mcpfleet.model import EnvName
 from mcpfleet.outputs import replace_directory
-from mcpfleet.plan.engine import DuplicateResource, Registration, run_program
-from mcpfleet.plan.render import is_manifest, manifest_files, render_manifests, render_resources
+from mcpfleet.plan.engine import DuplicateResource, Registration, paused_gc, run_program
+from mcpfleet.plan.render import (
+    is_manifest,
+    join_resource_entries,
+    render_manifest_files,
+    resource_entry,
+)
 from mcpfleet.plan.reports import render_junit, render_markdown, render_sarif
 from mcpfleet.stacks.loader import (
     GATEWAY_JWT_KEY,
@@ -27,13 +34,15 @@ from mcpfleet.stacks.loader import (
     load_stack_config,
     stack_file,
 )
-from policies.review import Violation, review
+from policies.review import _LEVEL_ORDER, _SEVERITY_ORDER, Violation, review  # _review() sorts as it does
 from policies.rules import all_rules
+from policies.rules._framework import Rule
 
-# The Pulumi SDK spends ~4 ms of pure Python per resource; large fleets split their per-server
-# components across processes (one per core). Helpers are spawned, never forked: a fork copies the
-# SDK's thread-pool locks mid-use and can hang. Below this size a helper costs more than it saves.
+# The Pulumi SDK spends ~1 ms of pure Python per resource: fleets split their per-server components
+# across processes (one per core), from the size where that saves time. A forked helper starts at once
+# (sharding 16 servers in two saves a fifth); a spawned one imports everything first (~1.5 s).
 PARALLEL_FROM = 200
+FORKED_PARALLEL_FROM = 16
 MAX_PROCESSES = 4
 
 
@@ -69,40 +78,94 @@ def plan(
     """Plan env; processes=None picks one per core for large catalogs and one for small ones."""
     started = time.perf_counter()
     shards = processes or _process_count(catalog_dir)
-    # Helper processes start first, so their interpreter start-up overlaps our own validation.
-    pool = (
-        ProcessPoolExecutor(shards - 1, mp_context=multiprocessing.get_context("spawn"))
-        if shards > 1
-        else None
-    )
-    try:
-        helpers = (
-            []
-            if pool is None
-            else [
-                pool.submit(_plan_shard, env, catalog_dir, stacks_dir, index, shards)
-                for index in range(1, shards)
-            ]
-        )
-        config, fleet = load_inputs(env, catalog_dir, stacks_dir)
-        results = [_run_shard(env, config, catalog_dir, 0, shards)]
-        results.extend(helper.result() for helper in helpers)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-    registrations = results[0] if shards == 1 else _merge(results)
-
-    files = {
-        f"manifests/{path}": render_manifests(documents)
-        for path, documents in manifest_files(registrations).items()
-    }
-    files["resources.json"] = render_resources(registrations)
-    violations = review(registrations, env, fleet)
-    files.update(_reports(env, violations, len(registrations), catalog_dir, stacks_dir))
-    if out_dir is not None:
-        replace_directory(out_dir, files)
-    counts = Counter(r.inputs.get("kind", r.type) if is_manifest(r) else r.type for r in registrations)
+    with paused_gc():
+        fleet, parts = _plan_shards(env, catalog_dir, stacks_dir, shards)
+        registrations, manifests, entries, resource_violations = _merge(parts)
+        files = {f"manifests/{path}": text for path, text in sorted(manifests.items())}
+        files["resources.json"] = join_resource_entries(entries)
+        violations = _review(registrations, env, fleet, resource_violations)
+        files.update(_reports(env, violations, len(registrations), catalog_dir, stacks_dir))
+        if out_dir is not None:
+            replace_directory(out_dir, files)
+        counts = Counter(r.inputs.get("kind", r.type) if is_manifest(r) else r.type for r in registrations)
     return PlanResult(fleet, registrations, files, time.perf_counter() - started, out_dir, counts, violations)
+
+
+@dataclass
+class _Shard:
+    """What one process planned: its registrations, what it rendered of them and what it reviewed."""
+
+    registrations: list[Registration]
+    # resources.json entries, one per registration, in the same order.
+    entries: list[str]
+    # Manifest files by path: the shard's servers' (and the platform's, for shard 0).
+    manifests: dict[str, str]
+    # Violations of the resource rules (each checks one resource alone) by its registrations.
+    violations: list[Violation]
+
+
+def _plan_shards(
+    env: EnvName, catalog_dir: Path, stacks_dir: Path, shards: int
+) -> tuple[Fleet, list[_Shard]]:
+    """Validate the inputs, then plan every shard in a helper process forked from this one.
+
+    Forked helpers start in milliseconds (this process has imported the SDK and the providers already)
+    and validate nothing again: they inherit the inputs. This process runs no shard itself, even when
+    there is one: a program run leaves objects in reference cycles behind by the million (the SDK's
+    outputs, futures and resources; see paused_gc), which would cost this process a collection once
+    the plan ends (0.6 s for 100 servers, 1.5 s for 300), and a helper exits without collecting them.
+    It only merges, reviews and writes; while helpers run, it waits.
+
+    A fork is only safe from a process with no other thread (a thread's locks would be copied mid-use
+    and could hang the child). The plan leaves none (see run_program), but a caller may have: then a
+    single shard runs in this process, and several in spawned helpers, which import everything and
+    validate again on their own while this process validates.
+    """
+    if not _can_fork():
+        if shards == 1:
+            config, fleet = load_inputs(env, catalog_dir, stacks_dir)
+            return fleet, [_plan_shard(env, config, fleet, catalog_dir, 0, 1)]
+        with ProcessPoolExecutor(shards, mp_context=multiprocessing.get_context("spawn")) as pool:
+            helpers = [
+                pool.submit(_load_and_plan_shard, env, catalog_dir, stacks_dir, index, shards)
+                for index in range(shards)
+            ]
+            _, fleet = load_inputs(env, catalog_dir, stacks_dir)
+            return fleet, [helper.result() for helper in helpers]
+    config, fleet = load_inputs(env, catalog_dir, stacks_dir)
+    # A fork pool starts every helper at the first submit, before it starts a thread of its own; the
+    # inputs reach them as initargs, which a fork hands over as they are (a task's are pickled).
+    with ProcessPoolExecutor(
+        shards,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_receive_inputs,
+        initargs=(config, fleet),
+    ) as pool:
+        helpers = [
+            pool.submit(_plan_forked_shard, env, catalog_dir, index, shards) for index in range(shards)
+        ]
+        return fleet, [helper.result() for helper in helpers]
+
+
+# In a forked helper process: the validated inputs of the plan it helps with.
+_received_inputs: tuple[dict[str, Any], Fleet] | None = None
+
+
+def _receive_inputs(config: dict[str, Any], fleet: Fleet) -> None:
+    global _received_inputs
+    _received_inputs = (config, fleet)
+
+
+def _plan_forked_shard(env: EnvName, catalog_dir: Path, index: int, shards: int) -> _Shard:
+    assert _received_inputs is not None, "a forked helper receives the inputs before any shard"
+    config, fleet = _received_inputs
+    return _plan_shard(env, config, fleet, catalog_dir, index, shards)
+
+
+def _can_fork() -> bool:
+    """Whether shard helpers can be forked: on Linux (elsewhere Python spawns by default, as macOS'
+    system libraries are not fork-safe), from a process with no other thread."""
+    return sys.platform == "linux" and threading.active_count() == 1
 
 
 def _reports(
@@ -126,7 +189,8 @@ def _reports(
 
 def _process_count(catalog_dir: Path) -> int:
     servers = sum(1 for _ in (catalog_dir / "servers").glob("*.yaml"))
-    return min(os.cpu_count() or 1, MAX_PROCESSES) if servers >= PARALLEL_FROM else 1
+    parallel_from = FORKED_PARALLEL_FROM if _can_fork() else PARALLEL_FROM
+    return min(os.cpu_count() or 1, MAX_PROCESSES) if servers >= parallel_from else 1
 
 
 def _offline_secrets(config: dict[str, Any], fleet: Fleet) -> dict[str, Any]:
@@ -148,33 +212,89 @@ def _offline_secrets(config: dict[str, Any], fleet: Fleet) -> dict[str, Any]:
     return {**config, SECRETS_KEY: stand_ins}
 
 
-def _run_shard(
-    env: str, config: dict[str, Any], catalog_dir: Path, index: int, shards: int
-) -> list[Registration]:
-    config = {**config, f"{PROJECT}:catalogDir": str(catalog_dir)}
-    if shards > 1:
-        config[f"{PROJECT}:{PLAN_SHARD_KEY}"] = f"{index}/{shards}"
-    return run_program(fleet_program, project=PROJECT, stack=env, config=config)
-
-
 def _plan_shard(
+    env: EnvName, config: dict[str, Any], fleet: Fleet, catalog_dir: Path, index: int, shards: int
+) -> _Shard:
+    """Run one shard of the program, render what it owns and run the resource rules on it.
+
+    Whichever process runs the shard does it, so rendering and most of the review are spread over
+    the processes too. Every shard registers the platform; shard 0 renders its files, the others
+    their servers' files only (each server is in exactly one shard).
+    """
+    with paused_gc():
+        config = {**config, f"{PROJECT}:catalogDir": str(catalog_dir)}
+        if shards > 1:
+            config[f"{PROJECT}:{PLAN_SHARD_KEY}"] = f"{index}/{shards}"
+        registrations = run_program(fleet_program, project=PROJECT, stack=env, config=config)
+        return _Shard(
+            registrations,
+            [resource_entry(r) for r in registrations],
+            render_manifest_files(registrations, platform=index == 0),
+            review(registrations, env, fleet, rules=_rules("resource")),
+        )
+
+
+def _load_and_plan_shard(
     env: EnvName, catalog_dir: Path, stacks_dir: Path, index: int, shards: int
-) -> list[Registration]:
-    """In a helper process: validate on our own (the inputs are the same files), run one shard."""
-    config, _ = load_inputs(env, catalog_dir, stacks_dir)
-    return _run_shard(env, config, catalog_dir, index, shards)
+) -> _Shard:
+    """In a spawned helper process: validate on our own (the inputs are the same files), plan one shard."""
+    with paused_gc():
+        config, fleet = load_inputs(env, catalog_dir, stacks_dir)
+        return _plan_shard(env, config, fleet, catalog_dir, index, shards)
 
 
-def _merge(results: list[list[Registration]]) -> list[Registration]:
-    """Shared resources are registered by every shard and must agree; a server's, by exactly one."""
-    seen: dict[str, tuple[Registration, int]] = {}
-    for registrations in results:
-        for registration in registrations:
-            first, count = seen.get(registration.urn, (registration, 0))
+def _rules(kind: str) -> list[Rule]:
+    return [rule for rule in all_rules() if rule.kind == kind]
+
+
+def _review(
+    registrations: list[Registration], env: EnvName, fleet: Fleet, resource_violations: list[Violation]
+) -> list[Violation]:
+    """What review(registrations, env, fleet) returns, given what the shards found by resource rules.
+
+    A resource rule sees one resource at a time, so running it shard by shard finds the same
+    violations; the stack rules need every resource and run here. Sorted as review() sorts: it is a
+    stable sort, and violations that tie (one rule, one resource) come from one shard in its order.
+    """
+    stack_violations = review(registrations, env, fleet, rules=_rules("stack"))
+    return sorted(
+        [*resource_violations, *stack_violations],
+        key=lambda v: (_LEVEL_ORDER[v.enforcement], _SEVERITY_ORDER[v.severity], v.rule_id, v.urn or ""),
+    )
+
+
+def _merge(parts: list[_Shard]) -> tuple[list[Registration], dict[str, str], list[str], list[Violation]]:
+    """Shared resources are registered by every shard and must agree; a server's, by exactly one.
+
+    Returns the registrations in URN order with their resources.json entries, the manifest files and
+    the resource rules' violations (a shared resource's once, as shard 0 found them).
+    """
+    seen: dict[str, tuple[Registration, int, str]] = {}
+    manifests: dict[str, str] = {}
+    for part in parts:
+        for registration, entry in zip(part.registrations, part.entries, strict=True):
+            first, count, first_entry = seen.get(registration.urn, (registration, 0, entry))
             if first != registration:
                 raise DuplicateResource(f"two resources share the URN {registration.urn}")
-            seen[registration.urn] = (first, count + 1)
-    for urn, (_, count) in seen.items():
-        if count not in (1, len(results)):
-            raise DuplicateResource(f"{urn} registered {count} times across {len(results)} shards")
-    return sorted((registration for registration, _ in seen.values()), key=lambda r: r.urn)
+            seen[registration.urn] = (first, count + 1, first_entry)
+        for path, text in part.manifests.items():
+            if path in manifests:
+                raise DuplicateResource(f"two shards rendered manifests/{path}")
+            manifests[path] = text
+    for urn, (_, count, _) in seen.items():
+        if count not in (1, len(parts)):
+            raise DuplicateResource(f"{urn} registered {count} times across {len(parts)} shards")
+    shared = {urn for urn, (_, count, _) in seen.items() if count > 1}
+    violations = [
+        violation
+        for index, part in enumerate(parts)
+        for violation in part.violations
+        if index == 0 or violation.urn not in shared
+    ]
+    merged = sorted(seen.values(), key=lambda item: item[0].urn)
+    return (
+        [registration for registration, _, _ in merged],
+        manifests,
+        [entry for _, _, entry in merged],
+        violations,
+    )
