@@ -58,8 +58,13 @@ class Fleet:
         return server.spec.rate_limits or self.settings.gateway.rate_limits
 
 
+def audience_prefix(domain: str) -> str:
+    """What every server's token audience starts with; the server's name follows."""
+    return f"https://{domain}/servers/"
+
+
 def token_audience(domain: str, server: str) -> str:
-    return f"https://{domain}/servers/{server}"
+    return f"{audience_prefix(domain)}{server}"
 
 
 def namespace_for(server: Server, settings: Environment) -> str:

@@ -2,8 +2,9 @@
 
     python -m scripts.bench_plan [--env prod] [--sizes 100 1000]
 
-Prints seconds, resources and resources/s per size, and how time grows against the smallest size
-(1.0x per 1.0x more servers is linear). Includes loading and validating the catalog and writing
+Prints seconds, resources and resources/s per size, how time grows against the smallest size
+(1.0x per 1.0x more servers is linear), and how much of its ConfigMap's 1 MiB the gateway's
+configuration takes. Includes loading and validating the catalog and writing
 build output, as `mcpfleet plan` does.
 """
 
@@ -12,11 +13,19 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from components.manifests.gateway import (
+    ACCESS_CONFIG_MAP_NAME,
+    CONFIG_MAP_LIMIT_BYTES,
+    CONFIG_MAP_NAME,
+    config_map_size,
+)
+from mcpfleet.plan.engine import Registration
 from mcpfleet.plan.run import plan
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,6 +54,17 @@ def cloned_catalog(root: Path, size: int, env: str) -> Path:
     return root
 
 
+def gateway_config_share(registrations: Sequence[Registration]) -> str:
+    """The fullest of the gateway's ConfigMaps, as a share of the 1 MiB Kubernetes allows one."""
+    names = {CONFIG_MAP_NAME, ACCESS_CONFIG_MAP_NAME}
+    size = max(
+        config_map_size(r.inputs["data"])
+        for r in registrations
+        if r.inputs.get("kind") == "ConfigMap" and r.inputs["metadata"]["name"] in names
+    )
+    return f"{size / 1024:.0f} KiB ({size / CONFIG_MAP_LIMIT_BYTES:.0%})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="prod", choices=["local", "dev", "staging", "prod"])
@@ -52,7 +72,10 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"mcpfleet plan --env {args.env}, catalogs cloned from catalog/servers")
-    print(f"{'servers':>8} {'seconds':>8} {'resources':>10} {'resources/s':>12} {'time vs first':>14}")
+    print(
+        f"{'servers':>8} {'seconds':>8} {'resources':>10} {'resources/s':>12} {'time vs first':>14}"
+        f" {'fullest ConfigMap':>18}"
+    )
     first: tuple[int, float] | None = None
     with tempfile.TemporaryDirectory() as scratch:
         for size in args.sizes:
@@ -69,7 +92,10 @@ def main() -> None:
             resources = len(result.registrations)
             first = first or (size, seconds)
             growth = f"{seconds / first[1]:.1f}x / {size / first[0]:.0f}x"
-            print(f"{size:>8} {seconds:>8.2f} {resources:>10} {resources / seconds:>12.0f} {growth:>14}")
+            print(
+                f"{size:>8} {seconds:>8.2f} {resources:>10} {resources / seconds:>12.0f} {growth:>14}"
+                f" {gateway_config_share(result.registrations):>18}"
+            )
 
 
 if __name__ == "__main__":

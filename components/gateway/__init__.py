@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pulumi
 
-from components.gateway.config import render_haproxy_config
+from components.gateway.config import render_gateway_config
 from components.kube import kubernetes_resource
 from components.manifests.gateway import (
     NAMESPACE_RESOURCE,
@@ -33,9 +33,9 @@ class Gateway(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(TYPE_TOKEN, name, None, opts)
-        # The exact haproxy.cfg the pods run: what `haproxy -c` and the end-to-end tests check.
-        self.config_text = render_haproxy_config(fleet)
-        objects = gateway_objects(fleet, self.config_text, jwt_public_key)
+        # The exact configuration directory the pods run: what `haproxy -c` and the end-to-end tests check.
+        self.config = render_gateway_config(fleet)
+        objects = gateway_objects(fleet, self.config, jwt_public_key)
         child = pulumi.ResourceOptions(parent=self)
         first = [kubernetes_resource(NAMESPACE_RESOURCE, objects.pop(NAMESPACE_RESOURCE), child)]
         issuer = objects.pop(SELF_SIGNED_ISSUER_RESOURCE, None)

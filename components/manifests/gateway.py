@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Mapping
 
 from components.manifests import K8sObject
 from components.manifests.labels import (
@@ -64,6 +65,10 @@ JWT_KEY_FILE = "issuer.pem"
 
 CONFIG_MAP_NAME = f"{GATEWAY_NAME}-config"
 CONFIG_KEY = "haproxy.cfg"
+# The configuration's largest file, the access patterns, has a ConfigMap of its own: each ConfigMap may
+# hold 1 MiB, and the two together carry fleets twice the size one could. The pod sees one directory.
+ACCESS_FILE = "access.acl"
+ACCESS_CONFIG_MAP_NAME = f"{GATEWAY_NAME}-access"
 # The image's CMD reads /usr/local/etc/haproxy/haproxy.cfg.
 CONFIG_DIR = "/usr/local/etc/haproxy"
 CONFIG_PATH = f"{CONFIG_DIR}/{CONFIG_KEY}"
@@ -141,9 +146,19 @@ def endpoints_host(server: FleetServer) -> str:
     return f"{endpoints_service_name(server)}.{server.namespace}.svc.{CLUSTER_DOMAIN}"
 
 
-def config_hash(config_text: str) -> str:
-    """Changes with the configuration, so the Deployment rolls to load it (HAProxy reads it at start)."""
-    return hashlib.sha256(config_text.encode()).hexdigest()
+GatewayConfig = Mapping[str, str]
+"""The gateway's configuration directory: file name -> text, haproxy.cfg and the files it reads."""
+
+
+def config_hash(config: GatewayConfig) -> str:
+    """Changes with any file of the configuration, so the pods roll to load it (HAProxy reads it at
+    start): the sha256 of each file's name and length-prefixed text, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(config):
+        data = config[name].encode()
+        digest.update(f"{name}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()
 
 
 def selector() -> dict[str, str]:
@@ -182,18 +197,30 @@ def service_account(settings: Environment) -> K8sObject:
     }
 
 
-def config_map(settings: Environment, config_text: str) -> K8sObject:
-    size = len(config_text.encode())
+def config_map_data(config: GatewayConfig) -> dict[str, dict[str, str]]:
+    """The configuration's files by the ConfigMap that carries them."""
+    return {
+        CONFIG_MAP_NAME: {name: text for name, text in config.items() if name != ACCESS_FILE},
+        ACCESS_CONFIG_MAP_NAME: {name: text for name, text in config.items() if name == ACCESS_FILE},
+    }
+
+
+def config_map_size(data: Mapping[str, str]) -> int:
+    return sum(len(name.encode()) + len(text.encode()) for name, text in data.items())
+
+
+def config_map(settings: Environment, name: str, data: Mapping[str, str]) -> K8sObject:
+    size = config_map_size(data)
     if size > CONFIG_MAP_LIMIT_BYTES:
         raise ValueError(
-            f"the gateway configuration is {size} bytes, over the {CONFIG_MAP_LIMIT_BYTES} bytes a ConfigMap"
-            " may hold"
+            f"the gateway configuration's ConfigMap {name} ({', '.join(data)}) is {size} bytes, over the"
+            f" {CONFIG_MAP_LIMIT_BYTES} bytes a ConfigMap may hold"
         )
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _metadata(settings, CONFIG_MAP_NAME),
-        "data": {CONFIG_KEY: config_text},
+        "metadata": _metadata(settings, name),
+        "data": dict(data),
     }
 
 
@@ -244,7 +271,13 @@ def _volumes(settings: Environment) -> list[K8sObject]:
     volumes: list[K8sObject] = [
         {
             "name": "config",
-            "configMap": {"name": CONFIG_MAP_NAME, "items": [{"key": CONFIG_KEY, "path": CONFIG_KEY}]},
+            # One directory: haproxy.cfg and the map and pattern files it reads beside it.
+            "projected": {
+                "sources": [
+                    {"configMap": {"name": CONFIG_MAP_NAME}},
+                    {"configMap": {"name": ACCESS_CONFIG_MAP_NAME}},
+                ]
+            },
         },
         {"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE}},
         {
@@ -285,7 +318,7 @@ def _spread(settings: Environment) -> list[K8sObject]:
     ]
 
 
-def stateful_set(settings: Environment, config_text: str) -> K8sObject:
+def stateful_set(settings: Environment, config: GatewayConfig) -> K8sObject:
     """A StatefulSet, not a Deployment: each replica needs a stable name to find itself among its peers."""
     return {
         "apiVersion": "apps/v1",
@@ -304,7 +337,7 @@ def stateful_set(settings: Environment, config_text: str) -> K8sObject:
             "template": {
                 "metadata": {
                     "labels": gateway_labels(),
-                    "annotations": {CONFIG_HASH_ANNOTATION: config_hash(config_text)},
+                    "annotations": {CONFIG_HASH_ANNOTATION: config_hash(config)},
                 },
                 "spec": {
                     "serviceAccountName": GATEWAY_SERVICE_ACCOUNT,
@@ -619,16 +652,21 @@ NAMESPACE_RESOURCE = "gateway-namespace"
 SELF_SIGNED_ISSUER_RESOURCE = "gateway-selfsigned-issuer"
 
 
-def gateway_objects(fleet: Fleet, config_text: str, jwt_public_key: str) -> dict[str, K8sObject]:
+def gateway_objects(fleet: Fleet, config: GatewayConfig, jwt_public_key: str) -> dict[str, K8sObject]:
     """The gateway's objects by Pulumi resource name; the namespace comes first."""
     check_names(fleet)
     settings = fleet.settings
     objects: dict[str, K8sObject] = {
         NAMESPACE_RESOURCE: gateway_namespace(settings),
         "gateway-service-account": service_account(settings),
-        "gateway-config": config_map(settings, config_text),
+        **{
+            resource: config_map(settings, name, data)
+            for resource, (name, data) in zip(
+                ("gateway-config", "gateway-access"), config_map_data(config).items(), strict=True
+            )
+        },
         "gateway-jwt": jwt_config_map(settings, jwt_public_key),
-        "gateway-statefulset": stateful_set(settings, config_text),
+        "gateway-statefulset": stateful_set(settings, config),
         "gateway-service": service(settings),
         "gateway-peers-service": peers_service(settings),
         **{f"gateway-peer-{pod}": peer_service(settings, pod) for pod in peer_names(settings)},

@@ -26,14 +26,16 @@ from cryptography.x509.oid import NameOID
 
 from components.gateway.config import (
     CERT_DIR_ENV,
+    CONFIG_DIR_ENV,
     JWT_KEY_ENV,
     bind_address,
     public_path,
-    render_haproxy_config,
+    render_gateway_config,
 )
 from components.manifests.gateway import (
     ADDRESS_ENV,
     CERT_FILE,
+    CONFIG_KEY,
     HEALTH_PATH,
     KEY_FILE,
     METRICS_PATH,
@@ -70,17 +72,6 @@ class GatewayFiles:
     env: dict[str, str]
 
 
-def _gateway_config(fleet: Fleet, upstreams: Mapping[str, Sequence[str]]) -> str:
-    """The fleet's gateway configuration, as every environment ships it.
-
-    upstreams maps each server started here to its local addresses (`["127.0.0.1:PORT"]`). The renderer
-    takes the fleet alone for now, and names each server's replicas by their cluster DNS names through
-    the `kube` resolvers; once it accepts explicit addresses this call becomes
-    `render_haproxy_config(fleet, upstreams=upstreams)` and nothing else here changes."""
-    del upstreams  # see the docstring: the renderer cannot place them yet
-    return render_haproxy_config(fleet)
-
-
 def listen_on(config: str, fleet: Fleet, port: int) -> str:
     """config with its MCP listener moved from the pod's port to port. The configuration writes that
     listener as `bind "<address>:<serving port>"`; anything else means its shape changed under us."""
@@ -115,8 +106,14 @@ def prepare(
     a self-signed certificate into run_dir; return them with HAProxy's environment."""
     settings = fleet.settings
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = run_dir / "haproxy.cfg"
-    _write(config, listen_on(_gateway_config(fleet, upstreams), fleet, port))
+    # The fleet's configuration as every environment ships it, but with the servers started here at
+    # their local addresses instead of cluster DNS names, and this gateway as its only peer.
+    files = render_gateway_config(fleet, upstreams=upstreams)
+    config_dir = run_dir / "config"
+    config_dir.mkdir(exist_ok=True)
+    for name, text in files.items():
+        _write(config_dir / name, listen_on(text, fleet, port) if name == CONFIG_KEY else text)
+    config = config_dir / CONFIG_KEY
 
     key = _signing_key(settings.gateway.auth.algorithm)
     public_key = run_dir / "issuer.pem"
@@ -135,6 +132,7 @@ def prepare(
         "HOSTNAME": peer_names(settings)[0],
         ADDRESS_ENV: LOOPBACK,
         JWT_KEY_ENV: str(public_key),
+        CONFIG_DIR_ENV: str(config_dir),
     }
     certificate = None
     if terminates_tls(settings):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import http.client
 import json
 import re
@@ -26,12 +25,17 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from components.gateway import TYPE_TOKEN, Gateway
 from components.gateway.config import (
+    ACCESS_FILE,
     CERT_DIR_ENV,
+    CONFIG_DIR_ENV,
     JWT_KEY_ENV,
     MAX_BODY_BYTES,
+    RATE_LIMITS_FILE,
+    ROUTES_FILE,
+    access_patterns,
     backend_name,
     public_path,
-    render_haproxy_config,
+    render_gateway_config,
 )
 from components.manifests import K8sObject
 from components.manifests.gateway import (
@@ -39,6 +43,7 @@ from components.manifests.gateway import (
     CERT_DIR,
     CERT_FILE,
     CONFIG_HASH_ANNOTATION,
+    CONFIG_KEY,
     CONFIG_PATH,
     HAPROXY_UID,
     IMAGE,
@@ -47,6 +52,8 @@ from components.manifests.gateway import (
     NLB_ANNOTATIONS,
     PLAIN_PORT,
     TLS_PORT,
+    GatewayConfig,
+    config_hash,
     config_map,
     endpoints_host,
     endpoints_service_name,
@@ -57,6 +64,7 @@ from components.manifests.gateway import (
 from components.manifests.labels import GATEWAY_POD_LABELS, GATEWAY_SERVICE_ACCOUNT, PROMETHEUS_POD_LABELS
 from components.server import server_objects
 from mcpfleet.catalog.loader import load_catalog
+from mcpfleet.catalog.models import AccessRule
 from mcpfleet.fleet import Fleet, resolve_fleet
 from mcpfleet.model import ENVIRONMENTS, RateLimits
 from mcpfleet.plan.engine import run_program
@@ -87,8 +95,20 @@ def acm(env: str) -> Fleet:
     return with_gateway(fleet_for(env), tls="acm", acm_certificate_arn=ACM_ARN, cluster_issuer=None)
 
 
+def haproxy_cfg(fleet: Fleet) -> str:
+    return render_gateway_config(fleet)[CONFIG_KEY]
+
+
+def write_config(config: GatewayConfig, directory: Path) -> Path:
+    """The configuration directory as the pod mounts it; returns haproxy.cfg's path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in config.items():
+        (directory / name).write_text(text, encoding="utf-8")
+    return directory / CONFIG_KEY
+
+
 def objects_of(fleet: Fleet) -> dict[str, K8sObject]:
-    return gateway_objects(fleet, render_haproxy_config(fleet), TEST_PUBLIC_KEY_TEXT)
+    return gateway_objects(fleet, render_gateway_config(fleet), TEST_PUBLIC_KEY_TEXT)
 
 
 def one(objects: dict[str, K8sObject], kind: str, name: str | None = None) -> K8sObject:
@@ -118,34 +138,57 @@ def sections(config: str) -> dict[str, list[str]]:
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_every_server_gets_a_route_and_a_backend(env: str) -> None:
     fleet = fleet_for(env)
-    parsed = sections(render_haproxy_config(fleet))
-    frontend = parsed["frontend mcp"]
-    routes = [line for line in frontend if line.startswith("use_backend")]
-    assert len(routes) == len(fleet.servers)
+    config = render_gateway_config(fleet)
+    parsed = sections(config[CONFIG_KEY])
+    assert "use_backend server_%[var(txn.server)]" in parsed["frontend mcp"]
     backends = {header.split()[1] for header in parsed if header.startswith("backend ")}
     assert backends == {backend_name(s) for s in fleet.servers} | {"no_route", "rate_callers", "rate_servers"}
+    routes = dict(line.split(" ", 1) for line in config[ROUTES_FILE].splitlines() if not line.startswith("#"))
+    assert routes == {f"/servers/{s.name}/": public_path(s).removeprefix("/servers/") for s in fleet.servers}
     for server in fleet.servers:
         transport = server.spec.transport
         backend = parsed[f"backend {backend_name(server)}"]
         template = f"server-template pod 1-{server.max_replicas} {endpoints_host(server)}:{transport.port}"
         assert any(line.startswith(template) for line in backend), server.name
         if transport.type == "sse":
-            assert f"use_backend server_{server.name} if {{ path_beg /servers/{server.name}/ }}" in routes
             assert f"http-request replace-path ^/servers/{server.name}/sse$ {transport.path}" in backend
         else:
-            assert f"use_backend server_{server.name} if {{ path {public_path(server)} }}" in routes
             assert f"http-request set-path {transport.path}" in backend
         sticky = "stick store-response res.hdr(mcp-session-id)" in backend
         assert sticky == (not server.spec.stateless and transport.type != "sse"), server.name
         assert ("stick on req.hdr(mcp-session-id)" in backend) == sticky
+        # Shared between gateway replicas by the pod's address, which all replicas agree on.
+        assert any("srvkey addr peers gateway" in line for line in backend) == sticky
+    access = [line for line in config[ACCESS_FILE].splitlines() if not line.startswith("#")]
+    assert access == [p for s in sorted(fleet.servers, key=lambda s: s.name) for p in access_patterns(s)]
+    limits = [line for line in config[RATE_LIMITS_FILE].splitlines() if not line.startswith("#")]
+    assert len(limits) == 2 * len([s for s in fleet.servers if s.spec.rate_limits is not None])
     # Host reaches the servers as the client sent it.
     assert not [
         line for lines in parsed.values() for line in lines if re.search(r"set-header host\b", line, re.I)
     ]
 
 
+def test_access_patterns_admit_whole_roles_for_the_named_tools_only() -> None:
+    fleet = fleet_for("prod")
+    [pattern] = access_patterns(
+        dataclasses.replace(
+            fleet.servers[0],
+            spec=fleet.servers[0].spec.model_copy(
+                update={"access": [AccessRule(roles=["sre.oncall", "admin"], tools=["get.page"])]}
+            ),
+        )
+    )
+    name = fleet.servers[0].name
+    matches = re.compile(pattern).search
+    assert matches(f"{name}/get.page/admin") and matches(f"{name}/get.page/dev sre.oncall")
+    assert not matches(f"{name}/get.page/administrator") and not matches(f"{name}/get.page/sre-oncall")
+    assert not matches(f"{name}/getxpage/admin") and not matches(f"{name}/get.page2/admin")
+    assert not matches(f"x{name}/get.page/admin") and not matches(f"{name}x/get.page/admin")
+
+
 def test_stateful_and_stateless_servers_are_told_apart() -> None:
-    parsed = sections(render_haproxy_config(fleet_for("prod")))
+    parsed = sections(haproxy_cfg(fleet_for("prod")))
     assert "stick on req.hdr(mcp-session-id)" in parsed["backend server_grafana"]
     assert "stick on req.hdr(mcp-session-id)" not in parsed["backend server_github"]  # stateless: true
 
@@ -153,23 +196,23 @@ def test_stateful_and_stateless_servers_are_told_apart() -> None:
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_rendering_is_byte_stable(env: str) -> None:
     fleet = fleet_for(env)
-    first = render_haproxy_config(fleet)
-    assert render_haproxy_config(fleet) == first
+    first = render_gateway_config(fleet)
+    assert render_gateway_config(fleet) == first
     shuffled = dataclasses.replace(fleet, servers=tuple(reversed(fleet.servers)))
-    assert render_haproxy_config(shuffled) == first
+    assert render_gateway_config(shuffled) == first
 
 
 def test_tls_is_terminated_by_haproxy_unless_the_nlb_holds_an_acm_certificate() -> None:
-    own = sections(render_haproxy_config(fleet_for("prod")))["frontend mcp"]
+    own = sections(haproxy_cfg(fleet_for("prod")))["frontend mcp"]
     certificate = f'"${{{CERT_DIR_ENV}-{CERT_DIR}}}/{CERT_FILE}"'
     assert f'bind "${{{ADDRESS_ENV}-}}:{TLS_PORT}" ssl crt {certificate} alpn http/1.1' in own
-    nlb = sections(render_haproxy_config(acm("prod")))
+    nlb = sections(haproxy_cfg(acm("prod")))
     assert f'bind "${{{ADDRESS_ENV}-}}:{PLAIN_PORT}"' in nlb["frontend mcp"]
     assert not [line for line in nlb["global"] if line.startswith("ssl-")]
 
 
 def test_metrics_and_health_have_their_own_port() -> None:
-    prometheus = sections(render_haproxy_config(fleet_for("dev")))["frontend prometheus"]
+    prometheus = sections(haproxy_cfg(fleet_for("dev")))["frontend prometheus"]
     assert f'bind "${{{ADDRESS_ENV}-}}:{METRICS_PORT}"' in prometheus
     assert "http-request use-service prometheus-exporter if { path /metrics }" in prometheus
     assert "monitor-uri /healthz" in prometheus
@@ -243,12 +286,14 @@ def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def gateway_env(
-    cert_dir: Path, key_file: Path, address: str = "", pod: str = "mcp-gateway-0"
+    config_dir: Path, cert_dir: Path, key_file: Path, address: str = "", pod: str = "mcp-gateway-0"
 ) -> dict[str, str]:
-    """What the pod's environment gives HAProxy: its name, and here the test's certificate and key."""
+    """What the pod's environment gives HAProxy: its name, and here the directories of the test's
+    configuration and certificate, and the issuer's key."""
     return {
         "PATH": "/usr/sbin:/usr/bin:/bin",
         "HOSTNAME": pod,
+        CONFIG_DIR_ENV: str(config_dir),
         CERT_DIR_ENV: str(cert_dir),
         JWT_KEY_ENV: str(key_file),
         ADDRESS_ENV: address,
@@ -260,29 +305,33 @@ def peer_records(fleet: Fleet, address: str = "127.0.0.1") -> dict[str, list[str
 
 
 def check(
-    config: str, fleet: Fleet, tmp_path: Path, cert_dir: Path, key_file: Path
+    config: GatewayConfig, fleet: Fleet, tmp_path: Path, cert_dir: Path, key_file: Path
 ) -> subprocess.CompletedProcess[str]:
-    path = tmp_path / "haproxy.cfg"
-    path.write_text(config, encoding="utf-8")
+    path = write_config(config, tmp_path / "config")
     with cluster_dns(peer_records(fleet), tmp_path) as (_, resolv_conf):
         # -dW: a warning fails the check too.
         return run_in_sandbox(
-            resolv_conf, [haproxy(), "-dW", "-c", "-f", str(path)], gateway_env(cert_dir, key_file)
+            resolv_conf,
+            [haproxy(), "-dW", "-c", "-f", str(path)],
+            gateway_env(path.parent, cert_dir, key_file),
         )
 
 
 @pytest.mark.parametrize("env", [*ENVIRONMENTS, "prod-acm"])
 def test_haproxy_accepts_the_configuration(env: str, tmp_path: Path, cert_dir: Path, key_file: Path) -> None:
     fleet = acm("prod") if env == "prod-acm" else fleet_for(env)
-    result = check(render_haproxy_config(fleet), fleet, tmp_path, cert_dir, key_file)
+    result = check(render_gateway_config(fleet), fleet, tmp_path, cert_dir, key_file)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Configuration file is valid" in result.stdout
 
 
 def test_the_check_catches_a_broken_configuration(tmp_path: Path, cert_dir: Path, key_file: Path) -> None:
     fleet = fleet_for("dev")
-    broken = render_haproxy_config(fleet).replace("stick on req.hdr", "stick onn req.hdr")
+    config = render_gateway_config(fleet)
+    broken = {**config, CONFIG_KEY: config[CONFIG_KEY].replace("stick on req.hdr", "stick onn req.hdr")}
     assert check(broken, fleet, tmp_path, cert_dir, key_file).returncode != 0
+    bad_pattern = {**config, ACCESS_FILE: config[ACCESS_FILE] + "^unclosed/(group\n"}
+    assert check(bad_pattern, fleet, tmp_path, cert_dir, key_file).returncode != 0
 
 
 # The configuration, unmodified, served by a real HAProxy in front of fake replicas that cluster DNS
@@ -360,8 +409,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, key_file: Path, cert_dir: 
         ),
     )
     workdir = tmp_path_factory.mktemp("gateway")
-    path = workdir / "haproxy.cfg"
-    path.write_text(render_haproxy_config(fleet), encoding="utf-8")
+    path = write_config(render_gateway_config(fleet), workdir / "config")
     replicas: dict[tuple[str, int], Replica] = {}
     records = peer_records(fleet, "127.0.0.3")
     for name in SERVED:
@@ -379,7 +427,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, key_file: Path, cert_dir: 
             in_sandbox(resolv_conf, [haproxy(), "-db", "-f", str(path)]),
             stdout=output,
             stderr=subprocess.STDOUT,
-            env=gateway_env(cert_dir, key_file, GATEWAY_ADDRESS),
+            env=gateway_env(path.parent, cert_dir, key_file, GATEWAY_ADDRESS),
         )
         running = Running(fleet, PLAIN_PORT, METRICS_PORT, log)
         try:
@@ -646,7 +694,7 @@ def test_the_gateway_pod_is_hardened_like_the_servers(env: str) -> None:
         assert probe["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert container["args"][-1] == CONFIG_PATH
     kinds = {next(k for k in volume if k != "name") for volume in pod["volumes"]}
-    assert kinds <= {"configMap", "emptyDir", "secret"}
+    assert kinds <= {"configMap", "emptyDir", "secret", "projected"}
     namespace = one(objects, "Namespace")["metadata"]
     assert namespace["name"] == fleet_for(env).settings.gateway_namespace
     assert namespace["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
@@ -735,9 +783,20 @@ def test_local_issues_its_certificate_from_a_self_signed_issuer() -> None:
 def test_a_config_change_rolls_the_pods() -> None:
     fleet = fleet_for("dev")
     annotation = one(objects_of(fleet), "StatefulSet")["spec"]["template"]["metadata"]["annotations"]
-    config = render_haproxy_config(fleet)
-    assert annotation[CONFIG_HASH_ANNOTATION] == hashlib.sha256(config.encode()).hexdigest()
-    assert one(objects_of(fleet), "ConfigMap", "mcp-gateway-config")["data"] == {"haproxy.cfg": config}
+    config = render_gateway_config(fleet)
+    assert annotation[CONFIG_HASH_ANNOTATION] == config_hash(config)
+    objects = objects_of(fleet)
+    carried = {
+        **one(objects, "ConfigMap", "mcp-gateway-config")["data"],
+        **one(objects, "ConfigMap", "mcp-gateway-access")["data"],
+    }
+    assert carried == config
+    assert list(one(objects, "ConfigMap", "mcp-gateway-access")["data"]) == [ACCESS_FILE]
+    [volume] = [v for v in pod_of(objects)["volumes"] if v["name"] == "config"]
+    sources = [source["configMap"]["name"] for source in volume["projected"]["sources"]]
+    assert sources == ["mcp-gateway-config", "mcp-gateway-access"]
+    # A change to a map file alone rolls them too.
+    assert config_hash({**config, ROUTES_FILE: config[ROUTES_FILE] + "#\n"}) != config_hash(config)
     smaller = dataclasses.replace(fleet, servers=fleet.servers[1:])
     changed = one(objects_of(smaller), "StatefulSet")["spec"]["template"]["metadata"]["annotations"]
     assert changed[CONFIG_HASH_ANNOTATION] != annotation[CONFIG_HASH_ANNOTATION]
@@ -804,7 +863,7 @@ def test_clashing_names_are_refused() -> None:
 
 def test_a_configuration_too_large_for_a_config_map_is_refused() -> None:
     with pytest.raises(ValueError, match="ConfigMap"):
-        config_map(fleet_for("dev").settings, "#" * (1024 * 1024 + 1))
+        config_map(fleet_for("dev").settings, "mcp-gateway-config", {CONFIG_KEY: "#" * (1024 * 1024 + 1)})
 
 
 @pytest.mark.parametrize("env", [*ENVIRONMENTS, "prod-acm"])
@@ -825,16 +884,16 @@ def test_gateway_component_registers_its_objects_under_itself() -> None:
     built: dict[str, str] = {}
 
     def program() -> None:
-        built["config"] = Gateway("gateway", fleet, TEST_PUBLIC_KEY_TEXT).config_text
+        built.update(Gateway("gateway", fleet, TEST_PUBLIC_KEY_TEXT).config)
 
     registrations = run_program(program, project="mcpfleet", stack="prod", config={})
     [component] = [r for r in registrations if r.type == TYPE_TOKEN]
     children = [r for r in registrations if r.parent == component.urn]
     assert sorted(r.name for r in children) == sorted(objects_of(fleet))
-    assert built["config"] == render_haproxy_config(fleet)
+    assert built == render_gateway_config(fleet)
     deployment = next(r.inputs for r in children if r.inputs.get("kind") == "StatefulSet")
     annotation = deployment["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
-    assert annotation == hashlib.sha256(built["config"].encode()).hexdigest()
+    assert annotation == config_hash(built)
     assert type(deployment["spec"]["replicas"]) is int
     types = {r.inputs["kind"]: r.type for r in children}
     assert types["Certificate"] == "kubernetes:cert-manager.io/v1:Certificate"
