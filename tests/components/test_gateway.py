@@ -25,7 +25,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from components.gateway import TYPE_TOKEN, Gateway
 from components.gateway.config import (
-    ACCESS_FILE,
     CERT_DIR_ENV,
     CONFIG_DIR_ENV,
     JWT_KEY_ENV,
@@ -39,6 +38,7 @@ from components.gateway.config import (
 )
 from components.manifests import K8sObject
 from components.manifests.gateway import (
+    ACCESS_FILE,
     ADDRESS_ENV,
     CERT_DIR,
     CERT_FILE,
