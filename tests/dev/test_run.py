@@ -71,10 +71,11 @@ def alive(pid: int) -> bool:
     return state[state.rindex(")") + 2] != "Z"
 
 
-async def tool_names(url: str, token: str | None = None, verify: str | bool = True) -> list[str]:
+async def tool_names(url: str, token: str | None = None, cafile: Path | None = None) -> list[str]:
     """tools/list with the mcp SDK client, as a legacy (2025-11-25) session client, which every server here
     speaks (server-everything speaks nothing newer)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    verify = ssl.create_default_context(cafile=str(cafile)) if cafile else True
     async with (
         httpx2.AsyncClient(headers=headers, verify=verify, timeout=30) as http,
         Client(streamable_http_client(url, http_client=http), mode="legacy") as client,
@@ -82,11 +83,11 @@ async def tool_names(url: str, token: str | None = None, verify: str | bool = Tr
         return sorted(tool.name for tool in (await client.list_tools()).tools)
 
 
-def list_tools(url: str, token: str | None = None, verify: str | bool = True) -> list[str]:
+def list_tools(url: str, token: str | None = None, cafile: Path | None = None) -> list[str]:
     # In a thread of its own: asyncio.run leaves the calling thread without a current event loop, which
     # the Pulumi SDK needs in the main thread for the plan tests that run later in the same session.
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(anyio.run, tool_names, url, token, verify).result()
+        return pool.submit(anyio.run, tool_names, url, token, cafile).result()
 
 
 def post(url: str, body: object, token: str | None, cafile: Path) -> tuple[int, str]:
@@ -180,8 +181,9 @@ def test_dev_runs_the_examples_catalog_and_stops_cleanly(tmp_path: Path) -> None
         assert status == 401 and json.loads(body)["error"]["code"] == -32001
         status, _ = post(endpoints["everything"], INITIALIZE, tokens["notes"], cafile)
         assert status == 401
-        # With its own token the request passes authentication and reaches the server's backend.
-        post(endpoints["everything"], INITIALIZE, tokens["everything"], cafile)
+        # With its own token the request reaches the server, started here, through the gateway.
+        status, _ = post(endpoints["everything"], INITIALIZE, tokens["everything"], cafile)
+        assert status == 200
         log = [
             json.loads(line) for line in (run_dir / "logs" / "haproxy.log").read_text().splitlines() if line
         ]
@@ -190,6 +192,9 @@ def test_dev_runs_the_examples_catalog_and_stops_cleanly(tmp_path: Path) -> None
             "caller": "mcpfleet-dev",
             "rpc_method": "initialize",
         }.items() <= (log[-1].items())
+
+        # A whole MCP session through the gateway, with the mcp SDK client.
+        assert "add_note" in list_tools(endpoints["notes"], tokens["notes"], cafile)
 
         children = descendants(dev.pid)
         groups = {os.getpgid(pid) for pid in children if alive(pid)}
