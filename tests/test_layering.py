@@ -31,6 +31,31 @@ FORBIDDEN = {
     "components/manifests": ("pulumi", "pulumi_kubernetes", "pulumi_aws", "mcpfleet.plan", "mcpfleet.cli"),
     "components": ("mcpfleet.plan", "mcpfleet.cli"),
     "mcpfleet/plan": ("mcpfleet.cli",),
+    # Clients of a running fleet: they read the catalog and stacks, never the Pulumi program.
+    "mcpfleet/verify": (
+        "pulumi",
+        "pulumi_kubernetes",
+        "pulumi_aws",
+        "components",
+        "mcpfleet.plan",
+        "mcpfleet.cli",
+        "mcpfleet.dev",
+    ),
+    # The fleet on one machine: the gateway's configuration as rendered for every environment, and no
+    # other part of the Pulumi program.
+    "mcpfleet/dev": (
+        "pulumi",
+        "pulumi_kubernetes",
+        "pulumi_aws",
+        *(
+            f"components.{module}"
+            for module in ("program", "fleet", "server", "cluster", "mesh", "monitoring")
+        ),
+        *(f"components.{module}" for module in ("addons", "secrets", "namespaces", "kube")),
+        "mcpfleet.plan",
+        "mcpfleet.cli",
+        "mcpfleet.verify",
+    ),
 }
 
 
