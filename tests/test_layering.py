@@ -9,51 +9,38 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+PULUMI = ("pulumi", "pulumi_kubernetes", "pulumi_aws")
+ABOVE_THE_PROGRAM = ("mcpfleet.plan", "mcpfleet.cli")
+# The Pulumi program's components other than the gateway's.
+PROGRAM_MODULES = (
+    "program",
+    "fleet",
+    "server",
+    "cluster",
+    "mesh",
+    "monitoring",
+    "addons",
+    "secrets",
+    "namespaces",
+    "kube",
+)
+
 # package (folder) -> import prefixes it must never use
 FORBIDDEN = {
-    "mcpfleet/catalog": (
-        "pulumi",
-        "pulumi_kubernetes",
-        "pulumi_aws",
-        "components",
-        "mcpfleet.plan",
-        "mcpfleet.cli",
-    ),
-    "mcpfleet/stacks": (
-        "pulumi",
-        "pulumi_kubernetes",
-        "pulumi_aws",
-        "components",
-        "mcpfleet.plan",
-        "mcpfleet.cli",
-    ),
-    "mcpfleet/fleet.py": ("pulumi", "components", "mcpfleet.plan", "mcpfleet.cli"),
-    "components/manifests": ("pulumi", "pulumi_kubernetes", "pulumi_aws", "mcpfleet.plan", "mcpfleet.cli"),
-    "components": ("mcpfleet.plan", "mcpfleet.cli"),
+    "mcpfleet/catalog": (*PULUMI, "components", *ABOVE_THE_PROGRAM),
+    "mcpfleet/stacks": (*PULUMI, "components", *ABOVE_THE_PROGRAM),
+    "mcpfleet/fleet.py": (*PULUMI, "components", *ABOVE_THE_PROGRAM),
+    "components/manifests": (*PULUMI, *ABOVE_THE_PROGRAM),
+    "components": ABOVE_THE_PROGRAM,
     "mcpfleet/plan": ("mcpfleet.cli",),
     # Clients of a running fleet: they read the catalog and stacks, never the Pulumi program.
-    "mcpfleet/verify": (
-        "pulumi",
-        "pulumi_kubernetes",
-        "pulumi_aws",
-        "components",
-        "mcpfleet.plan",
-        "mcpfleet.cli",
-        "mcpfleet.dev",
-    ),
+    "mcpfleet/verify": (*PULUMI, "components", *ABOVE_THE_PROGRAM, "mcpfleet.dev"),
     # The fleet on one machine: the gateway's configuration as rendered for every environment, and no
     # other part of the Pulumi program.
     "mcpfleet/dev": (
-        "pulumi",
-        "pulumi_kubernetes",
-        "pulumi_aws",
-        *(
-            f"components.{module}"
-            for module in ("program", "fleet", "server", "cluster", "mesh", "monitoring")
-        ),
-        *(f"components.{module}" for module in ("addons", "secrets", "namespaces", "kube")),
-        "mcpfleet.plan",
-        "mcpfleet.cli",
+        *PULUMI,
+        *(f"components.{module}" for module in PROGRAM_MODULES),
+        *ABOVE_THE_PROGRAM,
         "mcpfleet.verify",
     ),
 }
