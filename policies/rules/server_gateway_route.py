@@ -1,4 +1,4 @@
-"""MCP: every server is routed by the gateway (`/servers/<name>/` in its HAProxy configuration).
+"""MCP: every server is routed by the gateway (`/servers/<name>/` in its configuration's route map).
 
 A server without a route is deployed but unreachable: usually a gateway that was not re-rendered.
 """
@@ -33,8 +33,8 @@ def validate(resources: Sequence[Resource], context: Context) -> list[Finding]:
 
 
 def _gateway(*routes: str) -> CaseResource:
-    lines = "\n".join(f"    use_backend server_{r} if {{ path /servers/{r}/mcp }}" for r in routes)
-    return k8s(CONFIG_MAP, "mcp-gateway-config", {"data": {"haproxy.cfg": f"frontend mcp\n{lines}\n"}})
+    lines = "".join(f"/servers/{r}/ {r}/mcp\n" for r in routes)
+    return k8s(CONFIG_MAP, "mcp-gateway-config", {"data": {"routes.map": lines}})
 
 
 RULE = Rule(
