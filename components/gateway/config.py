@@ -171,8 +171,8 @@ def access_patterns(server: FleetServer) -> list[str]:
 
 def _routes_file(servers: Sequence[FleetServer]) -> str:
     lines = [
-        "# Each server's path prefix -> <name>/<endpoint>: its public path is /servers/<name>/<endpoint>.",
-        *(f"{ROUTE_PREFIX}/{server.name}/ {_route_value(server)}" for server in servers),
+        "# Each server's name -> <name>/<endpoint>: its public path is /servers/<name>/<endpoint>.",
+        *(f"{server.name} {_route_value(server)}" for server in servers),
     ]
     return "\n".join(lines) + "\n"
 

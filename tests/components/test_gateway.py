@@ -144,7 +144,7 @@ def test_every_server_gets_a_route_and_a_backend(env: str) -> None:
     backends = {header.split()[1] for header in parsed if header.startswith("backend ")}
     assert backends == {backend_name(s) for s in fleet.servers} | {"no_route", "rate_callers", "rate_servers"}
     routes = dict(line.split(" ", 1) for line in config[ROUTES_FILE].splitlines() if not line.startswith("#"))
-    assert routes == {f"/servers/{s.name}/": public_path(s).removeprefix("/servers/") for s in fleet.servers}
+    assert routes == {s.name: public_path(s).removeprefix("/servers/") for s in fleet.servers}
     for server in fleet.servers:
         transport = server.spec.transport
         backend = parsed[f"backend {backend_name(server)}"]
@@ -630,6 +630,9 @@ def test_callers_and_servers_over_their_rate_get_429(gateway: Running) -> None:
 def test_unknown_paths_and_unbounded_or_large_bodies_are_refused(gateway: Running) -> None:
     assert call(gateway, "POST", "/servers/nope/mcp")[0] == 404
     assert call(gateway, "POST", "/mcp")[0] == 404
+    assert call(gateway, "POST", "/servers/everything/mcp/more")[0] == 404
+    assert call(gateway, "GET", "/servers/postgres")[0] == 404
+    assert call(gateway, "GET", "/.well-known/oauth-protected-resource/servers/everything/sse")[0] == 404
     connection = http.client.HTTPConnection(GATEWAY_ADDRESS, gateway.port, timeout=5)
     connection.request("POST", "/servers/everything/mcp", body=iter([b"{}"]), encode_chunked=True)
     assert connection.getresponse().status == 411
