@@ -83,9 +83,10 @@ CATALOG = REPO / "examples" / "catalog"
 STACKS = REPO / "stacks"
 ENVIRONMENTS = ("local", "dev", "staging", "prod")
 LOOPBACK = "127.0.0.1"
-# Pod addresses for the gateways: any of 127.0.0.0/8 reaches loopback on Linux. 127.0.0.1 is left to
-# `mcpfleet dev`, whose gateway holds the same metrics and peer ports.
-GATEWAY_ADDRESSES = tuple(f"127.0.0.{host}" for host in range(2, 40))
+# Pod addresses for the gateways: any of 127.0.0.0/8 reaches loopback on Linux. Away from 127.0.0.1
+# (`mcpfleet dev`, whose gateway holds the same metrics and peer ports) and from the low addresses the
+# gateway tests use, so a benchmark and a test run can share the machine.
+GATEWAY_ADDRESSES = tuple(f"127.0.0.{host}" for host in range(200, 240))
 # What an NLB listener with an ACM certificate needs in the stack; nothing here calls AWS.
 PLACEHOLDER_ACM_ARN = "arn:aws:acm:eu-west-1:000000000000:certificate/00000000-0000-0000-0000-000000000000"
 UNLIMITED = RateLimits(per_caller_per_minute=1_000_000, per_server_per_minute=10_000_000)
