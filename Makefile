@@ -43,6 +43,7 @@ dashboards: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m scripts.bench_plan
+	$(BIN)/python -m scripts.bench_gateway
 
 # The end-to-end tests' Node tooling (Node 22 from npm, server-everything, the conformance suite), exactly
 # as tests/e2e/node/package-lock.json pins it. CI runs it before `make test`.
