@@ -272,6 +272,11 @@ class Replica:
         """Its X-Replica-Id (the examples servers send it)."""
         return f"{self.server}-{self.index}"
 
+    @property
+    def stop_signal(self) -> signal.Signals:
+        # server-everything closes and exits 0 on SIGINT.
+        return signal.SIGINT if self.server == "everything" else signal.SIGTERM
+
 
 @dataclass
 class Gateway:
@@ -302,7 +307,6 @@ class RunningFleet:
     resolv_conf: Path
     replicas: dict[str, list[Replica]] = field(default_factory=dict)
     gateways: list[Gateway] = field(default_factory=list)
-    everything: process.Child | None = None
 
     @property
     def fleet(self) -> Fleet:
@@ -332,7 +336,12 @@ class RunningFleet:
             raise HarnessError(f"{replica.label} is running already")
         server = self.server(replica.server)
         log = self.workdir / "logs" / f"{replica.label}.log"
-        if replica.server == "conformance":
+        if replica.server == "everything":
+            # `mcp-server-everything streamableHttp` on PORT: every address (it has no host setting) and
+            # no Host check; run by the locked Node 22.
+            argv = [str(node.node_binary()), str(node.EVERYTHING), "streamableHttp"]
+            env = {**node.node_env(process_env()), "PORT": str(replica.port)}
+        elif replica.server == "conformance":
             # tests/e2e/conformance_server.py's server, also accepting the gateways' addresses as Host
             # (see serve_conformance_target).
             argv = [sys.executable, "-m", "tests.e2e.gateway", "--host", replica.address]
@@ -362,9 +371,12 @@ class RunningFleet:
         if replica.child is not None:
             process.stop(replica.child, signal.SIGKILL)
 
-    def restart_replica(self, replica: Replica, drift: bool = False) -> None:
+    def stop_replica(self, replica: Replica) -> None:
         if replica.child is not None:
-            process.stop(replica.child)
+            process.stop(replica.child, replica.stop_signal)
+
+    def restart_replica(self, replica: Replica, drift: bool = False) -> None:
+        self.stop_replica(replica)
         self.start_replica(replica, drift)
         self.wait_replica(replica)
 
@@ -483,12 +495,7 @@ def running_fleet(workdir: Path) -> Iterator[RunningFleet]:
                 Replica(server.name, index + 1, address, port)
                 for index, address in enumerate(REPLICA_ADDRESSES[server.name])
             ]
-        everything = fleet.replicas["everything"][0]
-        fleet.everything = stack.enter_context(
-            _everything(everything.port, workdir / "logs" / "everything.log")
-        )
-        everything.child = fleet.everything
-        started = [r for name, rs in fleet.replicas.items() if name != "everything" for r in rs]
+        started = [replica for replicas in fleet.replicas.values() for replica in replicas]
         for replica in started:
             fleet.start_replica(replica)
         for replica in started:
@@ -510,31 +517,13 @@ def running_fleet(workdir: Path) -> Iterator[RunningFleet]:
         yield fleet
 
 
-@contextlib.contextmanager
-def _everything(port: int, log: Path) -> Iterator[process.Child]:
-    node_binary = node.node_binary()
-    child = process.start(
-        "server-everything",
-        [str(node_binary), str(node.EVERYTHING), "streamableHttp"],
-        log,
-        env={**node.node_env(), "PORT": str(port)},
-        port=port,
-    )
-    try:
-        process.wait_for_port(child, REPLICA_ADDRESSES["everything"][0], port, START_TIMEOUT)
-        yield child
-    finally:
-        process.stop(child, signal.SIGINT)
-
-
 def _stop_all(fleet: RunningFleet) -> None:
     for gateway in fleet.gateways:
         if gateway.child is not None:
             process.stop(gateway.child)
     for replicas in fleet.replicas.values():
         for replica in replicas:
-            if replica.child is not None and replica.child is not fleet.everything:
-                process.stop(replica.child)
+            fleet.stop_replica(replica)
 
 
 # Gateway metrics
