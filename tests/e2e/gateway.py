@@ -87,11 +87,10 @@ REPLICA_ADDRESSES: Mapping[str, tuple[str, ...]] = {
     "text": ("127.0.0.34",),
     # server-everything listens on every address (it has no host setting); DNS names this one.
     "everything": ("127.0.0.35",),
-    # The SDK turns its DNS-rebinding protection on for a server bound to 127.0.0.1 only, and the
-    # conformance suite's dns-rebinding scenario checks exactly that.
+    # The conformance suite's dns-rebinding scenario wants a URL on 127.0.0.1 or localhost, and the
+    # baseline run goes straight to the server.
     "conformance": ("127.0.0.1",),
 }
-EXAMPLE_SERVERS = ("notes", "units", "text")
 START_TIMEOUT = 60.0
 SERVED_TIMEOUT = 45.0
 
@@ -130,19 +129,9 @@ def e2e_catalog(directory: Path) -> Path:
 
 def plan_gateway(catalog: Path, out_dir: Path) -> PlannedGateway:
     """Run the plan command as users do and read the gateway's ConfigMaps from what it wrote."""
+    command = ["mcpfleet", "plan", "--env", ENV, "--catalog", str(catalog), "--out", str(out_dir)]
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mcpfleet",
-            "plan",
-            "--env",
-            ENV,
-            "--catalog",
-            str(catalog),
-            "--out",
-            str(out_dir),
-        ],
+        [sys.executable, "-m", *command],
         capture_output=True,
         text=True,
         cwd=REPO,

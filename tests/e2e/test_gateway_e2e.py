@@ -403,8 +403,8 @@ def test_verify_finds_no_drift_on_the_fleet_then_the_tool_a_server_changed(
 def test_a_session_outlives_the_gateway_replica_that_opened_it(fleet: RunningFleet) -> None:
     """Legacy sessions opened through gateway 0 continue through gateway 1 once gateway 0 is gone: the
     stick entries reached gateway 1 over the peers protocol, keyed by the pod's address, so gateway 1
-    sends each session to the same pod although it holds the pods under other server names (DNS gave
-    it notes' replicas in the other order)."""
+    sends each session to the same pod although it holds the pods under other server names (it learnt
+    notes' pods in another order than gateway 0 did)."""
     whole(fleet)
     tls = fleet.tls()
     count = 6
@@ -457,7 +457,7 @@ def test_a_session_outlives_the_gateway_replica_that_opened_it(fleet: RunningFle
     )
     assert all(found and before == after for _, before, after, found in outcome), outcome
     # Which server name each gateway gave the pod that served each session.
-    names = [{}, {}]  # type: list[dict[str, str]]
+    names: list[dict[str, str]] = [{}, {}]
     for index in (0, 1):
         for entry in fleet.log_entries(index):
             names[index].setdefault(entry["session"], entry["replica"])
@@ -467,6 +467,11 @@ def test_a_session_outlives_the_gateway_replica_that_opened_it(fleet: RunningFle
 
 
 def test_new_sessions_succeed_after_a_notes_replica_is_killed_mid_run(fleet: RunningFleet) -> None:
+    """Sessions (legacy and modern by turns, four at a time) keep starting while notes-2 is SIGKILLed.
+    The gateway has not marked it down yet (its checks need 15 s): a refused connection costs a retry on
+    notes-1 (`retries 2`, `option redispatch 1`), so every session started after the kill completes. What
+    fails is counted: the calls in flight to notes-2, and legacy sessions it held (their state died with
+    it, and notes-1 does not know them)."""
     whole(fleet)
     victim = fleet.replicas["notes"][1]
     total = 100
