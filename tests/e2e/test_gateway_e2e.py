@@ -212,7 +212,7 @@ def test_clients_complete_every_session_through_both_notes_replicas(fleet: Runni
     answered = Counter(replica for run in completed for replica in set(run.seen.replicas))
     print(
         f"\n{mode}: {len(completed)}/{SESSIONS} sessions in {elapsed:.1f}s,"
-        f" sessions per replica {dict(answered)}"
+        f" sessions each replica answered (in whole or in part) {dict(answered)}"
     )
     assert len(completed) == SESSIONS, [run.error for run in runs if not run.ok]
     assert set(answered) == NOTES_REPLICAS, "both notes replicas should serve sessions"
