@@ -137,7 +137,7 @@ def prepare(
     certificate = None
     if terminates_tls(settings):
         cert_dir = run_dir / "certs"
-        certificate = _self_signed(cert_dir, settings.domain)
+        certificate = self_signed(cert_dir, settings.domain)
         env[CERT_DIR_ENV] = str(cert_dir)
     return GatewayFiles(config=config, tokens=tokens, certificate=certificate, env=env)
 
@@ -167,14 +167,15 @@ def _signing_key(algorithm: str) -> SigningKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def _self_signed(cert_dir: Path, domain: str) -> Path:
-    """A certificate for 127.0.0.1, localhost and the environment's domain, valid for a day; the key sits
-    beside it as `<cert>.key`, where the configuration's `ssl-load-extra-files key` looks."""
+def self_signed(cert_dir: Path, domain: str, addresses: Sequence[str] = (LOOPBACK,)) -> Path:
+    """A certificate for addresses, localhost and the environment's domain, valid for a day; the key sits
+    beside it as `<cert>.key`, where the configuration's `ssl-load-extra-files key` looks (the layout of
+    cert-manager's Secret as the pod mounts it)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mcpfleet dev gateway")])
     now = datetime.datetime.now(datetime.UTC)
     names: list[x509.GeneralName] = [
-        x509.IPAddress(ipaddress.ip_address(LOOPBACK)),
+        *(x509.IPAddress(ipaddress.ip_address(address)) for address in addresses),
         x509.DNSName("localhost"),
         x509.DNSName(domain),
     ]

@@ -33,6 +33,7 @@ pytestmark = pytest.mark.e2e
 READY_LINE = "press Ctrl-C to stop"
 START_SECONDS = 240.0
 STOP_SECONDS = 30.0
+LOG_SECONDS = 10.0
 INITIALIZE = {
     "jsonrpc": "2.0",
     "id": 1,
@@ -107,6 +108,18 @@ def post(url: str, body: object, token: str | None, cafile: Path) -> tuple[int, 
             return answer.status, answer.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
+
+
+def wait_for_log_entry(log: Path, expected: dict[str, str], seconds: float) -> bool:
+    """Whether an access log entry holding expected appears in log within seconds."""
+    deadline = time.monotonic() + seconds
+    while True:
+        entries = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+        if any(expected.items() <= entry.items() for entry in entries):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
 
 
 def test_dev_runs_the_examples_catalog_and_stops_cleanly(tmp_path: Path) -> None:
@@ -184,14 +197,9 @@ def test_dev_runs_the_examples_catalog_and_stops_cleanly(tmp_path: Path) -> None
         # With its own token the request reaches the server, started here, through the gateway.
         status, _ = post(endpoints["everything"], INITIALIZE, tokens["everything"], cafile)
         assert status == 200
-        log = [
-            json.loads(line) for line in (run_dir / "logs" / "haproxy.log").read_text().splitlines() if line
-        ]
-        assert {
-            "server": "server_everything",
-            "caller": "mcpfleet-dev",
-            "rpc_method": "initialize",
-        }.items() <= (log[-1].items())
+        # HAProxy logs a request when its answer ends, which may be just after the client has read it.
+        expected = {"server": "server_everything", "caller": "mcpfleet-dev", "rpc_method": "initialize"}
+        assert wait_for_log_entry(run_dir / "logs" / "haproxy.log", expected, LOG_SECONDS)
 
         # A whole MCP session through the gateway, with the mcp SDK client.
         assert "add_note" in list_tools(endpoints["notes"], tokens["notes"], cafile)

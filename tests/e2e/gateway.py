@@ -11,9 +11,7 @@ Every process runs in its own process group and is stopped whole, even when a te
 from __future__ import annotations
 
 import contextlib
-import datetime
 import http.client
-import ipaddress
 import json
 import os
 import re
@@ -38,20 +36,16 @@ from typing import Any
 import httpx2
 import jwt
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 from mcp import Client
 
 from components.gateway.config import CERT_DIR_ENV, CONFIG_DIR_ENV, JWT_KEY_ENV
 from components.manifests.gateway import (
     ACCESS_CONFIG_MAP_NAME,
     ADDRESS_ENV,
-    CERT_FILE,
     CONFIG_KEY,
     CONFIG_MAP_NAME,
-    KEY_FILE,
     METRICS_PATH,
     METRICS_PORT,
     endpoints_host,
@@ -60,6 +54,7 @@ from components.manifests.gateway import (
     serving_port,
 )
 from mcpfleet.dev import process
+from mcpfleet.dev.gateway import self_signed
 from mcpfleet.fleet import Fleet, FleetServer
 from mcpfleet.model import EnvName
 from tests.e2e import node
@@ -201,40 +196,6 @@ class Issuer:
             **claims,
         }
         return jwt.encode(payload, self._key, algorithm=self.auth.algorithm)
-
-
-def self_signed(cert_dir: Path, domain: str, addresses: Sequence[str]) -> Path:
-    """cert-manager's Secret as the pod mounts it (tls.crt, and the key beside it as tls.crt.key): a
-    self-signed certificate for the prod domain and the addresses clients dial here."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
-    now = datetime.datetime.now(datetime.UTC)
-    names: list[x509.GeneralName] = [
-        x509.DNSName(domain),
-        x509.DNSName("localhost"),
-        *(x509.IPAddress(ipaddress.ip_address(address)) for address in addresses),
-    ]
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_dir.mkdir(parents=True, exist_ok=True)
-    path = cert_dir / CERT_FILE
-    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    (cert_dir / KEY_FILE).write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return path
 
 
 def trusting(certificate: Path) -> ssl.SSLContext:
