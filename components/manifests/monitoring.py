@@ -1,5 +1,5 @@
-"""What Prometheus scrapes and alerts on for each MCP server and the gateway, the kube-prometheus-stack
-settings and the Grafana dashboards, as plain objects for the Monitoring and McpServer components."""
+"""What Prometheus scrapes and alerts on for each MCP server, the gateway and the MCP router, the
+kube-prometheus-stack settings and the Grafana dashboards, as plain objects for the platform components."""
 
 from __future__ import annotations
 
@@ -37,6 +37,11 @@ METRICS_PATH = "/metrics"
 SERVICE_PORT_NAME = f"http-{PORT_NAME}"
 GATEWAY_METRICS_PORT = "metrics"
 GATEWAY_BACKEND_PREFIX = "server_"
+# The MCP router's pods (docs/router.md): in the gateway namespace, `/metrics` on container port 8091, which
+# the router's Deployment names ROUTER_METRICS_PORT (a PodMonitor endpoint refers to a named port).
+ROUTER_NAME = "mcp-router"
+ROUTER_POD_LABELS = {"app.kubernetes.io/name": ROUTER_NAME}
+ROUTER_METRICS_PORT = "metrics"
 
 DASHBOARD_LABEL = "grafana_dashboard"
 DASHBOARD_LABEL_VALUE = "1"
@@ -52,7 +57,12 @@ RUNBOOKS = "docs/runbooks.md"
 
 ERROR_RATIO = 0.01
 RESPONSE_TIME_SECONDS = 1
+RESPONSE_TIME_QUANTILE = 0.99
+# Calls in the 5-minute window below which no latency alert fires: with fewer than 100 observations the
+# 99th percentile is the single slowest call, one outlier, not a trend.
+LATENCY_MIN_CALLS = 100
 AUTH_FAILURES_PER_MINUTE = 10
+REFUSALS_PER_MINUTE = 10
 CPU_LIMIT_RATIO = 0.8
 MEMORY_LIMIT_RATIO = 0.85
 
@@ -72,13 +82,15 @@ def runbook_url(alert: str) -> str:
 
 
 # Where each alert's numbers come from (docs/runbooks.md explains them to on-call):
-# - Traffic (errors, response time, authentication failures) is measured at the gateway: MCP servers expose
-#   different metrics or none, the HAProxy gateway the same ones for every server. Its built-in exporter
-#   (HAProxy 2.6, addons/promex) labels backend metrics `proxy="server_<name>"`. Every name used here is in
-#   the output of a real HAProxy 2.6.12 (tests/monitoring/haproxy-2.6.12-metrics.txt).
-# - HAProxy 2.6 has no latency histogram. `haproxy_backend_response_time_average_seconds` is the mean time
-#   to the response headers over the last 1024 successful connections: the only latency signal, so the
-#   alert says "average" and never claims a percentile.
+# - Traffic through the gateway (errors, authentication failures, endpoints HAProxy sees) is measured by
+#   HAProxy: MCP servers expose different metrics or none, the gateway the same ones for every server. Its
+#   built-in exporter (HAProxy 2.6, addons/promex) labels backend metrics `proxy="server_<name>"`. Every
+#   name used here is in the output of a real HAProxy 2.6.12 (tests/monitoring/haproxy-2.6.12-metrics.txt).
+# - Response times, refusals and the pods each server resolves to are measured by the MCP router, the one
+#   place that reads each message (docs/router.md, "Metrics"): it labels its metrics `server`, `method` and
+#   `tool`, and Prometheus adds the router pod's `namespace` (the gateway namespace). HAProxy 2.6 has no
+#   latency histogram, the router has one: the slow-response alerts are a real 99th percentile
+#   (`histogram_quantile` over the buckets summed across router replicas), never a mean.
 # - HAProxy counts responses per status class only (`code="4xx"`), never per status. Authentication
 #   failures are the requests the gateway refuses with `http-request deny deny_status 401` inside the
 #   server's backend: `haproxy_backend_requests_denied_total` counts exactly the `deny` rules of that
@@ -107,16 +119,30 @@ def server_alerts(server: FleetServer, settings: Environment) -> list[Alert]:
     gateway = f'namespace="{settings.gateway_namespace}",proxy="{gateway_backend(name)}"'
     pods = f'namespace="{server.namespace}",pod=~"{pod_pattern(name)}",container="{CONTAINER_NAME}"'
     requests = f"sum(rate(haproxy_backend_http_requests_total{{{gateway}}}[5m]))"
+    router = f'namespace="{settings.gateway_namespace}",server="{name}"'
+    deployment = f'namespace="{server.namespace}",deployment="{name}"'
     return [
         Alert(
             "McpServerDown",
             "critical",
-            f'max(kube_deployment_status_replicas_available{{namespace="{server.namespace}",deployment="{name}"}})'
-            f" == 0\nor\nmax(haproxy_backend_active_servers{{{gateway}}}) == 0",
+            f"max(kube_deployment_status_replicas_available{{{deployment}}}) == 0\n"
+            f"or\nmax(haproxy_backend_active_servers{{{gateway}}}) == 0",
             "2m",
             f"MCP server {name} is down",
             f"{name} has had no available replica, or the gateway has seen no healthy endpoint of it,"
             " for 2 minutes: every call to it fails.",
+        ),
+        Alert(
+            "McpServerNoRouterEndpoints",
+            "critical",
+            # No router replica resolves a pod while the Deployment has some: the Service, DNS or the router
+            # is at fault. With no available replica, McpServerDown says so and this one stays quiet.
+            f"max(mcp_router_upstream_endpoints{{{router}}}) == 0\n"
+            f"unless\nmax(kube_deployment_status_replicas_available{{{deployment}}}) == 0",
+            "2m",
+            f"The MCP router finds no pod of MCP server {name}",
+            f"For 2 minutes no MCP router replica has resolved a pod of {name}, although its Deployment has"
+            " available replicas: every call to it fails.",
         ),
         Alert(
             "McpServerHighErrorRate",
@@ -131,13 +157,22 @@ def server_alerts(server: FleetServer, settings: Environment) -> list[Alert]:
         Alert(
             "McpServerSlowResponses",
             "warning",
-            f"max(haproxy_backend_response_time_average_seconds{{{gateway}}}) > {RESPONSE_TIME_SECONDS}\n"
-            f"and\n{requests} > 0",
+            _slow(router),
             "10m",
-            f"MCP server {name} takes more than {RESPONSE_TIME_SECONDS} s on average to respond",
-            "The gateway waited {{ $value | humanizeDuration }} on average for "
-            f"{name}'s response headers over its last 1024 requests. HAProxy 2.6 exposes no latency"
-            " percentiles: this is the mean, the slowest calls take longer.",
+            f"MCP server {name} takes more than {RESPONSE_TIME_SECONDS} s to answer one call in a hundred",
+            f"The 99th percentile of {name}'s response times at the MCP router was"
+            " {{ $value | humanizeDuration }} over the last 5 minutes: one call in a hundred took longer.",
+        ),
+        Alert(
+            "McpServerSlowTool",
+            "warning",
+            _slow(f'{router},method="tools/call"', "tool"),
+            "10m",
+            f"Tool {{{{ $labels.tool }}}} of MCP server {name} takes more than {RESPONSE_TIME_SECONDS} s"
+            " to answer one call in a hundred",
+            f"The 99th percentile of {name}'s calls to tool"
+            " {{ $labels.tool }} at the MCP router was {{ $value | humanizeDuration }} over the last 5"
+            " minutes: one call in a hundred took longer.",
         ),
         Alert(
             "McpServerAuthFailures",
@@ -148,6 +183,19 @@ def server_alerts(server: FleetServer, settings: Environment) -> list[Alert]:
             f"More than {AUTH_FAILURES_PER_MINUTE} calls a minute to MCP server {name} fail authentication",
             "The gateway refused {{ $value | humanize }} requests a minute to "
             f"{name} for failed authentication (401) over the last 5 minutes.",
+        ),
+        Alert(
+            "McpServerRefusalSurge",
+            "warning",
+            f"sum by (reason) (rate(mcp_router_refusals_total{{{router}}}[5m])) * 60\n"
+            f"> {REFUSALS_PER_MINUTE}",
+            # Longer than the 5-minute window: a single burst (legacy sessions of a replica that is gone,
+            # one client retrying) leaves the window after 5 minutes; a surge goes on.
+            "10m",
+            f"The MCP router refuses more than {REFUSALS_PER_MINUTE} requests a minute to MCP server {name}",
+            "The MCP router refused {{ $value | humanize }} requests a minute to "
+            f"{name} for reason {{{{ $labels.reason }}}} over the last 5 minutes, and more than"
+            f" {REFUSALS_PER_MINUTE} a minute for 10 minutes.",
         ),
         Alert(
             "McpServerCpuNearLimit",
@@ -172,6 +220,20 @@ def server_alerts(server: FleetServer, settings: Environment) -> list[Alert]:
             " minutes: at the limit the kernel kills it (OOMKilled).",
         ),
     ]
+
+
+def _slow(selector: str, by: str = "") -> str:
+    """The router's response-time percentile above the threshold, for the whole server or per `by` label,
+    where at least LATENCY_MIN_CALLS calls were observed in the window (buckets summed across replicas)."""
+    keep = f" by ({by})" if by else ""
+    on = f" on ({by})" if by else ""
+    histogram = "mcp_router_request_duration_seconds"
+    buckets = f"sum by (le{', ' + by if by else ''}) (rate({histogram}_bucket{{{selector}}}[5m]))"
+    calls = f"sum{keep}(increase({histogram}_count{{{selector}}}[5m]))"
+    return (
+        f"histogram_quantile({RESPONSE_TIME_QUANTILE}, {buckets})\n> {RESPONSE_TIME_SECONDS}\n"
+        f"and{on}\n{calls} >= {LATENCY_MIN_CALLS}"
+    )
 
 
 def server_rule_groups(server: FleetServer, settings: Environment) -> list[K8sObject]:
@@ -270,6 +332,33 @@ def gateway_pod_monitor(settings: Environment) -> K8sObject:
 
 def gateway_monitoring_objects(settings: Environment) -> dict[str, K8sObject]:
     return {"mcp-gateway-pod-monitor": gateway_pod_monitor(settings)}
+
+
+def router_pod_monitor(settings: Environment) -> K8sObject:
+    """Every MCP router replica, scraped directly on its metrics port (8091, docs/router.md) as the gateway
+    is: no Service has to expose that port. Alerts and dashboards sum the replicas' series."""
+    return {
+        "apiVersion": OPERATOR_API_VERSION,
+        "kind": "PodMonitor",
+        "metadata": {
+            "name": ROUTER_NAME,
+            "namespace": settings.gateway_namespace,
+            "labels": {**_platform_labels(), **RELEASE_LABELS},
+        },
+        "spec": {
+            "selector": {"matchLabels": dict(ROUTER_POD_LABELS)},
+            "namespaceSelector": {"matchNames": [settings.gateway_namespace]},
+            "podMetricsEndpoints": [
+                {"port": ROUTER_METRICS_PORT, "path": METRICS_PATH, "interval": SCRAPE_INTERVAL}
+            ],
+        },
+    }
+
+
+def router_monitoring_objects(settings: Environment) -> dict[str, K8sObject]:
+    """The router's scrape config by Pulumi resource name; created after the chart (its CRDs), like the
+    gateway's."""
+    return {"mcp-router-pod-monitor": router_pod_monitor(settings)}
 
 
 def _with_namespace_default(dashboard: dict[str, Any], pattern: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@ values are what Prometheus, Grafana and kube-prometheus-stack expect; the compon
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from components.manifests.monitoring import (
     gateway_monitoring_objects,
     kube_prometheus_stack_values,
     monitoring_namespaces,
+    router_monitoring_objects,
     server_monitoring_objects,
 )
 from components.manifests.workload import service
@@ -63,15 +65,18 @@ def test_the_service_monitor_scrapes_the_servers_service_by_its_port_name() -> N
     assert endpoint["port"] == svc["spec"]["ports"][0]["name"]
 
 
-def test_the_rule_holds_one_group_with_the_six_alerts() -> None:
+def test_the_rule_holds_one_group_with_the_nine_alerts() -> None:
     rule = server_monitoring_objects(sample_server(), sample_settings())["alpha-prometheus-rule"]
     [group] = rule["spec"]["groups"]
     assert group["name"] == "mcp-server-alpha"
     assert [r["alert"] for r in group["rules"]] == [
         "McpServerDown",
+        "McpServerNoRouterEndpoints",
         "McpServerHighErrorRate",
         "McpServerSlowResponses",
+        "McpServerSlowTool",
         "McpServerAuthFailures",
+        "McpServerRefusalSurge",
         "McpServerCpuNearLimit",
         "McpServerMemoryNearLimit",
     ]
@@ -85,10 +90,25 @@ def test_gateway_rules_select_the_servers_backend_in_the_gateway_namespace() -> 
     settings = sample_settings(gatewayNamespace="edge")
     rule = server_monitoring_objects(sample_server(), settings)["alpha-prometheus-rule"]
     gateway_rules = [r for r in rule["spec"]["groups"][0]["rules"] if "haproxy_" in r["expr"]]
-    assert len(gateway_rules) == 4
+    assert len(gateway_rules) == 3
     for r in gateway_rules:
         assert f'namespace="edge",proxy="{gateway_backend("alpha")}"' in r["expr"]
     assert gateway_backend("alpha") == "server_alpha"
+
+
+def test_router_rules_select_the_servers_series_of_the_routers_in_the_gateway_namespace() -> None:
+    settings = sample_settings(gatewayNamespace="edge")
+    rule = server_monitoring_objects(sample_server(), settings)["alpha-prometheus-rule"]
+    router_rules = [r for r in rule["spec"]["groups"][0]["rules"] if "mcp_router_" in r["expr"]]
+    assert [r["alert"] for r in router_rules] == [
+        "McpServerNoRouterEndpoints",
+        "McpServerSlowResponses",
+        "McpServerSlowTool",
+        "McpServerRefusalSurge",
+    ]
+    for r in router_rules:
+        selectors = re.findall(r"mcp_router_\w+\{([^}]*)\}", r["expr"])
+        assert selectors and all(s.startswith('namespace="edge",server="alpha"') for s in selectors)
 
 
 def test_resource_names_are_unique_across_the_fleet_and_the_platform() -> None:
@@ -96,6 +116,7 @@ def test_resource_names_are_unique_across_the_fleet_and_the_platform() -> None:
     fleet = resolve_fleet(load_catalog(REPO / "catalog"), "prod", settings, "stack")
     names = Counter(name for server in fleet.servers for name in server_monitoring_objects(server, settings))
     names.update(list(gateway_monitoring_objects(settings)))
+    names.update(list(router_monitoring_objects(settings)))
     names.update(list(dashboard_config_maps(settings)))
     assert len(fleet.servers) > 1
     assert [name for name, count in names.items() if count > 1] == []
@@ -114,6 +135,20 @@ def test_servers_sharing_a_namespace_are_told_apart() -> None:
     a = server_monitoring_objects(alpha, settings)["alpha-service-monitor"]["spec"]["selector"]
     b = server_monitoring_objects(alphabet, settings)["alphabet-service-monitor"]["spec"]["selector"]
     assert a != b
+
+
+def test_the_router_is_scraped_on_its_metrics_port_by_a_pod_monitor() -> None:
+    [(name, monitor)] = router_monitoring_objects(sample_settings(gatewayNamespace="edge")).items()
+    assert name == "mcp-router-pod-monitor"
+    assert monitor["kind"] == "PodMonitor" and monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["name"] == "mcp-router" and monitor["metadata"]["namespace"] == "edge"
+    assert monitor["metadata"]["labels"]["release"] == PROMETHEUS_RELEASE
+    assert monitor["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": "mcp-router"}}
+    assert monitor["spec"]["selector"]["matchLabels"] != GATEWAY_POD_LABELS
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["edge"]}
+    assert monitor["spec"]["podMetricsEndpoints"] == [
+        {"port": "metrics", "path": "/metrics", "interval": "30s"}
+    ]
 
 
 def test_the_gateway_is_scraped_on_its_metrics_port_by_a_pod_monitor() -> None:

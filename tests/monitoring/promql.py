@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
 
 # Names and help texts captured from a real HAProxy 2.6.12 exporter (see the file's header).
 HAPROXY_METRICS_FILE = HERE / "haproxy-2.6.12-metrics.txt"
@@ -27,6 +28,11 @@ CADVISOR = {
 }
 # Prometheus itself: one series per pending or firing alert.
 PROMETHEUS = {"ALERTS"}
+# The MCP router's metrics, as its contract names them (docs/router.md, section "Metrics").
+ROUTER_CONTRACT = REPO / "docs" / "router.md"
+# Labels Prometheus adds to every series of a pod it scrapes through a PodMonitor.
+TARGET_LABELS = {"namespace", "pod", "container", "endpoint", "job", "instance"}
+_CONTRACT_METRIC = re.compile(r"^- `(mcp_router_\w+)\{([^}]*)\}`: (counter|gauge|histogram)\b", re.MULTILINE)
 
 _KEYWORDS = {
     "and",
@@ -56,8 +62,47 @@ def haproxy_metrics() -> set[str]:
     return names
 
 
+def router_metrics() -> dict[str, set[str]]:
+    """Each series name the router serves (a histogram's `_bucket`, `_count` and `_sum`) and its labels."""
+    text = ROUTER_CONTRACT.read_text(encoding="utf-8")
+    section = text[text.index("### Metrics") :]
+    series: dict[str, set[str]] = {}
+    for name, label_list, kind in _CONTRACT_METRIC.findall(section):
+        labels = {label.strip() for label in label_list.split(",")}
+        if kind == "histogram":
+            series[f"{name}_bucket"] = labels | {"le"}
+            series[f"{name}_count"] = labels
+            series[f"{name}_sum"] = labels
+        else:
+            series[name] = labels
+    return series
+
+
 def known_metrics() -> set[str]:
-    return haproxy_metrics() | KUBE_STATE_METRICS | CADVISOR | PROMETHEUS
+    return haproxy_metrics() | KUBE_STATE_METRICS | CADVISOR | PROMETHEUS | set(router_metrics())
+
+
+_SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}")
+_MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)\s*"(?:[^"\\]|\\.)*"\s*,?')
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring)\s*\(([^)]*)\)")
+
+
+def unknown_router_labels(expr: str) -> set[str]:
+    """Label names that `expr` selects or groups the router's metrics by, and that they do not carry: a
+    typo there would leave a graph empty or an alert silent. Grouping clauses are checked only in
+    expressions over router metrics alone (other metrics bring their own labels)."""
+    series = router_metrics()
+    unknown: set[str] = set()
+    for metric, matchers in _SELECTOR.findall(expr):
+        if metric in series:
+            names = set(_MATCHER.findall(matchers))
+            unknown |= names - series[metric] - TARGET_LABELS
+    used = metric_names(expr)
+    if used and used <= set(series):
+        allowed = set().union(*(series[name] for name in used)) | TARGET_LABELS
+        for clause in _GROUPING.findall(_STRING.sub('""', expr)):
+            unknown |= {label.strip() for label in clause.split(",") if label.strip()} - allowed
+    return unknown
 
 
 def metric_names(expr: str) -> set[str]:

@@ -18,12 +18,13 @@ from mcpfleet.catalog.loader import load_catalog
 from mcpfleet.fleet import resolve_fleet
 from mcpfleet.model import ENVIRONMENTS
 from mcpfleet.stacks.loader import load_stack_config
-from tests.monitoring.promql import known_metrics, metric_names
+from tests.monitoring.promql import known_metrics, metric_names, router_metrics, unknown_router_labels
 from tests.monitoring.sample import SERVER, sample_server, sample_settings
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-UNIT_TESTS = HERE / "mcp-server-alerts.test.yml"
+# mcp-server-alerts: the alerts measured by the gateway and Kubernetes; mcp-router-alerts: by the MCP router.
+UNIT_TESTS = sorted(HERE.glob("*.test.yml"))
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +48,7 @@ def test_the_sample_servers_rules_pass_promtool_check(promtool: str, tmp_path: P
     rules = write_rules(tmp_path / "alpha.rules.yml", server_rule_groups(sample_server(), sample_settings()))
     result = run([promtool, "check", "rules", str(rules)])
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 6 rules found" in result.stdout
+    assert f"SUCCESS: {len(server_alerts(sample_server(), sample_settings()))} rules found" in result.stdout
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -59,21 +60,28 @@ def test_every_catalog_servers_rules_pass_promtool_check(env: str, promtool: str
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_each_alert_fires_above_its_threshold_and_not_below(promtool: str, tmp_path: Path) -> None:
+def test_the_unit_test_files_are_there() -> None:
+    assert [path.name for path in UNIT_TESTS] == ["mcp-router-alerts.test.yml", "mcp-server-alerts.test.yml"]
+
+
+@pytest.mark.parametrize("unit_tests", UNIT_TESTS, ids=lambda path: path.name)
+def test_each_alert_fires_above_its_threshold_and_not_below(
+    unit_tests: Path, promtool: str, tmp_path: Path
+) -> None:
     write_rules(tmp_path / f"{SERVER}.rules.yml", server_rule_groups(sample_server(), sample_settings()))
-    shutil.copy(UNIT_TESTS, tmp_path / UNIT_TESTS.name)
-    result = run([promtool, "test", "rules", UNIT_TESTS.name], cwd=tmp_path)
+    shutil.copy(unit_tests, tmp_path / unit_tests.name)
+    result = run([promtool, "test", "rules", unit_tests.name], cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
 
 def test_every_alert_has_a_firing_and_a_quiet_unit_test() -> None:
-    document = yaml.safe_load(UNIT_TESTS.read_text(encoding="utf-8"))
     firing: set[str] = set()
     quiet: set[str] = set()
-    for case in document["tests"]:
-        for check in case["alert_rule_test"]:
-            (firing if check["exp_alerts"] else quiet).add(check["alertname"])
+    for path in UNIT_TESTS:
+        for case in yaml.safe_load(path.read_text(encoding="utf-8"))["tests"]:
+            for check in case["alert_rule_test"]:
+                (firing if check["exp_alerts"] else quiet).add(check["alertname"])
     names = {alert.name for alert in server_alerts(sample_server(), sample_settings())}
     assert firing == names
     assert quiet == names
@@ -85,7 +93,9 @@ def test_alerts_carry_severity_server_team_and_a_runbook_section() -> None:
     [group] = server_rule_groups(sample_server(), sample_settings())
     for rule in group["rules"]:
         labels = rule["labels"]
-        assert labels["severity"] == ("critical" if rule["alert"] == "McpServerDown" else "warning")
+        # Critical: every call to the server fails. Everything else is a warning.
+        critical = {"McpServerDown", "McpServerNoRouterEndpoints"}
+        assert labels["severity"] == ("critical" if rule["alert"] in critical else "warning")
         assert (labels["server"], labels["team"], labels["namespace"]) == (SERVER, "platform", "mcp-platform")
         assert rule["annotations"]["summary"] and rule["annotations"]["description"]
         path, anchor = rule["annotations"]["runbook_url"].split("#")
@@ -97,3 +107,23 @@ def test_rules_use_only_metrics_the_exporters_serve() -> None:
     used = set().union(*(metric_names(a.expr) for a in server_alerts(sample_server(), sample_settings())))
     assert used
     assert used <= known_metrics(), f"unknown metrics: {sorted(used - known_metrics())}"
+
+
+def test_router_rules_select_and_group_by_labels_the_router_serves() -> None:
+    alerts = server_alerts(sample_server(), sample_settings())
+    router_alerts = [a for a in alerts if metric_names(a.expr) & set(router_metrics())]
+    assert len(router_alerts) == 4
+    for alert in router_alerts:
+        assert unknown_router_labels(alert.expr) == set(), alert.name
+
+
+def test_the_router_contract_yields_its_four_metrics() -> None:
+    # A change of docs/router.md's format must not quietly empty the list the rules are checked against.
+    assert router_metrics() == {
+        "mcp_router_requests_total": {"server", "method", "tool", "outcome", "code"},
+        "mcp_router_request_duration_seconds_bucket": {"server", "method", "tool", "le"},
+        "mcp_router_request_duration_seconds_count": {"server", "method", "tool"},
+        "mcp_router_request_duration_seconds_sum": {"server", "method", "tool"},
+        "mcp_router_refusals_total": {"server", "reason"},
+        "mcp_router_upstream_endpoints": {"server"},
+    }
