@@ -1,4 +1,4 @@
-"""The labels every object carries, and the selectors that find the gateway and the scraper."""
+"""The labels every object carries, and the selectors that find the gateway, the router and the scraper."""
 
 from __future__ import annotations
 
@@ -10,11 +10,16 @@ PART_OF = "mcpfleet"
 TEAM_LABEL = "mcpfleet.io/team"
 SERVER_LABEL = "mcpfleet.io/server"
 
-# Pods and identities of the gateway and of Prometheus, as the platform components create them.
-# The mesh admits exactly these service accounts; the NetworkPolicies, exactly these pods.
+# Pods and identities of the gateway (HAProxy), the MCP router behind it and Prometheus, as the platform
+# components create them. The mesh admits exactly these service accounts; the NetworkPolicies, exactly
+# these pods. Clients reach the gateway; only the gateway reaches the router; only the router (and the
+# scraper) reach the servers.
 GATEWAY_NAME = "mcp-gateway"
 GATEWAY_POD_LABELS = {"app.kubernetes.io/name": GATEWAY_NAME}
 GATEWAY_SERVICE_ACCOUNT = GATEWAY_NAME
+ROUTER_NAME = "mcp-router"
+ROUTER_POD_LABELS = {"app.kubernetes.io/name": ROUTER_NAME}
+ROUTER_SERVICE_ACCOUNT = ROUTER_NAME
 # kube-prometheus-stack installed as release "kube-prometheus-stack" names its Prometheus so.
 PROMETHEUS_RELEASE = "kube-prometheus-stack"
 PROMETHEUS_SERVICE_ACCOUNT = f"{PROMETHEUS_RELEASE}-prometheus"
