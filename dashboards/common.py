@@ -15,6 +15,10 @@ REFRESH = "30s"
 ALL_SERVERS = 'proxy=~"server_.+"'
 # Overwritten per environment with its namespace prefix when the dashboards are deployed.
 DEFAULT_SERVER_NAMESPACES = "mcp-.*"
+# The MCP router's response-time histogram (docs/router.md, "Metrics"), labelled server, method and tool.
+ROUTER_HISTOGRAM = "mcp_router_request_duration_seconds"
+# The seed threshold of the slow-response alerts (components/manifests/monitoring.py), drawn on graphs.
+SLOW_SECONDS = 1.0
 
 
 def datasource_variable() -> Any:
@@ -47,11 +51,27 @@ def by_server(expr: str) -> str:
     return f'label_replace({expr}, "server", "$1", "proxy", "server_(.+)")'
 
 
+def quantile(q: float, selector: str, by: str = "", window: str = "$__rate_interval") -> str:
+    """The q-quantile of the router's response times, its buckets summed over the router replicas."""
+    group = f"le, {by}" if by else "le"
+    buckets = f"{ROUTER_HISTOGRAM}_bucket{{{selector}}}" if selector else f"{ROUTER_HISTOGRAM}_bucket"
+    return f"histogram_quantile({q}, sum by ({group}) (rate({buckets}[{window}])))"
+
+
 def grid(x: int, y: int, w: int, h: int) -> Any:
     return g.GridPos(h=h, w=w, x=x, y=y)
 
 
-def timeseries(title: str, description: str, targets: list[Any], unit: str, pos: Any) -> Any:
+def timeseries(
+    title: str, description: str, targets: list[Any], unit: str, pos: Any, red_from: float | None = None
+) -> Any:
+    """red_from: an alert's threshold, drawn as a line."""
+    thresholds: dict[str, Any] = {}
+    if red_from is not None:
+        thresholds = {
+            "thresholds": [{"color": "green", "value": None}, {"color": "red", "value": red_from}],
+            "thresholdsStyleMode": "line",
+        }
     return g.TimeSeries(
         title=title,
         description=description,
@@ -63,6 +83,7 @@ def timeseries(title: str, description: str, targets: list[Any], unit: str, pos:
         legendPlacement="right",
         legendCalcs=["lastNotNull", "max"],
         tooltipMode="multi",
+        **thresholds,
     )
 
 

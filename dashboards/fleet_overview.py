@@ -1,5 +1,5 @@
-"""The fleet at a glance: traffic, errors, response time and authentication failures per server; servers
-down; the pods closest to their CPU and memory limits."""
+"""The fleet at a glance: traffic, errors, p99 response time, authentication failures and refusals per
+server; calls by outcome; servers down; the pods closest to their CPU and memory limits."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ from typing import Any
 
 from dashboards.common import (
     ALL_SERVERS,
+    SLOW_SECONDS,
     by_server,
     dashboard,
     datasource_variable,
     grid,
     namespace_variable,
+    quantile,
     stat,
     target,
     timeseries,
@@ -38,9 +40,10 @@ def build() -> Any:
     panels = [
         stat(
             "Servers down",
-            "Servers whose McpServerDown alert fires: no available replica, or no healthy endpoint"
-            " at the gateway.",
-            'count(ALERTS{alertname="McpServerDown",alertstate="firing"}) or vector(0)',
+            "Servers whose McpServerDown or McpServerNoRouterEndpoints alert fires: no available replica,"
+            " no healthy endpoint at the gateway, or no pod the MCP router resolves.",
+            'count(count by (server) (ALERTS{alertname=~"McpServerDown|McpServerNoRouterEndpoints",'
+            'alertstate="firing"})) or vector(0)',
             "none",
             grid(0, 0, 6, 4),
             red_from=1,
@@ -84,19 +87,13 @@ def build() -> Any:
             grid(12, 4, 12, 8),
         ),
         timeseries(
-            "Average response time per server",
-            "Mean time to the response headers over each gateway replica's last 1024 requests (worst"
-            " replica). HAProxy 2.6 has no latency percentiles. McpServerSlowResponses fires above 1 s.",
-            [
-                target(
-                    by_server(
-                        f"max by (proxy) (haproxy_backend_response_time_average_seconds{{{ALL_SERVERS}}})"
-                    ),
-                    "{{server}}",
-                )
-            ],
+            "p99 response time per server",
+            "99th percentile of each server's response times at the MCP router (buckets summed over the"
+            " router replicas); McpServerSlowResponses fires when it stays above 1 s for 10m.",
+            [target(quantile(0.99, "", "server"), "{{server}}")],
             "s",
             grid(0, 12, 12, 8),
+            red_from=SLOW_SECONDS,
         ),
         timeseries(
             "Authentication failures per server",
@@ -114,6 +111,32 @@ def build() -> Any:
             grid(12, 12, 12, 8),
         ),
         timeseries(
+            "Refusals per server",
+            "Requests a minute the MCP router refused for each server (any reason: malformed messages,"
+            " routing headers disagreeing with the body, tools not allowed, foreign or unknown sessions).",
+            [
+                target(
+                    "sum by (server) (rate(mcp_router_refusals_total[$__rate_interval])) * 60",
+                    "{{server}}",
+                )
+            ],
+            "short",
+            grid(0, 20, 12, 8),
+        ),
+        timeseries(
+            "Calls by outcome, whole fleet",
+            "Messages per second through the MCP router by outcome: ok, tool_error, rpc_error, refused,"
+            " upstream_error.",
+            [
+                target(
+                    "sum by (outcome) (rate(mcp_router_requests_total[$__rate_interval]))",
+                    "{{outcome}}",
+                )
+            ],
+            "reqps",
+            grid(12, 20, 12, 8),
+        ),
+        timeseries(
             "Top 10 pods by CPU, share of limit",
             "CPU used over the CPU limit, MCP server containers in the server namespaces.",
             [
@@ -127,7 +150,7 @@ def build() -> Any:
                 )
             ],
             "percentunit",
-            grid(0, 20, 12, 8),
+            grid(0, 28, 12, 8),
         ),
         timeseries(
             "Top 10 pods by memory, share of limit",
@@ -141,13 +164,13 @@ def build() -> Any:
                 )
             ],
             "percentunit",
-            grid(12, 20, 12, 8),
+            grid(12, 28, 12, 8),
         ),
     ]
     return dashboard(
         "MCP fleet overview",
         UID,
-        "Every MCP server of the fleet, as the gateway and Kubernetes see it.",
+        "Every MCP server of the fleet, as the gateway, the MCP router and Kubernetes see it.",
         [datasource_variable(), namespace_variable()],
         panels,
     )

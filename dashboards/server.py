@@ -1,5 +1,6 @@
-"""One MCP server in depth, chosen with the `server` variable: replicas, traffic by status class, time
-spent at the gateway, authentication failures, and each pod's CPU, throttling, memory and restarts."""
+"""One MCP server in depth, chosen with the `server` variable: replicas; per tool, response-time
+percentiles, calls by outcome and error codes, refusals (from the MCP router); traffic by status class,
+time spent at the gateway, authentication failures (HAProxy); each pod's CPU, throttling, memory, restarts."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from grafanalib import core as g
 from dashboards.common import (
     ALL_SERVERS,
     DATASOURCE,
+    SLOW_SECONDS,
     dashboard,
     datasource_variable,
     grid,
     namespace_variable,
+    quantile,
     stat,
     target,
     timeseries,
@@ -24,6 +27,10 @@ UID = "mcp-server"
 _GATEWAY = 'proxy="server_$server"'
 _PODS = 'namespace=~"$namespace",pod=~"$server-[a-z0-9]+-[a-z0-9]+",container="server"'
 _DEPLOYMENT = 'namespace=~"$namespace",deployment="$server"'
+# The MCP router's series of this server; tool calls alone carry a `tool`.
+_ROUTER = 'server="$server"'
+_TOOL_CALLS = f'{_ROUTER},method="tools/call"'
+_PERCENTILES = ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"))
 
 
 def _server_variable() -> Any:
@@ -52,29 +59,113 @@ def build() -> Any:
             "Replicas of the Deployment that are available (kube-state-metrics).",
             f"max(kube_deployment_status_replicas_available{{{_DEPLOYMENT}}})",
             "none",
-            grid(0, 0, 6, 4),
+            grid(0, 0, 4, 4),
         ),
         stat(
             "Desired replicas",
             "Replicas the Deployment asks for, as set by the autoscaler.",
             f"max(kube_deployment_spec_replicas{{{_DEPLOYMENT}}})",
             "none",
-            grid(6, 0, 6, 4),
+            grid(4, 0, 4, 4),
         ),
         stat(
             "Healthy endpoints at the gateway",
             "Servers of the gateway's backend that pass its health checks (worst gateway replica).",
             f"min(haproxy_backend_active_servers{{{_GATEWAY}}})",
             "none",
-            grid(12, 0, 6, 4),
+            grid(8, 0, 4, 4),
+        ),
+        stat(
+            "Pods the router resolves",
+            "Pods of the server the MCP router sends calls to (worst router replica);"
+            " McpServerNoRouterEndpoints fires when no replica resolves any for 2m.",
+            f"min(mcp_router_upstream_endpoints{{{_ROUTER}}})",
+            "none",
+            grid(12, 0, 4, 4),
+        ),
+        stat(
+            "p99 response time, last 5m",
+            "99th percentile of the server's response times at the MCP router over the last 5 minutes;"
+            " McpServerSlowResponses fires above 1 s for 10m.",
+            quantile(0.99, _ROUTER, window="5m"),
+            "s",
+            grid(16, 0, 4, 4),
+            red_from=SLOW_SECONDS,
         ),
         stat(
             "Firing alerts",
             "McpServer alerts of this server that fire now.",
             'count(ALERTS{server="$server",alertstate="firing"}) or vector(0)',
             "none",
-            grid(18, 0, 6, 4),
+            grid(20, 0, 4, 4),
             red_from=1,
+        ),
+        timeseries(
+            "Response time per tool (p50, p95, p99)",
+            "Percentiles of each tool's call times at the MCP router (tools/call, buckets summed over the"
+            " router replicas); McpServerSlowTool fires when a tool's p99 stays above 1 s for 10m.",
+            [
+                target(quantile(q, _TOOL_CALLS, "tool"), f"{{{{tool}}}} {name}", ref)
+                for (q, name), ref in zip(_PERCENTILES, "ABC", strict=True)
+            ],
+            "s",
+            grid(0, 4, 12, 8),
+            red_from=SLOW_SECONDS,
+        ),
+        timeseries(
+            "p99 response time per method",
+            "99th percentile of the response times at the MCP router for each JSON-RPC method, and for"
+            " the whole server; McpServerSlowResponses fires when the server's stays above 1 s for 10m.",
+            [
+                target(quantile(0.99, _ROUTER, "method"), "{{method}}", "A"),
+                target(quantile(0.99, _ROUTER), "whole server", "B"),
+            ],
+            "s",
+            grid(12, 4, 12, 8),
+            red_from=SLOW_SECONDS,
+        ),
+        timeseries(
+            "Tool calls by outcome",
+            "Calls per second of each tool through the MCP router, by outcome: ok, tool_error (the tool"
+            " answered with an error), rpc_error, refused, upstream_error (the server was not reached).",
+            [
+                target(
+                    f"sum by (tool, outcome) (rate(mcp_router_requests_total{{{_TOOL_CALLS}}}"
+                    "[$__rate_interval]))",
+                    "{{tool}} {{outcome}}",
+                )
+            ],
+            "reqps",
+            grid(0, 12, 12, 8),
+        ),
+        timeseries(
+            "JSON-RPC errors by tool and code",
+            "Calls per second answered with a JSON-RPC error, by method, tool and error code (docs/router.md,"
+            ' "Refusals": -32700 parse, -32600 invalid, -32601 method, -32001 auth or gone, -32003 denied,'
+            " -32603 upstream; other codes come from the server).",
+            [
+                target(
+                    f'sum by (method, tool, code) (rate(mcp_router_requests_total{{{_ROUTER},code!=""}}'
+                    "[$__rate_interval]))",
+                    "{{method}} {{tool}} {{code}}",
+                )
+            ],
+            "reqps",
+            grid(12, 12, 12, 8),
+        ),
+        timeseries(
+            "Refusals by reason",
+            "Requests a minute the MCP router refused, by reason; McpServerRefusalSurge fires above 10 a"
+            " minute for one reason for 10m.",
+            [
+                target(
+                    f"sum by (reason) (rate(mcp_router_refusals_total{{{_ROUTER}}}[$__rate_interval])) * 60",
+                    "{{reason}}",
+                )
+            ],
+            "short",
+            grid(0, 20, 12, 8),
+            red_from=10,
         ),
         timeseries(
             "Responses by status class",
@@ -87,7 +178,7 @@ def build() -> Any:
                 )
             ],
             "reqps",
-            grid(0, 4, 12, 8),
+            grid(12, 20, 12, 8),
         ),
         timeseries(
             "5xx share",
@@ -100,12 +191,13 @@ def build() -> Any:
                 )
             ],
             "percentunit",
-            grid(12, 4, 12, 8),
+            grid(0, 28, 12, 8),
         ),
         timeseries(
             "Average time at the gateway",
             "Means over each gateway replica's last 1024 requests (worst replica): queue, connect,"
-            " response headers, and total (includes streamed responses). HAProxy 2.6 has no percentiles.",
+            " response headers, and total (includes streamed responses). HAProxy 2.6 has no percentiles:"
+            " the router's are in the panels above.",
             [
                 target(f"max(haproxy_backend_queue_time_average_seconds{{{_GATEWAY}}})", "queue", "A"),
                 target(f"max(haproxy_backend_connect_time_average_seconds{{{_GATEWAY}}})", "connect", "B"),
@@ -113,7 +205,7 @@ def build() -> Any:
                 target(f"max(haproxy_backend_total_time_average_seconds{{{_GATEWAY}}})", "total", "D"),
             ],
             "s",
-            grid(0, 12, 12, 8),
+            grid(12, 28, 12, 8),
         ),
         timeseries(
             "Authentication failures and sessions",
@@ -128,7 +220,19 @@ def build() -> Any:
                 target(f"sum(haproxy_backend_current_queue{{{_GATEWAY}}})", "queued", "C"),
             ],
             "short",
-            grid(12, 12, 12, 8),
+            grid(0, 36, 12, 8),
+        ),
+        timeseries(
+            "Container restarts per pod",
+            "Restarts of the server container in the last hour (crashes, OOM kills, failed liveness probes).",
+            [
+                target(
+                    f"sum by (pod) (increase(kube_pod_container_status_restarts_total{{{_PODS}}}[1h]))",
+                    "{{pod}}",
+                )
+            ],
+            "short",
+            grid(12, 36, 12, 8),
         ),
         timeseries(
             "CPU per pod, share of limit",
@@ -144,7 +248,7 @@ def build() -> Any:
                 )
             ],
             "percentunit",
-            grid(0, 20, 8, 8),
+            grid(0, 44, 8, 8),
         ),
         timeseries(
             "CPU throttling per pod",
@@ -158,7 +262,7 @@ def build() -> Any:
                 )
             ],
             "percentunit",
-            grid(8, 20, 8, 8),
+            grid(8, 44, 8, 8),
         ),
         timeseries(
             "Memory per pod, share of limit",
@@ -170,19 +274,7 @@ def build() -> Any:
                 )
             ],
             "percentunit",
-            grid(16, 20, 8, 8),
-        ),
-        timeseries(
-            "Container restarts per pod",
-            "Restarts of the server container in the last hour (crashes, OOM kills, failed liveness probes).",
-            [
-                target(
-                    f"sum by (pod) (increase(kube_pod_container_status_restarts_total{{{_PODS}}}[1h]))",
-                    "{{pod}}",
-                )
-            ],
-            "short",
-            grid(0, 28, 24, 8),
+            grid(16, 44, 8, 8),
         ),
     ]
     return dashboard(

@@ -16,7 +16,7 @@ import yaml
 from components.manifests.monitoring import server_alerts
 from dashboards import DASHBOARDS, GENERATED, rendered
 from dashboards.common import DATASOURCE
-from tests.monitoring.promql import known_metrics, metric_names
+from tests.monitoring.promql import known_metrics, metric_names, router_metrics, unknown_router_labels
 from tests.monitoring.sample import sample_server, sample_settings
 
 GRID_WIDTH = 24
@@ -104,6 +104,35 @@ def test_queries_use_metrics_the_rules_use_or_the_exporters_serve(name: str) -> 
         used = metric_names(query)
         assert used, query
         assert used <= allowed, f"unknown metrics {sorted(used - allowed)} in {query}"
+
+
+@pytest.mark.parametrize("name", sorted(rendered()))
+def test_router_queries_select_and_group_by_labels_the_router_serves(name: str) -> None:
+    router_queries = [q for q in queries(dashboards()[name]) if metric_names(q) & set(router_metrics())]
+    assert router_queries, "the MCP router's metrics are on every dashboard"
+    for query in router_queries:
+        assert unknown_router_labels(query) == set(), query
+
+
+@pytest.mark.parametrize("name", sorted(rendered()))
+def test_legends_name_labels_their_query_keeps(name: str) -> None:
+    for panel in dashboards()[name]["panels"]:
+        for t in panel["targets"]:
+            for label in re.findall(r"\{\{\s*(\w+)\s*\}\}", t.get("legendFormat", "")):
+                # Grouping clauses, and label_replace's destination label (its last four arguments).
+                kept = re.findall(r"\b(?:by|on)\s*\(([^)]*)\)", t["expr"]) + re.findall(
+                    r',\s*"(\w+)",\s*"[^"]*",\s*"\w+",\s*"[^"]*"\)', t["expr"]
+                )
+                assert any(label in re.split(r"[\s,]+", group) for group in kept), (panel["title"], label)
+
+
+def test_the_server_dashboard_shows_percentiles_outcomes_and_refusals_per_tool() -> None:
+    exprs = [t["expr"] for panel in dashboards()["mcp-server.json"]["panels"] for t in panel["targets"]]
+    for q in ("0.5", "0.95", "0.99"):
+        assert any(e.startswith(f"histogram_quantile({q}, sum by (le, tool) (") for e in exprs), q
+    assert any("by (tool, outcome)" in e and "mcp_router_requests_total" in e for e in exprs)
+    assert any("by (method, tool, code)" in e and "mcp_router_requests_total" in e for e in exprs)
+    assert any("by (reason)" in e and "mcp_router_refusals_total" in e for e in exprs)
 
 
 @pytest.mark.parametrize("name", sorted(rendered()))
