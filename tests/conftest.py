@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,9 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+# What `make test` installed without root (scripts/install_tools.py) comes first, for the tests and what they
+# start: haproxy, promtool, openssl (and npm), else the machine's own on PATH.
+os.environ["PATH"] = os.pathsep.join((str(REPO / ".tools" / "bin"), os.environ.get("PATH", "")))
 
 
 def minimal_server(name: str = "alpha", **fields: Any) -> dict[str, Any]:

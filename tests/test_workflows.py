@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 from typing import Any
 
 import pytest
@@ -100,6 +101,34 @@ def test_ci_runs_the_entry_point_on_every_push_and_pull_request() -> None:
     workflow = load("ci.yml")
     assert {"push", "pull_request"} <= set(triggers(workflow))
     assert any(step.get("run") == "bash .ci/run" for step in steps(workflow))
+
+
+def test_ci_takes_the_readmes_path_with_no_install_step_of_its_own() -> None:
+    """.ci/run runs the README's fresh-machine commands, then the benchmark: `make test` installs the rest."""
+    script = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    lines = [
+        line.strip() for line in script.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
+    commands = [
+        line for line in lines if line.split()[0] not in ("set", "cd") and line != "python3 --version"
+    ]
+    assert commands == ["make plan ENV=dev", "make test", "make bench"]
+    block = re.search(r"```sh\n(.*?)```", (REPO / "README.md").read_text(encoding="utf-8"), re.DOTALL)
+    assert block, "README: no command block"
+    readme = [line.split("#")[0].strip() for line in block.group(1).splitlines() if line.strip()]
+    assert readme == commands[:2]
+
+
+def test_make_test_installs_the_tools_before_the_tests() -> None:
+    dry = subprocess.run(
+        ["make", "--dry-run", "--no-print-directory", "test"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    install = next(i for i, line in enumerate(dry) if "scripts.install_tools --tools .tools" in line)
+    assert install < next(i for i, line in enumerate(dry) if "pytest" in line)
 
 
 def test_review_triggers_permissions_and_steps() -> None:
