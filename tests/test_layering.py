@@ -43,6 +43,17 @@ FORBIDDEN = {
         *ABOVE_THE_PROGRAM,
         "mcpfleet.verify",
     ),
+    # The router reads router.json and nothing of the catalog, the stacks or the Pulumi program.
+    "mcpfleet/router": (
+        *PULUMI,
+        "components",
+        *ABOVE_THE_PROGRAM,
+        "mcpfleet.catalog",
+        "mcpfleet.stacks",
+        "mcpfleet.fleet",
+        "mcpfleet.dev",
+        "mcpfleet.verify",
+    ),
 }
 
 

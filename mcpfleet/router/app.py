@@ -1,0 +1,730 @@
+"""The router as an ASGI app: refuse what cannot be read or is not allowed, forward the canonical message
+to a pod, stream the answer back, and write one audit record per message."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import parse_qsl, urljoin, urlsplit
+
+import aiohttp
+from mcp.shared.inbound import (
+    MCP_METHOD_HEADER,
+    MCP_NAME_HEADER,
+    MCP_PARAM_HEADER_PREFIX,
+    NAME_BEARING_METHODS,
+    encode_header_value,
+)
+from mcp_types.jsonrpc import INVALID_REQUEST
+from yarl import URL
+
+from mcpfleet.router import sse
+from mcpfleet.router.access import ToolAccess
+from mcpfleet.router.config import SSE_MESSAGE_SEGMENT, RouterConfig, Server
+from mcpfleet.router.messages import (
+    FORBIDDEN,
+    INTERNAL_ERROR,
+    NOTIFICATION_METHODS,
+    REQUEST_METHODS,
+    UNAUTHORIZED,
+    Era,
+    Message,
+    Refusal,
+    check_routing_headers,
+    era_of,
+    read_message,
+    single,
+)
+from mcpfleet.router.observe import Metrics, Record, audit_log, session_digest
+from mcpfleet.router.sessions import Sealer, Session, UnknownSession
+from mcpfleet.router.tokens import Caller, InvalidToken, TokenVerifier
+from mcpfleet.router.upstreams import RESOLVE_SECONDS, Endpoints, Resolver, resolve
+
+log = logging.getLogger("mcpfleet.router")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+SESSION_HEADER: Final = "mcp-session-id"
+CONNECT_SECONDS: Final = 5.0
+# A tool may run long; past this without response headers the pod is deemed stuck (504).
+HEADERS_SECONDS: Final = 300.0
+# JSON answers are inspected for the audit outcome up to this size; larger ones relay uninspected.
+INSPECT_BYTES: Final = 4 * 1024 * 1024
+_BEARER = re.compile(r"^[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9._~+/-]+=*)$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$", re.ASCII)
+_DIGITS = re.compile(r"^[0-9]{1,12}$")
+# Response headers that describe one hop, not the message; uvicorn frames the answer itself.
+_HOP_BY_HOP: Final = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"transfer-encoding",
+        b"te",
+        b"trailer",
+        b"upgrade",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"server",
+        b"date",
+        b"mcp-session-id",
+    }
+)
+_JSON: Final = b"application/json"
+# What the audit record and metrics call a message that has no JSON-RPC method.
+_PSEUDO_METHODS: Final = frozenset({"GET", "DELETE", "response"})
+MAX_LOGGED_METHOD: Final = 100
+
+
+@dataclass
+class Route:
+    """One server as the router serves it."""
+
+    name: str
+    config: Server
+    access: ToolAccess
+    endpoints: Endpoints
+    audience: str
+    kind: str
+    """`mcp` (Streamable HTTP endpoint), `sse-stream` or `sse-message`."""
+
+
+@dataclass
+class Forwarding:
+    """Everything a forwarded request needs, gathered by the checks."""
+
+    route: Route
+    caller: Caller
+    record: Record
+    headers: list[tuple[str, str]]
+    pod: str | None = None
+    session: Session | None = None
+    sealed: str | None = None
+    message: Message | None = None
+    path: str = ""
+    body: bytes | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _method_label(method: str | None) -> str:
+    """Metric label of a method: the forwarded ones by name, anything a client made up as `other`."""
+    if method is None:
+        return ""
+    if method in REQUEST_METHODS or method in NOTIFICATION_METHODS or method in _PSEUDO_METHODS:
+        return method
+    return "other"
+
+
+def collect_headers(scope: Scope) -> dict[str, list[str]]:
+    headers: dict[str, list[str]] = {}
+    for name, value in scope["headers"]:
+        headers.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+    return headers
+
+
+class Router:
+    """The ASGI app. Build with `build_app`; its lifespan opens the HTTP pool and the DNS refresher."""
+
+    def __init__(
+        self,
+        config: RouterConfig,
+        verifier: TokenVerifier,
+        sealer: Sealer,
+        resolver: Resolver = resolve,
+        resolve_seconds: float = RESOLVE_SECONDS,
+    ) -> None:
+        self.config = config
+        self.verifier = verifier
+        self.sealer = sealer
+        self.resolve_seconds = resolve_seconds
+        self.metrics = Metrics()
+        self.routes: dict[str, Route] = {}
+        self.endpoints: dict[str, Endpoints] = {}
+        prefix = config.auth.audience_prefix
+        for name, server in config.servers.items():
+            endpoints = Endpoints(server.upstream, resolver)
+            self.endpoints[name] = endpoints
+            access = ToolAccess(server.tools, server.access)
+            kinds = {server.public_path: "mcp" if server.transport == "streamable-http" else "sse-stream"}
+            if server.transport == "sse":
+                kinds[f"/servers/{name}/{SSE_MESSAGE_SEGMENT}"] = "sse-message"
+            for path, kind in kinds.items():
+                self.routes[path] = Route(name, server, access, endpoints, prefix + name, kind)
+            self.metrics.endpoints.labels(name).set(len(endpoints.addresses))
+        self.http: aiohttp.ClientSession | None = None
+        self._refresher: asyncio.Task[None] | None = None
+
+    # Lifespan
+
+    async def startup(self) -> None:
+        connector = aiohttp.TCPConnector(limit=1000, limit_per_host=0, keepalive_timeout=30)
+        self.http = aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_SECONDS, connect=CONNECT_SECONDS),
+        )
+        await self.refresh()
+        if any(e.dynamic for e in self.endpoints.values()):
+            self._refresher = asyncio.create_task(self._refresh_forever())
+
+    async def shutdown(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+        if self.http is not None:
+            await self.http.close()
+
+    async def refresh(self) -> None:
+        await asyncio.gather(*(e.refresh() for e in self.endpoints.values() if e.dynamic))
+        for name, endpoints in self.endpoints.items():
+            self.metrics.endpoints.labels(name).set(len(endpoints.addresses))
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.resolve_seconds)
+            try:
+                await self.refresh()
+            except Exception:  # keep refreshing whatever one round raised
+                log.exception("refreshing upstream addresses failed")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self.handle(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as error:
+                    await send({"type": "lifespan.startup.failed", "message": str(error)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # One request
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        headers = collect_headers(scope)
+        record = Record(request_id=_request_id(headers), client=_client(headers, scope))
+        try:
+            route = self.routes.get(scope["raw_path"].decode("latin-1"))
+            if route is None:
+                raise Refusal(404, UNAUTHORIZED, "Unknown server", "server")
+            record.server = route.name
+            caller = self._authenticate(headers, route)
+            record.caller = caller.subject
+            job = Forwarding(route, caller, record, [])
+            verb = scope["method"]
+            if verb == "POST":
+                await self._post(job, scope, receive, headers)
+            elif verb == "GET" and route.kind != "sse-message":
+                record.method = "GET"
+                self._stream(job, headers)
+            elif verb == "DELETE" and route.kind == "mcp":
+                record.method = "DELETE"
+                self._delete(job, headers)
+            else:
+                raise Refusal(405, INVALID_REQUEST, "Method not allowed", "http-method")
+            await self._forward(job, scope, receive, send)
+        except Refusal as refusal:
+            if refusal.method is not None:
+                record.method = refusal.method[:MAX_LOGGED_METHOD]
+            record.outcome, record.status, record.rpc_code = "refused", refusal.status, refusal.code
+            self.metrics.refusals.labels(record.server or "", refusal.reason).inc()
+            await _answer(send, refusal)
+        seconds = time.perf_counter() - started
+        record.latency_ms = seconds * 1000
+        self.metrics.observe(record, seconds, _method_label(record.method), self._tool_label(record))
+        audit_log.info(record.line())
+
+    def _tool_label(self, record: Record) -> str:
+        if record.tool is None or record.server is None:
+            return ""
+        server = self.config.servers.get(record.server)
+        return record.tool if server is not None and record.tool in server.tools else "other"
+
+    def _authenticate(self, headers: Mapping[str, list[str]], route: Route) -> Caller:
+        values = headers.get("authorization") or []
+        if len(values) != 1:
+            raise Refusal(401, UNAUTHORIZED, "Unauthorized: one bearer token needed", "auth")
+        match = _BEARER.fullmatch(values[0])
+        if match is None:
+            raise Refusal(401, UNAUTHORIZED, "Unauthorized: one bearer token needed", "auth")
+        try:
+            return self.verifier.verify(match.group(1), route.audience)
+        except InvalidToken as error:
+            raise Refusal(401, UNAUTHORIZED, f"Unauthorized: {error}", "auth") from None
+
+    async def _post(
+        self, job: Forwarding, scope: Scope, receive: Receive, headers: Mapping[str, list[str]]
+    ) -> None:
+        record = job.record
+        content_type = single(headers, "content-type") or ""
+        if content_type.split(";", 1)[0].strip().lower() != "application/json":
+            raise Refusal(
+                415, INVALID_REQUEST, "Invalid Request: Content-Type must be application/json", "content-type"
+            )
+        body = await self._read_body(headers, receive)
+        message = read_message(body)
+        record.method = message.method if message.kind != "response" else "response"
+        record.tool = message.tool
+        era = check_routing_headers(message, headers)
+        record.era = era
+        route = job.route
+        job.message = message
+        job.body = message.body
+        if route.kind == "sse-message":
+            self._sse_session(job, scope)
+        else:
+            self._session(job, headers, message.id)
+            job.path = route.config.upstream.path
+        if message.tool is not None and not route.access.allows(message.tool, job.caller.roles):
+            raise Refusal(
+                403, FORBIDDEN, "Forbidden: this tool is not allowed for the caller", "access", message.id
+            )
+        job.headers = self._upstream_headers(
+            headers, job, era, accept_default="application/json, text/event-stream"
+        )
+        job.headers.append(("Content-Type", "application/json"))
+
+    async def _read_body(self, headers: Mapping[str, list[str]], receive: Receive) -> bytes:
+        limit = self.config.max_body_bytes
+        if headers.get("transfer-encoding"):
+            raise Refusal(400, INVALID_REQUEST, "Invalid Request: chunked bodies are not accepted", "size")
+        length_text = single(headers, "content-length")
+        if length_text is None or not _DIGITS.fullmatch(length_text):
+            raise Refusal(400, INVALID_REQUEST, "Invalid Request: Content-Length needed", "size")
+        length = int(length_text)
+        if length > limit:
+            raise Refusal(400, INVALID_REQUEST, "Invalid Request: body too large", "size")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            event = await receive()
+            if event["type"] == "http.disconnect":
+                raise Refusal(400, INVALID_REQUEST, "Invalid Request: body incomplete", "size")
+            chunk = event.get("body", b"")
+            size += len(chunk)
+            if size > length:
+                raise Refusal(
+                    400, INVALID_REQUEST, "Invalid Request: body longer than Content-Length", "size"
+                )
+            chunks.append(chunk)
+            if not event.get("more_body", False):
+                break
+        if size != length:
+            raise Refusal(400, INVALID_REQUEST, "Invalid Request: body shorter than Content-Length", "size")
+        return b"".join(chunks)
+
+    def _open(self, job: Forwarding, sealed: str, kind: str, request_id: Any) -> None:
+        try:
+            session = self.sealer.open(sealed)
+        except UnknownSession:
+            raise Refusal(
+                400, INVALID_REQUEST, "Invalid Request: unknown session", "session", request_id
+            ) from None
+        if session.server != job.route.name or session.kind != kind:
+            raise Refusal(400, INVALID_REQUEST, "Invalid Request: unknown session", "session", request_id)
+        if session.subject != job.caller.subject:
+            raise Refusal(
+                403,
+                FORBIDDEN,
+                "Forbidden: the session belongs to another caller",
+                "session-owner",
+                request_id,
+            )
+        if not job.route.endpoints.has(session.pod):
+            raise Refusal(
+                404, UNAUTHORIZED, "Session not found: start a new session", "session-gone", request_id
+            )
+        job.session, job.sealed, job.pod = session, sealed, session.pod
+        job.record.session = session_digest(session.inner)
+
+    def _session(self, job: Forwarding, headers: Mapping[str, list[str]], request_id: Any) -> None:
+        sealed = single(headers, SESSION_HEADER, request_id)
+        if sealed is not None:
+            self._open(job, sealed, "http", request_id)
+
+    def _sse_session(self, job: Forwarding, scope: Scope) -> None:
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        tokens = [value for key, value in query if key == "session"]
+        request_id = job.message.id if job.message else None
+        if len(tokens) != 1 or len(query) != 1:
+            raise Refusal(400, INVALID_REQUEST, "Invalid Request: unknown session", "session", request_id)
+        self._open(job, tokens[0], "sse", request_id)
+        assert job.session is not None
+        job.path = job.session.inner
+
+    def _stream(self, job: Forwarding, headers: Mapping[str, list[str]]) -> None:
+        for name in (MCP_METHOD_HEADER, MCP_NAME_HEADER):
+            if name in headers:
+                raise Refusal(
+                    400, INVALID_REQUEST, f"Invalid Request: {name} on a request without a body", "header"
+                )
+        era, _ = era_of(headers)
+        job.record.era = era
+        job.path = job.route.config.upstream.path
+        if job.route.kind == "mcp":
+            self._session(job, headers, None)
+        job.headers = self._upstream_headers(headers, job, era, accept_default="text/event-stream")
+
+    def _delete(self, job: Forwarding, headers: Mapping[str, list[str]]) -> None:
+        for name in (MCP_METHOD_HEADER, MCP_NAME_HEADER):
+            if name in headers:
+                raise Refusal(
+                    400, INVALID_REQUEST, f"Invalid Request: {name} on a request without a body", "header"
+                )
+        era, _ = era_of(headers)
+        job.record.era = era
+        if single(headers, SESSION_HEADER) is None:
+            raise Refusal(400, INVALID_REQUEST, "Invalid Request: no session to end", "session")
+        self._session(job, headers, None)
+        job.path = job.route.config.upstream.path
+        job.headers = self._upstream_headers(headers, job, era, accept_default=None)
+
+    def _upstream_headers(
+        self, headers: Mapping[str, list[str]], job: Forwarding, era: Era, accept_default: str | None
+    ) -> list[tuple[str, str]]:
+        """Only the allowlisted headers (docs/router.md), each once; never Authorization."""
+        rid = job.message.id if job.message else None
+        out: list[tuple[str, str]] = []
+        host = single(headers, "host", rid)
+        if host is not None:
+            out.append(("Host", host))
+        accept = single(headers, "accept", rid) or accept_default
+        if accept is not None:
+            out.append(("Accept", accept))
+        version = single(headers, "mcp-protocol-version", rid)
+        if version is not None:
+            out.append(("MCP-Protocol-Version", version))
+        if job.session is not None and job.session.kind == "http":
+            out.append(("Mcp-Session-Id", job.session.inner))
+        last_event = single(headers, "last-event-id", rid)
+        if last_event is not None:
+            out.append(("Last-Event-ID", last_event))
+        message = job.message
+        if era == "modern" and message is not None and message.method is not None:
+            # The server checks these against the body it receives; they are rebuilt from the parsed body.
+            out.append(("Mcp-Method", message.method))
+            name_key = NAME_BEARING_METHODS.get(message.method)
+            value = message.params.get(name_key) if name_key and message.params is not None else None
+            if isinstance(value, str):
+                out.append(("Mcp-Name", encode_header_value(value)))
+            prefix = MCP_PARAM_HEADER_PREFIX.lower()
+            for name, _values in headers.items():
+                if name.startswith(prefix):
+                    # Mirrors of tool arguments: the server compares each with the body it receives.
+                    out.append((name, single(headers, name, rid) or ""))
+        out.append(("X-Request-ID", job.record.request_id))
+        if job.record.client is not None:
+            out.append(("X-Forwarded-For", job.record.client))
+        proto = single(headers, "x-forwarded-proto", rid)
+        if proto in ("http", "https"):
+            out.append(("X-Forwarded-Proto", proto))
+        return out
+
+    # Forwarding
+
+    async def _forward(self, job: Forwarding, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self.http is not None, "the router's lifespan has not started"
+        endpoints = job.route.endpoints
+        request_id = job.message.id if job.message else None
+        tried: frozenset[str] = frozenset()
+        while True:
+            pod = job.pod or endpoints.pick(tried)
+            if pod is None:
+                raise Refusal(
+                    502, INTERNAL_ERROR, "No server replica is available", "no-endpoint", request_id
+                )
+            url = URL(f"http://{pod}{job.path}", encoded=True)
+            endpoints.begin(pod)
+            try:
+                async with asyncio.timeout(HEADERS_SECONDS):
+                    response = await self.http.request(
+                        scope["method"], url, data=job.body, headers=job.headers, allow_redirects=False
+                    )
+            except aiohttp.ClientConnectorError:
+                endpoints.end(pod)
+                if job.session is not None:
+                    # The pod holding the session is gone: MCP clients start a new session on 404.
+                    raise Refusal(
+                        404,
+                        UNAUTHORIZED,
+                        "Session not found: start a new session",
+                        "session-gone",
+                        request_id,
+                    ) from None
+                tried = tried | {pod}
+                if len(tried) < len(endpoints.addresses):
+                    continue  # nothing was sent: another pod may take it
+                await self._failed(job, send, 502, "The server could not be reached")
+                return
+            except TimeoutError:
+                endpoints.end(pod)
+                await self._failed(job, send, 504, "The server timed out")
+                return
+            except aiohttp.ClientError:
+                endpoints.end(pod)
+                await self._failed(job, send, 502, "The server failed to answer")
+                return
+            try:
+                await self._relay(job, pod, response, receive, send)
+            finally:
+                response.release()
+                endpoints.end(pod)
+            return
+
+    async def _failed(self, job: Forwarding, send: Send, status: int, text: str) -> None:
+        record = job.record
+        record.outcome, record.status, record.rpc_code = "upstream_error", status, INTERNAL_ERROR
+        request_id = job.message.id if job.message else None
+        await _answer(send, Refusal(status, INTERNAL_ERROR, text, "upstream", request_id))
+
+    async def _relay(
+        self, job: Forwarding, pod: str, response: aiohttp.ClientResponse, receive: Receive, send: Send
+    ) -> None:
+        record = job.record
+        record.status = response.status
+        out: list[tuple[bytes, bytes]] = []
+        session_value: bytes | None = None
+        content_type = b""
+        for name, value in response.raw_headers:
+            lower = name.lower()
+            if lower == b"mcp-session-id":
+                session_value = value
+            elif lower not in _HOP_BY_HOP:
+                out.append((lower, value))
+                if lower == b"content-type":
+                    content_type = value.split(b";", 1)[0].strip().lower()
+        if session_value is not None:
+            out.append(
+                (b"mcp-session-id", self._seal_answer(job, pod, session_value.decode("latin-1")).encode())
+            )
+        stream_sse = content_type == b"text/event-stream"
+        if job.route.kind == "sse-stream" and stream_sse and response.status == 200:
+            await self._relay_sse_transport(job, pod, response, out, receive, send)
+            return
+        await send({"type": "http.response.start", "status": response.status, "headers": out})
+        watcher = _Outcome(job)
+        if stream_sse:
+            await _until_disconnect(receive, self._pump(response, send, watcher.feed_sse))
+        else:
+            inspect = content_type == _JSON
+            await self._pump(response, send, watcher.feed_json if inspect else None)
+            if inspect:
+                watcher.finish_json()
+        watcher.settle(response.status)
+
+    def _seal_answer(self, job: Forwarding, pod: str, inner: str) -> str:
+        if job.session is not None and job.sealed is not None and inner == job.session.inner:
+            return job.sealed
+        sealed = self.sealer.seal("http", job.route.name, job.caller.subject, pod, inner)
+        job.record.session = session_digest(inner)
+        return sealed
+
+    async def _pump(
+        self, response: aiohttp.ClientResponse, send: Send, feed: Callable[[bytes], None] | None
+    ) -> None:
+        try:
+            async for chunk in response.content.iter_any():
+                if feed is not None:
+                    feed(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except aiohttp.ClientError:
+            pass  # the pod went away mid-answer: end the answer here, as the pod did
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _relay_sse_transport(
+        self,
+        job: Forwarding,
+        pod: str,
+        response: aiohttp.ClientResponse,
+        out: list[tuple[bytes, bytes]],
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """An SSE-transport stream: its `endpoint` event rewritten to come back through the router, sealed."""
+        await send({"type": "http.response.start", "status": 200, "headers": out})
+        base = f"http://{pod}{job.path}"
+        parser = sse.SseParser()
+        rewritten = False
+
+        async def pump() -> None:
+            nonlocal rewritten
+            try:
+                async for chunk in response.content.iter_any():
+                    if rewritten:
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                        continue
+                    pieces: list[bytes] = []
+                    for event in parser.feed(chunk):
+                        if not rewritten and event.event == "endpoint":
+                            target = urlsplit(urljoin(base, event.data.strip()))
+                            inner = target.path + (f"?{target.query}" if target.query else "")
+                            sealed = self.sealer.seal("sse", job.route.name, job.caller.subject, pod, inner)
+                            public = f"/servers/{job.route.name}/{SSE_MESSAGE_SEGMENT}?session={sealed}"
+                            event = sse.Event("endpoint", public, event.id)
+                            rewritten = True
+                        pieces.append(sse.encode(event))
+                    if rewritten:
+                        pieces.append(parser.unconsumed())
+                    if pieces:
+                        await send(
+                            {"type": "http.response.body", "body": b"".join(pieces), "more_body": True}
+                        )
+            except aiohttp.ClientError:
+                pass
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        await _until_disconnect(receive, pump())
+        job.record.outcome = "ok"
+
+
+class _Outcome:
+    """Finds the answer to the forwarded request in the response, for the audit record and metrics."""
+
+    def __init__(self, job: Forwarding) -> None:
+        self.job = job
+        message = job.message
+        self.wanted = message.id if message is not None and message.kind == "request" else None
+        self.parser = sse.SseParser() if self.wanted is not None else None
+        self.buffer: list[bytes] = []
+        self.size = 0
+        self.found = False
+
+    def feed_sse(self, chunk: bytes) -> None:
+        if self.parser is None or self.found:
+            return
+        for event in self.parser.feed(chunk):
+            if event.event == "message" and self._answer(event.data.encode("utf-8")):
+                return
+
+    def feed_json(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size <= INSPECT_BYTES:
+            self.buffer.append(chunk)
+
+    def finish_json(self) -> None:
+        if self.size <= INSPECT_BYTES and self.buffer:
+            self._answer(b"".join(self.buffer))
+
+    def _answer(self, data: bytes) -> bool:
+        import json
+
+        try:
+            document = json.loads(data)
+        except ValueError:
+            return False
+        if not isinstance(document, dict) or ("result" not in document and "error" not in document):
+            return False
+        if self.wanted is not None and document.get("id") != self.wanted:
+            return False
+        self.found = True
+        record = self.job.record
+        if "error" in document:
+            error = document["error"]
+            code = error.get("code") if isinstance(error, dict) else None
+            record.outcome = "rpc_error"
+            record.rpc_code = code if isinstance(code, int) and not isinstance(code, bool) else None
+        else:
+            result = document["result"]
+            record.outcome = (
+                "tool_error" if isinstance(result, dict) and result.get("isError") is True else "ok"
+            )
+        return True
+
+    def settle(self, status: int) -> None:
+        record = self.job.record
+        if self.found:
+            return
+        if status >= 500:
+            record.outcome, record.rpc_code = "upstream_error", None
+        elif status >= 400:
+            record.outcome = "rpc_error"
+        else:
+            record.outcome = "ok"
+
+
+async def _until_disconnect(receive: Receive, work: Awaitable[None]) -> None:
+    """Run a long answer until it ends or the client goes away (then stop reading the pod)."""
+    task = asyncio.ensure_future(work)
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (task, watcher):
+            if not pending.done():
+                pending.cancel()
+        await asyncio.gather(task, watcher, return_exceptions=True)
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        raise task.exception()  # type: ignore[misc]
+
+
+async def _answer(send: Send, refusal: Refusal) -> None:
+    body = refusal.body()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if refusal.status == 401:
+        headers.append((b"www-authenticate", b'Bearer error="invalid_token"'))
+    await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _request_id(headers: Mapping[str, list[str]]) -> str:
+    """HAProxy's unique id when it sent exactly one well-formed id, else one of our own."""
+    values = headers.get("x-request-id") or []
+    if len(values) == 1 and _REQUEST_ID.fullmatch(values[0]):
+        return values[0]
+    return uuid.uuid4().hex
+
+
+def _client(headers: Mapping[str, list[str]], scope: Scope) -> str | None:
+    """The client address HAProxy saw (one valid IP), else the peer's own address."""
+    import ipaddress
+
+    values = headers.get("x-forwarded-for") or []
+    if len(values) == 1:
+        candidate = values[0].strip()
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            pass
+    peer = scope.get("client")
+    return str(peer[0]) if peer else None
+
+
+def build_app(
+    config: RouterConfig | Mapping[str, Any],
+    jwt_key_pem: bytes,
+    session_keys: list[bytes],
+    resolver: Resolver = resolve,
+    resolve_seconds: float = RESOLVE_SECONDS,
+) -> Router:
+    """The router for a configuration (a RouterConfig, or the dict form of router.json, as tests build it)."""
+    from mcpfleet.router.config import parse_config
+
+    parsed = config if isinstance(config, RouterConfig) else parse_config(dict(config))
+    verifier = TokenVerifier(parsed.auth, jwt_key_pem)
+    return Router(parsed, verifier, Sealer(session_keys), resolver, resolve_seconds)
