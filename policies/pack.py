@@ -128,7 +128,10 @@ def to_policy(rule: Rule) -> Policy:
     if rule.kind == "resource":
 
         def validate_resource(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-            context = Context(rule.config_with_defaults(args.get_config()), None, engine_environment())
+            # The fleet carries the environment's settings (strictness) some resource rules ask for.
+            context = Context(
+                rule.config_with_defaults(args.get_config()), engine_fleet(), engine_environment()
+            )
             for message in rule.check_resource(args.resource_type, plain(args.props), context):
                 report_violation(_message(rule, message), None)
 

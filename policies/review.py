@@ -9,7 +9,7 @@ Violations it returns.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,7 +17,7 @@ from mcpfleet.fleet import Fleet
 from mcpfleet.model import EnvName
 from policies.configfiles import enforcement_level, load_config, properties
 from policies.rules import all_rules
-from policies.rules._framework import SERVER_TYPE, Context, Level, Resource, Rule, Severity
+from policies.rules._framework import SERVER_TYPE, Context, FixPlace, Level, Resource, Rule, Severity
 from policies.rules._stack import server_of
 
 _LEVEL_ORDER = {"mandatory": 0, "advisory": 1, "disabled": 2}
@@ -51,6 +51,10 @@ class Violation:
     resource_type: str | None = None
     resource_name: str | None = None
     server: str | None = None
+    # Where the finding is fixed (the server's catalog entry, the stack file, the platform's code or
+    # policy config) and the change to make there; see Rule.fix.
+    fix_place: FixPlace = "platform"
+    fix: str = ""
 
     @property
     def mandatory(self) -> bool:
@@ -58,13 +62,21 @@ class Violation:
 
     def describe(self) -> str:
         """One readable paragraph: level, rule, server, resource, what is wrong and the fix."""
-        subject = f"server {self.server}" if self.server else "stack"
+        subject = f"server {self.server}" if self.server else "platform"
         if self.resource_type:
             subject += f", {self.resource_type} {self.resource_name}"
         return (
             f"[{self.enforcement} / {self.severity}] {self.rule_id} ({subject}): {self.message}\n"
-            f"  fix: {self.remediation}"
+            f"  fix ({FIX_PLACES[self.fix_place]}): {self.fix or self.remediation}"
         )
+
+
+# How a report names where a fix is made.
+FIX_PLACES: Mapping[FixPlace, str] = {
+    "catalog": "catalog entry",
+    "stack": "stack file",
+    "platform": "platform team",
+}
 
 
 def review(
@@ -92,8 +104,11 @@ def review(
             continue
         context = Context(rule.config_with_defaults(properties(pack_config, rule.id)), fleet, environment)
 
-        def violation(message: str, urn: str | None, rule: Rule = rule, level: Level = level) -> Violation:
+        def violation(
+            message: str, urn: str | None, server: str | None, rule: Rule = rule, level: Level = level
+        ) -> Violation:
             resource = by_urn.get(urn) if urn else None
+            fix_place, fix = rule.fix(server, environment)
             return Violation(
                 rule_id=rule.id,
                 severity=rule.severity,
@@ -104,24 +119,33 @@ def review(
                 urn=urn,
                 resource_type=resource.type if resource else None,
                 resource_name=resource.name if resource else None,
-                server=server_of(urn, by_urn) if urn else None,
+                server=server,
+                fix_place=fix_place,
+                fix=fix,
             )
 
         if rule.kind == "resource":
             for resource in resources:
-                for message in rule.check_resource(resource.type, resource.inputs, context):
-                    violations.append(violation(message, resource.urn))
+                messages = rule.check_resource(resource.type, resource.inputs, context)
+                if messages:
+                    server = server_of(resource.urn, by_urn)
+                    violations.extend(violation(message, resource.urn, server) for message in messages)
         else:
             for finding in rule.check_stack(resources, context):
                 # A catalog finding names a server but no resource: point it at that server's component.
                 urn = finding.urn or components.get(finding.server or "")
-                found = violation(finding.message, urn)
-                if found.server is None and finding.server is not None:
-                    found = replace(found, server=finding.server)
-                violations.append(found)
-    return sorted(
-        violations,
-        key=lambda v: (_LEVEL_ORDER[v.enforcement], _SEVERITY_ORDER[v.severity], v.rule_id, v.urn or ""),
+                server = (server_of(urn, by_urn) if urn else None) or finding.server
+                violations.append(violation(finding.message, urn, server))
+    return sorted(violations, key=sort_key)
+
+
+def sort_key(violation: Violation) -> tuple[int, int, str, str]:
+    """Most serious first: blocking before advisory, then by severity, rule and resource."""
+    return (
+        _LEVEL_ORDER[violation.enforcement],
+        _SEVERITY_ORDER[violation.severity],
+        violation.rule_id,
+        violation.urn or "",
     )
 
 

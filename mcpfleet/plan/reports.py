@@ -6,43 +6,109 @@ import json
 from collections.abc import Callable, Sequence
 from xml.etree import ElementTree
 
-from policies.review import Violation
+from policies.review import Violation, sort_key
 from policies.rules._framework import Rule
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 # How SARIF viewers rank a finding: a mandatory violation fails the change, an advisory one informs.
 _SARIF_LEVEL = {"mandatory": "error", "advisory": "warning"}
 _ICON = {"mandatory": "❌", "advisory": "⚠️"}
+_CLEAN = "✅"
 
 
-def _cell(text: str | None) -> str:
-    return (text or "-").replace("|", "\\|").replace("\n", " ")
+def _text(text: str) -> str:
+    """Free text inside a markdown list item: one line, no HTML."""
+    return " ".join(text.split()).replace("<", "&lt;")
 
 
-def render_markdown(env: str, violations: Sequence[Violation], rules: Sequence[Rule], resources: int) -> str:
-    """A PR comment: the verdict first, then each finding with the rule, the server and the fix."""
-    mandatory = [v for v in violations if v.mandatory]
-    advisory = [v for v in violations if not v.mandatory]
-    verdict = "fails" if mandatory else "passes"
+def _counts(violations: Sequence[Violation]) -> tuple[int, int]:
+    mandatory = sum(1 for v in violations if v.mandatory)
+    return mandatory, len(violations) - mandatory
+
+
+def _fix_line(violation: Violation, stack_file: str) -> str:
+    """Where the finding is fixed and how: the server's own catalog change, else who else must act."""
+    fix = _text(violation.fix or violation.remediation)
+    if violation.fix_place == "catalog":
+        return f"catalog change: {fix}"
+    if violation.fix_place == "stack":
+        return f"in `{stack_file}`: {fix}"
+    # A rule about what the program renders alike for every server: its owner has nothing to change.
+    return f"{'not a catalog change; ' if violation.server else ''}platform team: {fix}"
+
+
+def _group(title: str, found: Sequence[Violation], entry: str | None, stack_file: str) -> list[str]:
+    m, a = _counts(found)
+    counted = ", ".join(text for count, text in ((m, f"{m} mandatory"), (a, f"{a} advisory")) if count)
+    lines = [f"#### {title} ({counted})", ""]
+    if entry:
+        lines += [f"Catalog entry: `{entry}`.", ""]
+    for v in found:
+        lines.append(
+            f"- {_ICON[v.enforcement]} **{v.enforcement}**, {v.severity}, `{v.rule_id}`: {_text(v.message)}"
+        )
+        lines.append(f"  - {_fix_line(v, stack_file)}")
+    return [*lines, ""]
+
+
+def render_markdown(
+    env: str,
+    violations: Sequence[Violation],
+    rules: Sequence[Rule],
+    resources: int,
+    *,
+    servers: Sequence[str] = (),
+    catalog_entry: Callable[[str], str] | None = None,
+    stack_file: str | None = None,
+) -> str:
+    """A PR comment: the verdict and the counts per server first; then each server's findings, each with
+    the change in its catalog entry that fixes it; then the platform's, fixed in the stack file or by
+    the platform team.
+
+    servers: every server of the environment, so those with no finding are named too; catalog_entry:
+    a server's catalog file; stack_file: the environment's stack file (defaults: the repository layout).
+    """
+    entry = catalog_entry or (lambda name: f"catalog/servers/{name}.yaml")
+    stack = stack_file or f"stacks/Pulumi.{env}.yaml"
+    mandatory, advisory = _counts(violations)
+    by_server: dict[str, list[Violation]] = {}
+    platform: list[Violation] = []
+    for v in sorted(violations, key=sort_key):
+        if v.server:
+            by_server.setdefault(v.server, []).append(v)
+        else:
+            platform.append(v)
+    # Servers with a blocking finding first, then by name.
+    order = sorted(by_server, key=lambda name: (_counts(by_server[name])[0] == 0, name))
     lines = [
-        f"### Policy review: `{env}` {verdict}",
+        f"### Policy review: `{env}` {'fails' if mandatory else 'passes'}",
         "",
-        f"{len(mandatory)} mandatory and {len(advisory)} advisory violations; {len(rules)} rules"
-        f" checked over {resources} resources.",
+        f"Findings: {mandatory} mandatory (they block the change), {advisory} advisory;"
+        f" {len(rules)} rules checked over {resources} resources.",
+        "",
+        "| | server | mandatory | advisory | fixed in |",
+        "|---|---|---|---|---|",
+    ]
+    for name in order:
+        m, a = _counts(by_server[name])
+        lines.append(f"| {_ICON['mandatory' if m else 'advisory']} | {name} | {m} | {a} | `{entry(name)}` |")
+    m, a = _counts(platform)
+    icon = _ICON["mandatory"] if m else _ICON["advisory"] if a else _CLEAN
+    lines += [
+        f"| {icon} | platform | {m} | {a} | `{stack}`, or the platform team |",
+        f"| | **total** | **{mandatory}** | **{advisory}** | |",
         "",
     ]
-    if violations:
+    clean = sorted(set(servers) - set(by_server))
+    if clean:
         lines += [
-            "| | rule | severity | server | resource | finding | fix |",
-            "|---|---|---|---|---|---|---|",
+            f"{_CLEAN} {len(clean)} of {len(set(servers))} servers have no finding: {', '.join(clean)}.",
+            "",
         ]
-        for v in violations:
-            resource = f"{v.resource_type} `{v.resource_name}`" if v.resource_type else None
-            lines.append(
-                f"| {_ICON[v.enforcement]} | `{v.rule_id}` | {v.severity} | {_cell(v.server)} |"
-                f" {_cell(resource)} | {_cell(v.message)} | {_cell(v.remediation)} |"
-            )
-        lines.append("")
+    for name in order:
+        lines += _group(name, by_server[name], entry(name), stack)
+    if platform:
+        lines += _group("platform", platform, None, stack)
     failing = {v.rule_id for v in violations}
     passing = [rule.id for rule in rules if rule.id not in failing]
     lines += [
@@ -82,6 +148,8 @@ def render_sarif(
                 "enforcement": v.enforcement,
                 "server": v.server,
                 "urn": v.urn,
+                "fixPlace": v.fix_place,
+                "fix": v.fix,
             },
         }
         for v in violations

@@ -84,7 +84,7 @@ def plan(
         files = {f"manifests/{path}": text for path, text in sorted(manifests.items())}
         files["resources.json"] = join_resource_entries(entries)
         violations = _review(registrations, env, fleet, resource_violations)
-        files.update(_reports(env, violations, len(registrations), catalog_dir, stacks_dir))
+        files.update(_reports(env, violations, len(registrations), fleet, catalog_dir, stacks_dir))
         if out_dir is not None:
             replace_directory(out_dir, files)
         counts = Counter(r.inputs.get("kind", r.type) if is_manifest(r) else r.type for r in registrations)
@@ -169,19 +169,31 @@ def _can_fork() -> bool:
 
 
 def _reports(
-    env: str, violations: list[Violation], resources: int, catalog_dir: Path, stacks_dir: Path
+    env: str, violations: list[Violation], resources: int, fleet: Fleet, catalog_dir: Path, stacks_dir: Path
 ) -> dict[str, str]:
     """The policy review beside the manifests, ready for a PR comment, code scanning and CI."""
     rules = all_rules()
 
+    def catalog_entry(server: str) -> str:
+        return display_path(catalog_dir / "servers" / f"{server}.yaml")
+
     def location_of(violation: Violation) -> str:
         # Point at what a reviewer edits: the server's catalog entry, else the environment's stack file.
         if violation.server:
-            return display_path(catalog_dir / "servers" / f"{violation.server}.yaml")
+            return catalog_entry(violation.server)
         return display_path(stack_file(stacks_dir, env))
 
+    markdown = render_markdown(
+        env,
+        violations,
+        rules,
+        resources,
+        servers=[server.name for server in fleet.servers],
+        catalog_entry=catalog_entry,
+        stack_file=display_path(stack_file(stacks_dir, env)),
+    )
     return {
-        "policy-report.md": render_markdown(env, violations, rules, resources),
+        "policy-report.md": markdown,
         "policy-report.sarif": render_sarif(env, violations, rules, location_of),
         "policy-report.junit.xml": render_junit(env, violations, rules),
     }

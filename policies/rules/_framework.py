@@ -20,7 +20,14 @@ Severity = Literal["low", "medium", "high", "critical"]
 Level = Literal["advisory", "mandatory", "disabled"]
 LEVELS: tuple[Level, ...] = get_args(Level)
 SEVERITIES: tuple[Severity, ...] = get_args(Severity)
+# Who changes what to clear a finding: a server's owner in its catalog entry, the platform team in the
+# environment's stack file, or the platform team in the program or the policy config.
+FixPlace = Literal["catalog", "stack", "platform"]
 SERVER_TYPE = "mcpfleet:index:McpServer"
+# The stack setting `strictness` (mcpfleet.stacks.models.Environment), least strict first: availability
+# and pinning rules ask more of an environment the stricter its stack file says it is.
+Strictness = Literal["relaxed", "standard", "strict"]
+STRICTNESS: tuple[Strictness, ...] = get_args(Strictness)
 
 # The issue's default: advisory while developing, blocking from staging on.
 DEFAULT_ENFORCEMENT: Mapping[EnvName, Level] = {
@@ -54,13 +61,24 @@ class Context:
     """What a validator may know besides the resource.
 
     config: the rule's properties (schema defaults, overridden by the policy-pack config file).
-    fleet: the catalog resolved for the stack's environment, for catalog-level rules; None when it is
-    not available (a catalog rule then has nothing to check and says so by returning no finding).
+    fleet: the catalog resolved for the stack's environment, with that environment's settings (its
+    strictness); None when it is not available (a catalog rule then has nothing to check and says so by
+    returning no finding; a rule gated on strictness assumes the strictest).
     """
 
     config: Mapping[str, Any] = field(default_factory=dict)
     fleet: Fleet | None = None
     environment: EnvName | None = None
+
+    @property
+    def strictness(self) -> Strictness:
+        """The environment's `strictness` from its stack file; unknown settings count as the strictest,
+        so a rule gated on it checks too much rather than too little."""
+        return self.fleet.settings.strictness if self.fleet is not None else STRICTNESS[-1]
+
+    def at_least(self, strictness: Strictness) -> bool:
+        """Whether the environment is at least as strict as strictness (`relaxed` < `standard` < `strict`)."""
+        return STRICTNESS.index(self.strictness) >= STRICTNESS.index(strictness)
 
 
 @dataclass(frozen=True)
@@ -104,6 +122,16 @@ class Case:
 
 @dataclass(frozen=True)
 class Rule:
+    """A rule and where each of its findings is fixed.
+
+    remediation: the fix in general terms (the pack's remediation steps, SARIF's help text).
+    catalog_fix: the change a server's owner makes in its catalog entry, naming the field in backticks
+    (`{env}` stands for the environment under review); None when no catalog field governs what the rule
+    checks, because the program renders it the same for every server: a finding on a server's resource
+    then means the program (or a hand-made resource) is at fault, and goes to the platform team.
+    stack_fix: the setting in the environment's stack file that fixes a platform finding, if one does.
+    """
+
     id: str
     description: str
     severity: Severity
@@ -116,6 +144,8 @@ class Rule:
     # JSON-schema properties of the rule's configuration, each with a "default".
     config_schema: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
+    catalog_fix: str | None = None
+    stack_fix: str | None = None
 
     def __post_init__(self) -> None:
         if (self.validate_resource is None) == (self.validate_stack is None):
@@ -126,6 +156,15 @@ class Rule:
     @property
     def kind(self) -> Literal["resource", "stack"]:
         return "resource" if self.validate_resource is not None else "stack"
+
+    def fix(self, server: str | None, environment: str) -> tuple[FixPlace, str]:
+        """Where a finding is fixed and how: in the server's catalog entry, in the stack file, or in the
+        platform's code and config (the rule's remediation)."""
+        if server is not None and self.catalog_fix is not None:
+            return "catalog", self.catalog_fix.format(env=environment)
+        if self.stack_fix is not None:
+            return "stack", self.stack_fix.format(env=environment)
+        return "platform", self.remediation
 
     def config_with_defaults(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
         values = {key: prop["default"] for key, prop in self.config_schema.items() if "default" in prop}

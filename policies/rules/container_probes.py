@@ -28,6 +28,8 @@ RULE = Rule(
     description="Long-running containers have liveness and readiness probes (blocking in prod).",
     severity="medium",
     remediation="Set health.liveness and health.readiness (an HTTP path, or TCP) in the catalog entry.",
+    catalog_fix="set `health.liveness` and `health.readiness` (with `health.liveness.httpPath` and "
+    "`health.readiness.httpPath`, or without them for a TCP check)",
     validate_resource=validate,
     enforcement=PROD_ONLY,
     tags=("availability",),

@@ -32,6 +32,8 @@ RULE = Rule(
     description="Containers set CPU and memory requests and limits.",
     severity="medium",
     remediation="Set resources.requests and resources.limits (cpu and memory) in the catalog entry.",
+    catalog_fix="set `resources.requests` and `resources.limits` (cpu and memory), or "
+    "`environments.{env}.resources` for this environment only",
     validate_resource=validate,
     tags=("resources",),
     cases=(

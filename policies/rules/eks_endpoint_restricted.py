@@ -33,6 +33,8 @@ RULE = Rule(
     description="The EKS API endpoint is private or limited to named CIDRs.",
     severity="high",
     remediation="Set cluster.endpointPublicAccessCidrs in the stack file to your CIDRs ([]: private).",
+    stack_fix="set `cluster.endpointPublicAccessCidrs` to your CIDRs (an empty list keeps the endpoint "
+    "private)",
     validate_resource=validate,
     tags=("aws", "eks"),
     cases=(

@@ -34,6 +34,7 @@ RULE = Rule(
     description="Access rules name only tools the server declares (or `*`).",
     severity="medium",
     remediation="Fix the tool name in access[].tools, or declare it under `tools` in the catalog entry.",
+    catalog_fix="correct the tool name in `access[].tools`, or declare the tool under `tools`",
     validate_stack=validate,
     tags=("mcp",),
     cases=(

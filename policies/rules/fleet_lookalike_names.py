@@ -112,6 +112,8 @@ RULE = Rule(
     severity="high",
     remediation="Rename the newer server (catalog file name and `name`) so it cannot be mistaken for the "
     "existing one; if it really is the same project, extend the existing entry instead.",
+    catalog_fix="rename the newer server (`name`, and its file name) or, for a tool, check `tools[].name` "
+    "against what the server lists; if it really is the same project, extend the existing entry instead",
     validate_stack=validate,
     tags=("mcp",),
     cases=(

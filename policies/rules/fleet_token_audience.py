@@ -25,13 +25,23 @@ def audience(fleet: Fleet, server: str) -> str:
 
 def validate(resources: Sequence[Resource], context: Context) -> list[Finding]:
     fleet = context.fleet
-    if fleet is None:
+    if fleet is None or not fleet.servers:
         return []
+    # Every audience is derived from the stack's domain: a bad domain is one platform finding, not one
+    # per server (no server's owner can fix it).
+    example = audience(fleet, fleet.servers[0].name)
+    if not fleet.settings.domain or not _URL.match(example):
+        return [
+            Finding(
+                f"domain {fleet.settings.domain!r} gives token audiences such as {example}, which are not"
+                " valid https URLs"
+            )
+        ]
     findings = []
     owners: dict[str, str] = {}
     for server in fleet.servers:
         value = audience(fleet, server.name)
-        if not fleet.settings.domain or not _URL.match(value):
+        if not _URL.match(value):
             findings.append(
                 Finding(
                     f"server {server.name}: token audience {value} is not a valid https URL",
@@ -54,6 +64,8 @@ RULE = Rule(
     description="Every server has a distinct token audience (https://<domain>/servers/<name>).",
     severity="high",
     remediation="Set `domain` in the stack file to the gateway's public host name.",
+    catalog_fix="rename the server (`name`, and its file name) so its audience is its own",
+    stack_fix="set `domain` to the gateway's public host name",
     validate_stack=validate,
     tags=("mcp", "auth"),
     cases=(

@@ -47,6 +47,8 @@ RULE = Rule(
     description="Namespaced tool names (<server>__<tool>) are unique (ignoring case) and short.",
     severity="medium",
     remediation="Rename the tool in the server's configuration, or shorten the server's name.",
+    catalog_fix="shorten the server's `name` (and its file name), or configure the server to list the "
+    "tool under another name and set `tools[].name` to match",
     validate_stack=validate,
     config_schema={"maxLength": {"type": "integer", "minimum": 8, "default": 64}},
     tags=("mcp",),

@@ -26,6 +26,9 @@ RULE = Rule(
     severity="high",
     remediation="Set image.tag in the catalog entry to the release the project publishes (e.g. v1.2.3), "
     "ideally with image.digest.",
+    catalog_fix="set `environments.{env}.image.tag` (or `image.tag`, for every environment) to a release "
+    "the project publishes; if it publishes no version tags, pin today's image instead with "
+    "`environments.{env}.image.digest` and `environments.{env}.image.digestSource`",
     validate_resource=validate,
     tags=("supply-chain",),
     cases=(

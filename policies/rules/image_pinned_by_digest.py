@@ -1,4 +1,9 @@
-"""Supply chain: in prod, images are pinned by digest, so what was reviewed is what runs."""
+"""Supply chain: images are pinned by digest, so what was reviewed is what runs.
+
+Asked of environments whose strictness is `standard` or `strict` (staging warns of what prod will
+block); a relaxed environment (dev) runs what its tags name today, and image-no-latest-tag keeps those
+tags fixed.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ from policies.rules._images import images
 
 
 def validate(resource_type: str, inputs: Mapping[str, Any], context: Context) -> list[str]:
+    if not context.at_least("standard"):
+        return []
     return [
         f"{w} runs {image.text}, not pinned by digest"
         for w, image in images(resource_type, inputs)
@@ -20,10 +27,15 @@ def validate(resource_type: str, inputs: Mapping[str, Any], context: Context) ->
 
 RULE = Rule(
     id="image-pinned-by-digest",
-    description="Container images are pinned by sha256 digest (blocking in prod, advisory elsewhere).",
+    description="Container images are pinned by sha256 digest where strictness is standard or strict "
+    "(blocking in prod).",
     severity="high",
     remediation="Set image.digest (with image.digestSource, the public page that lists it) in the catalog "
-    "entry, or in environments.prod.image; never copy a digest from an unverified source.",
+    "entry, or in environments.<env>.image; never copy a digest from an unverified source.",
+    catalog_fix="set `environments.{env}.image.digest` to the digest of the tag you run, with "
+    "`environments.{env}.image.digestSource` naming the public page or registry that lists it (or "
+    "`image.digest` and `image.digestSource` for every environment); never copy a digest from an "
+    "unverified source",
     validate_resource=validate,
     enforcement=PROD_ONLY,
     tags=("supply-chain",),
@@ -32,6 +44,20 @@ RULE = Rule(
         Case("tag only", "violate", (deployment({f"{C0}.image": "ghcr.io/example/alpha:1.2.3"}),)),
         Case(
             "malformed digest", "violate", (deployment({f"{C0}.image": "ghcr.io/example/alpha@sha256:abc"}),)
+        ),
+        Case(
+            "tag only where standard",
+            "violate",
+            (deployment({f"{C0}.image": "ghcr.io/example/alpha:1.2.3"}),),
+            environment="staging",
+            stack={"strictness": "standard"},
+        ),
+        Case(
+            "tag only where relaxed",
+            "pass",
+            (deployment({f"{C0}.image": "ghcr.io/example/alpha:1.2.3"}),),
+            environment="dev",
+            stack={"strictness": "relaxed"},
         ),
     ),
 )

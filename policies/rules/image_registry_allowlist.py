@@ -34,6 +34,8 @@ RULE = Rule(
     severity="high",
     remediation="Use an image published on an allowed registry, or ask the platform team to add the registry "
     "to allowedRegistries in policies/config/<env>.json.",
+    catalog_fix="set `image.repository` to the image on an allowed registry, or ask the platform team to "
+    "allow its registry (allowedRegistries in policies/config/{env}.json)",
     validate_resource=validate,
     config_schema={
         "allowedRegistries": {

@@ -48,6 +48,8 @@ RULE = Rule(
     severity="high",
     remediation="List each destination in the catalog entry's egress (host or CIDR, with ports); the "
     "component renders one narrow egress rule per entry.",
+    catalog_fix="list each destination under `egress` (`egress[].host` or `egress[].cidr`, with "
+    "`egress[].ports`); private ranges are never opened",
     validate_resource=validate,
     tags=("network",),
     cases=(

@@ -28,6 +28,7 @@ RULE = Rule(
     description="Containers run as a non-root user (Pod Security restricted).",
     severity="high",
     remediation="Set securityContext.runAsNonRoot: true and a non-zero runAsUser (catalog: runAsUser).",
+    catalog_fix="set `runAsUser` to the image's non-root user id (not 0)",
     validate_resource=validate,
     tags=("pod-security",),
     cases=(

@@ -30,6 +30,8 @@ RULE = Rule(
     severity="critical",
     remediation="Move the value out of `env` in the catalog entry into the secret store and list it under "
     "`secrets`; rotate the exposed value.",
+    catalog_fix="remove the value from `env` (or `environments.{env}.env`), store it in the secret store "
+    "and reference it under `secrets` (`secrets[].key` and `secrets[].env`); rotate the exposed value",
     validate_resource=validate,
     tags=("secrets",),
     cases=(

@@ -32,6 +32,8 @@ RULE = Rule(
     severity="critical",
     remediation="Move the value to the secret store and list it under `secrets` in the catalog entry "
     "(key and env var); the server then reads it from a Secret via secretKeyRef. Rotate the exposed value.",
+    catalog_fix="remove the value from `env` (or `environments.{env}.env`), store it in the secret store "
+    "and reference it under `secrets` (`secrets[].key` and `secrets[].env`); rotate the exposed value",
     validate_resource=validate,
     tags=("secrets",),
     cases=(

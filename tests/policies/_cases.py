@@ -12,6 +12,7 @@ import yaml
 
 from mcpfleet.fleet import Fleet
 from mcpfleet.plan.run import load_inputs
+from mcpfleet.stacks.loader import load_stack_config
 from mcpfleet.stacks.models import CONFIG_KEY
 from policies.review import Violation, review
 from policies.rules._framework import Case, Rule
@@ -48,13 +49,14 @@ def registrations(case: Case) -> list[CaseRegistration]:
 
 
 def fleet_for(case: Case, workdir: Path) -> Fleet | None:
-    """The case's catalog entries resolved for its environment, through the real loaders."""
-    if not case.fleet:
+    """The case's catalog entries resolved for its environment, through the real loaders.
+
+    A case with stack settings but no entries gets a fleet of no servers: its environment's settings
+    (strictness) without a catalog. A case with neither gets none, as the pack does when it cannot load
+    the stack, and rules gated on strictness assume the strictest.
+    """
+    if not case.fleet and not case.stack:
         return None
-    servers = workdir / "catalog" / "servers"
-    servers.mkdir(parents=True)
-    for entry in case.fleet:
-        (servers / f"{entry['name']}.yaml").write_text(yaml.safe_dump(dict(entry)), encoding="utf-8")
     stacks = workdir / "stacks"
     shutil.copytree(REPO / "stacks", stacks)
     if case.stack:
@@ -62,6 +64,13 @@ def fleet_for(case: Case, workdir: Path) -> Fleet | None:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
         document["config"][CONFIG_KEY].update(case.stack)
         path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    if not case.fleet:
+        _, settings = load_stack_config(stacks, case.environment)
+        return Fleet(case.environment, settings, ())
+    servers = workdir / "catalog" / "servers"
+    servers.mkdir(parents=True)
+    for entry in case.fleet:
+        (servers / f"{entry['name']}.yaml").write_text(yaml.safe_dump(dict(entry)), encoding="utf-8")
     _, fleet = load_inputs(case.environment, workdir / "catalog", stacks)
     return fleet
 
