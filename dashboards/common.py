@@ -6,6 +6,8 @@ from typing import Any
 
 from grafanalib import core as g
 
+from components.manifests.monitoring import RESPONSE_TIME_SECONDS, ROUTER_EXCHANGES
+
 # Panels ask the data source chosen in the dashboard's `datasource` variable; it defaults to
 # kube-prometheus-stack's default data source, so the same JSON works in every environment.
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
@@ -17,8 +19,11 @@ ALL_SERVERS = 'proxy=~"server_.+"'
 DEFAULT_SERVER_NAMESPACES = "mcp-.*"
 # The MCP router's response-time histogram (docs/router.md, "Metrics"), labelled server, method and tool.
 ROUTER_HISTOGRAM = "mcp_router_request_duration_seconds"
-# The seed threshold of the slow-response alerts (components/manifests/monitoring.py), drawn on graphs.
-SLOW_SECONDS = 1.0
+# The slow-response alerts' threshold, drawn on graphs, and the series they time (no streams).
+SLOW_SECONDS = float(RESPONSE_TIME_SECONDS)
+EXCHANGES = ROUTER_EXCHANGES
+# A GET is a stream, timed for as long as its client listens: never on a response-time graph.
+NO_STREAMS = 'method!="GET"'
 
 
 def datasource_variable() -> Any:
@@ -54,8 +59,9 @@ def by_server(expr: str) -> str:
 def quantile(q: float, selector: str, by: str = "", window: str = "$__rate_interval") -> str:
     """The q-quantile of the router's response times, its buckets summed over the router replicas."""
     group = f"le, {by}" if by else "le"
-    buckets = f"{ROUTER_HISTOGRAM}_bucket{{{selector}}}" if selector else f"{ROUTER_HISTOGRAM}_bucket"
-    return f"histogram_quantile({q}, sum by ({group}) (rate({buckets}[{window}])))"
+    return (
+        f"histogram_quantile({q}, sum by ({group}) (rate({ROUTER_HISTOGRAM}_bucket{{{selector}}}[{window}])))"
+    )
 
 
 def grid(x: int, y: int, w: int, h: int) -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 
 from dashboards.common import (
     ALL_SERVERS,
+    EXCHANGES,
     SLOW_SECONDS,
     by_server,
     dashboard,
@@ -90,7 +91,7 @@ def build() -> Any:
             "p99 response time per server",
             "99th percentile of each server's response times at the MCP router (buckets summed over the"
             " router replicas); McpServerSlowResponses fires when it stays above 1 s for 10m.",
-            [target(quantile(0.99, "", "server"), "{{server}}")],
+            [target(quantile(0.99, EXCHANGES, "server"), "{{server}}")],
             "s",
             grid(0, 12, 12, 8),
             red_from=SLOW_SECONDS,

@@ -11,6 +11,8 @@ from grafanalib import core as g
 from dashboards.common import (
     ALL_SERVERS,
     DATASOURCE,
+    EXCHANGES,
+    NO_STREAMS,
     SLOW_SECONDS,
     dashboard,
     datasource_variable,
@@ -87,7 +89,7 @@ def build() -> Any:
             "p99 response time, last 5m",
             "99th percentile of the server's response times at the MCP router over the last 5 minutes;"
             " McpServerSlowResponses fires above 1 s for 10m.",
-            quantile(0.99, _ROUTER, window="5m"),
+            quantile(0.99, f"{_ROUTER},{EXCHANGES}", window="5m"),
             "s",
             grid(16, 0, 4, 4),
             red_from=SLOW_SECONDS,
@@ -114,11 +116,12 @@ def build() -> Any:
         ),
         timeseries(
             "p99 response time per method",
-            "99th percentile of the response times at the MCP router for each JSON-RPC method, and for"
-            " the whole server; McpServerSlowResponses fires when the server's stays above 1 s for 10m.",
+            "99th percentile of the response times at the MCP router for each JSON-RPC method (GET streams"
+            " left out), and for the whole server's requests (notifications and posted responses left out"
+            " too); McpServerSlowResponses fires when the server's stays above 1 s for 10m.",
             [
-                target(quantile(0.99, _ROUTER, "method"), "{{method}}", "A"),
-                target(quantile(0.99, _ROUTER), "whole server", "B"),
+                target(quantile(0.99, f"{_ROUTER},{NO_STREAMS}", "method"), "{{method}}", "A"),
+                target(quantile(0.99, f"{_ROUTER},{EXCHANGES}"), "whole server", "B"),
             ],
             "s",
             grid(12, 4, 12, 8),

@@ -13,6 +13,8 @@ from components.manifests.labels import (
     GATEWAY_POD_LABELS,
     PART_OF,
     PROMETHEUS_RELEASE,
+    ROUTER_NAME,
+    ROUTER_POD_LABELS,
     selector_labels,
     server_labels,
 )
@@ -37,11 +39,16 @@ METRICS_PATH = "/metrics"
 SERVICE_PORT_NAME = f"http-{PORT_NAME}"
 GATEWAY_METRICS_PORT = "metrics"
 GATEWAY_BACKEND_PREFIX = "server_"
-# The MCP router's pods (docs/router.md): in the gateway namespace, `/metrics` on container port 8091, which
-# the router's Deployment names ROUTER_METRICS_PORT (a PodMonitor endpoint refers to a named port).
-ROUTER_NAME = "mcp-router"
-ROUTER_POD_LABELS = {"app.kubernetes.io/name": ROUTER_NAME}
+# The MCP router's pods (docs/router.md) serve `/metrics` on container port 8091, which the router's
+# Deployment names ROUTER_METRICS_PORT (a PodMonitor endpoint refers to a named port).
 ROUTER_METRICS_PORT = "metrics"
+# The router's latency series that time a request and its answer (mcpfleet/router labels the others so):
+# not `GET` (a stream, timed for as long as the client listens), nor notifications and JSON-RPC responses a
+# client posts (answered 202 at once), nor requests refused before their method was read (`""`).
+ROUTER_EXCHANGES = 'method!="",method!~"GET|response|notifications/.+"'
+# A refusal reason that is the platform's failure, not the caller's: no pod to send to (502). The refusal
+# alert is about what callers send; McpServerNoRouterEndpoints and the error rate cover this one.
+ROUTER_PLATFORM_REFUSAL = "no-endpoint"
 
 DASHBOARD_LABEL = "grafana_dashboard"
 DASHBOARD_LABEL_VALUE = "1"
@@ -121,6 +128,7 @@ def server_alerts(server: FleetServer, settings: Environment) -> list[Alert]:
     requests = f"sum(rate(haproxy_backend_http_requests_total{{{gateway}}}[5m]))"
     router = f'namespace="{settings.gateway_namespace}",server="{name}"'
     deployment = f'namespace="{server.namespace}",deployment="{name}"'
+    callers_refused = f'{router},reason!="{ROUTER_PLATFORM_REFUSAL}"'
     return [
         Alert(
             "McpServerDown",
@@ -157,7 +165,7 @@ def server_alerts(server: FleetServer, settings: Environment) -> list[Alert]:
         Alert(
             "McpServerSlowResponses",
             "warning",
-            _slow(router),
+            _slow(f"{router},{ROUTER_EXCHANGES}"),
             "10m",
             f"MCP server {name} takes more than {RESPONSE_TIME_SECONDS} s to answer one call in a hundred",
             f"The 99th percentile of {name}'s response times at the MCP router was"
@@ -187,7 +195,7 @@ def server_alerts(server: FleetServer, settings: Environment) -> list[Alert]:
         Alert(
             "McpServerRefusalSurge",
             "warning",
-            f"sum by (reason) (rate(mcp_router_refusals_total{{{router}}}[5m])) * 60\n"
+            f"sum by (reason) (rate(mcp_router_refusals_total{{{callers_refused}}}[5m])) * 60\n"
             f"> {REFUSALS_PER_MINUTE}",
             # Longer than the 5-minute window: a single burst (legacy sessions of a replica that is gone,
             # one client retrying) leaves the window after 5 minutes; a surge goes on.

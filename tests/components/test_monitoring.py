@@ -12,7 +12,13 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.manifests.labels import GATEWAY_POD_LABELS, PROMETHEUS_RELEASE, selector_labels, server_labels
+from components.manifests.labels import (
+    GATEWAY_POD_LABELS,
+    PROMETHEUS_RELEASE,
+    ROUTER_POD_LABELS,
+    selector_labels,
+    server_labels,
+)
 from components.manifests.monitoring import (
     CHART_NAME,
     CHART_REPOSITORY,
@@ -143,7 +149,8 @@ def test_the_router_is_scraped_on_its_metrics_port_by_a_pod_monitor() -> None:
     assert monitor["kind"] == "PodMonitor" and monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert monitor["metadata"]["name"] == "mcp-router" and monitor["metadata"]["namespace"] == "edge"
     assert monitor["metadata"]["labels"]["release"] == PROMETHEUS_RELEASE
-    assert monitor["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": "mcp-router"}}
+    assert monitor["spec"]["selector"] == {"matchLabels": ROUTER_POD_LABELS}
+    assert ROUTER_POD_LABELS == {"app.kubernetes.io/name": "mcp-router"}
     assert monitor["spec"]["selector"]["matchLabels"] != GATEWAY_POD_LABELS
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["edge"]}
     assert monitor["spec"]["podMetricsEndpoints"] == [
