@@ -32,7 +32,7 @@ def problems_from(
     for error in exc.errors(include_url=False):
         loc = tuple(part for part in error["loc"] if not _is_union_tag(part))
         path = (*prefix, *loc)
-        field = _dotted(path) or None
+        field = dotted(path) or None
         message = error["msg"]
         if error["type"] == "extra_forbidden":
             message = "unknown field (check the spelling against catalog/schema.json)"
@@ -49,7 +49,8 @@ def _is_union_tag(part: str | int) -> bool:
     return isinstance(part, str) and "[" in part
 
 
-def _dotted(path: Path_) -> str:
+def dotted(path: Path_) -> str:
+    """('secrets', 0, 'key') -> 'secrets[0].key', as every message names a field."""
     text = ""
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
