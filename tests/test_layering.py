@@ -35,6 +35,9 @@ FORBIDDEN = {
     "mcpfleet/plan": ("mcpfleet.cli",),
     # Clients of a running fleet: they read the catalog and stacks, never the Pulumi program.
     "mcpfleet/verify": (*PULUMI, "components", *ABOVE_THE_PROGRAM, "mcpfleet.dev"),
+    # Pins written into the catalog: registries and running servers (through verify's listing), never the
+    # Pulumi program or the local fleet.
+    "mcpfleet/pin": (*PULUMI, "components", *ABOVE_THE_PROGRAM, "mcpfleet.dev"),
     # The fleet on one machine: the gateway's configuration as rendered for every environment, and no
     # other part of the Pulumi program.
     "mcpfleet/dev": (
