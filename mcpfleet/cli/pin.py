@@ -216,6 +216,7 @@ def pin(
         Path | None,
         typer.Option(
             "--cacert",
+            metavar="FILE",
             help="PEM file of the CAs that sign a private registry's certificate (and its token service's).",
             exists=True,
             dir_okay=False,
@@ -223,7 +224,10 @@ def pin(
         ),
     ] = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, max=600.0, help="Seconds per request, at most.")
+        float,
+        typer.Option(
+            "--timeout", min=0.1, max=600.0, metavar="SECONDS", help="Seconds per request, at most."
+        ),
     ] = 20.0,
     tools: Annotated[
         bool,
@@ -236,6 +240,7 @@ def pin(
         str | None,
         typer.Option(
             "--endpoint",
+            metavar="URL",
             help="With --tools: the gateway's base URL; servers are reached at <URL>/servers/<name>/mcp.",
             show_default=False,
         ),
@@ -244,6 +249,7 @@ def pin(
         Path | None,
         typer.Option(
             "--token-file",
+            metavar="FILE",
             help="With --tools: one bearer token, or a YAML/JSON mapping of server name to token.",
             dir_okay=False,
             show_default=False,
@@ -251,7 +257,12 @@ def pin(
     ] = None,
     server: Annotated[
         list[str] | None,
-        typer.Option("--server", help="With --tools: pin only this server (repeatable).", show_default=False),
+        typer.Option(
+            "--server",
+            metavar="NAME",
+            help="With --tools: pin only this server (repeatable).",
+            show_default=False,
+        ),
     ] = None,
     stacks: StacksOption = Path("stacks"),
     server_url: Annotated[
