@@ -6,21 +6,23 @@ from typing import Any
 
 from grafanalib import core as g
 
-from components.manifests.monitoring import RESPONSE_TIME_SECONDS, ROUTER_EXCHANGES
+from components.manifests.monitoring import ERROR_RATIO, RESPONSE_TIME_SECONDS, ROUTER_EXCHANGES
 
 # Panels ask the data source chosen in the dashboard's `datasource` variable; it defaults to
 # kube-prometheus-stack's default data source, so the same JSON works in every environment.
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 TAGS = ["mcpfleet"]
 REFRESH = "30s"
-# The gateway's HAProxy backend of every server is named `server_<name>` (components/manifests/monitoring.py).
-ALL_SERVERS = 'proxy=~"server_.+"'
+# The gateway's HAProxy frontend for MCP clients (components/gateway/templates/haproxy.cfg.j2). Every
+# routed request goes on to the MCP router's one pool, so per server only the router's metrics tell.
+GATEWAY_FRONTEND = 'proxy="mcp"'
 # Overwritten per environment with its namespace prefix when the dashboards are deployed.
 DEFAULT_SERVER_NAMESPACES = "mcp-.*"
 # The MCP router's response-time histogram (docs/router.md, "Metrics"), labelled server, method and tool.
 ROUTER_HISTOGRAM = "mcp_router_request_duration_seconds"
-# The slow-response alerts' threshold, drawn on graphs, and the series they time (no streams).
+# The alerts' thresholds, drawn on graphs, and the series the slow-response alerts time (no streams).
 SLOW_SECONDS = float(RESPONSE_TIME_SECONDS)
+FAILED_SHARE = ERROR_RATIO
 EXCHANGES = ROUTER_EXCHANGES
 # A GET is a stream, timed for as long as its client listens: never on a response-time graph.
 NO_STREAMS = 'method!="GET"'
@@ -49,11 +51,6 @@ def target(expr: str, legend: str = "", ref: str = "A", *, instant: bool = False
         instant=instant,
         format="table" if table else "time_series",
     )
-
-
-def by_server(expr: str) -> str:
-    """expr (aggregated by `proxy`) with a `server` label holding the server's name."""
-    return f'label_replace({expr}, "server", "$1", "proxy", "server_(.+)")'
 
 
 def quantile(q: float, selector: str, by: str = "", window: str = "$__rate_interval") -> str:

@@ -1,15 +1,17 @@
-"""The fleet at a glance: traffic, errors, p99 response time, authentication failures and refusals per
-server; calls by outcome; servers down; the pods closest to their CPU and memory limits."""
+"""The fleet at a glance: calls, failures, p99 response time and refusals per server (from the MCP router);
+calls by outcome; the gateway's answers by status class; servers down; the pods closest to their CPU and
+memory limits."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from components.manifests.monitoring import failed_share
 from dashboards.common import (
-    ALL_SERVERS,
     EXCHANGES,
+    FAILED_SHARE,
+    GATEWAY_FRONTEND,
     SLOW_SECONDS,
-    by_server,
     dashboard,
     datasource_variable,
     grid,
@@ -22,11 +24,6 @@ from dashboards.common import (
 
 UID = "mcp-fleet-overview"
 
-_REQUESTS = f"sum by (proxy) (rate(haproxy_backend_http_requests_total{{{ALL_SERVERS}}}[$__rate_interval]))"
-_ERRORS = (
-    f'sum by (proxy) (rate(haproxy_backend_http_responses_total{{{ALL_SERVERS},code="5xx"}}'
-    "[$__rate_interval]))"
-)
 _PODS = 'namespace=~"$namespace",container="server"'
 
 
@@ -42,7 +39,7 @@ def build() -> Any:
         stat(
             "Servers down",
             "Servers whose McpServerDown or McpServerNoRouterEndpoints alert fires: no available replica,"
-            " no healthy endpoint at the gateway, or no pod the MCP router resolves.",
+            " or no pod the MCP router resolves.",
             'count(count by (server) (ALERTS{alertname=~"McpServerDown|McpServerNoRouterEndpoints",'
             'alertstate="firing"})) or vector(0)',
             "none",
@@ -58,63 +55,57 @@ def build() -> Any:
             red_from=1,
         ),
         stat(
-            "Requests through the gateway",
-            "Requests per second the gateway passed to all servers.",
-            f"sum(rate(haproxy_backend_http_requests_total{{{ALL_SERVERS}}}[$__rate_interval]))",
+            "Calls through the router",
+            "MCP messages per second the router handled for all servers, refusals included.",
+            "sum(rate(mcp_router_requests_total[$__rate_interval]))",
             "reqps",
             grid(12, 0, 6, 4),
         ),
         stat(
-            "5xx share, whole fleet",
-            "Share of all server responses that were 5xx.",
-            f'sum(rate(haproxy_backend_http_responses_total{{{ALL_SERVERS},code="5xx"}}[$__rate_interval]))\n/\n'
-            f"sum(rate(haproxy_backend_http_requests_total{{{ALL_SERVERS}}}[$__rate_interval]))",
+            "Failed share, whole fleet",
+            "Share of the calls the router forwarded that the servers failed: unreachable, timed out, HTTP"
+            " 5xx without an answer, or a JSON-RPC internal error (-32603).",
+            failed_share("", window="$__rate_interval"),
             "percentunit",
             grid(18, 0, 6, 4),
-            red_from=0.01,
+            red_from=FAILED_SHARE,
         ),
         timeseries(
-            "Requests per server",
-            "Requests per second the gateway passed to each server (haproxy_backend_http_requests_total).",
-            [target(by_server(_REQUESTS), "{{server}}")],
+            "Calls per server",
+            "MCP messages per second the router handled for each server, refusals included.",
+            [
+                target(
+                    "sum by (server) (rate(mcp_router_requests_total[$__rate_interval]))",
+                    "{{server}}",
+                )
+            ],
             "reqps",
             grid(0, 4, 12, 8),
         ),
         timeseries(
-            "5xx share per server",
-            "Share of each server's responses that were 5xx; McpServerHighErrorRate fires above 1% for 5m.",
-            [target(by_server(f"{_ERRORS}\n/\n{_REQUESTS}"), "{{server}}")],
+            "Failed share per server",
+            "Share of each server's forwarded calls that it failed; McpServerHighErrorRate fires above 1%"
+            " for 5m.",
+            [target(failed_share("", "server", "$__rate_interval"), "{{server}}")],
             "percentunit",
             grid(12, 4, 12, 8),
+            red_from=FAILED_SHARE,
         ),
         timeseries(
             "p99 response time per server",
             "99th percentile of each server's response times at the MCP router (buckets summed over the"
-            " router replicas); McpServerSlowResponses fires when it stays above 1 s for 10m.",
+            " router replicas; GET streams, notifications and posted responses left out);"
+            " McpServerSlowResponses fires when it stays above 1 s for 10m.",
             [target(quantile(0.99, EXCHANGES, "server"), "{{server}}")],
             "s",
             grid(0, 12, 12, 8),
             red_from=SLOW_SECONDS,
         ),
         timeseries(
-            "Authentication failures per server",
-            "Requests a minute the gateway refused for failed authentication (401) in each server's backend.",
-            [
-                target(
-                    by_server(
-                        f"sum by (proxy) (rate(haproxy_backend_requests_denied_total{{{ALL_SERVERS}}}"
-                        "[$__rate_interval])) * 60"
-                    ),
-                    "{{server}}",
-                )
-            ],
-            "short",
-            grid(12, 12, 12, 8),
-        ),
-        timeseries(
             "Refusals per server",
-            "Requests a minute the MCP router refused for each server (any reason: malformed messages,"
-            " routing headers disagreeing with the body, tools not allowed, foreign or unknown sessions).",
+            "Requests a minute the MCP router refused for each server, any reason (malformed messages,"
+            " routing headers disagreeing with the body, tools not allowed, foreign or unknown sessions);"
+            " an empty server is a path that names none.",
             [
                 target(
                     "sum by (server) (rate(mcp_router_refusals_total[$__rate_interval])) * 60",
@@ -122,7 +113,7 @@ def build() -> Any:
                 )
             ],
             "short",
-            grid(0, 20, 12, 8),
+            grid(12, 12, 12, 8),
         ),
         timeseries(
             "Calls by outcome, whole fleet",
@@ -132,6 +123,21 @@ def build() -> Any:
                 target(
                     "sum by (outcome) (rate(mcp_router_requests_total[$__rate_interval]))",
                     "{{outcome}}",
+                )
+            ],
+            "reqps",
+            grid(0, 20, 12, 8),
+        ),
+        timeseries(
+            "Gateway answers by status class",
+            "Responses the gateway (HAProxy) sent to clients, by status class: its own refusals (401"
+            " without a valid token, 404 for unknown paths, 429 over a rate limit, 411/413 bodies) and"
+            " everything the router answered.",
+            [
+                target(
+                    f"sum by (code) (rate(haproxy_frontend_http_responses_total{{{GATEWAY_FRONTEND}}}"
+                    "[$__rate_interval]))",
+                    "{{code}}",
                 )
             ],
             "reqps",
@@ -171,7 +177,7 @@ def build() -> Any:
     return dashboard(
         "MCP fleet overview",
         UID,
-        "Every MCP server of the fleet, as the gateway, the MCP router and Kubernetes see it.",
+        "Every MCP server of the fleet, as the MCP router, the gateway and Kubernetes see it.",
         [datasource_variable(), namespace_variable()],
         panels,
     )

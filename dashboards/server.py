@@ -1,6 +1,6 @@
-"""One MCP server in depth, chosen with the `server` variable: replicas; per tool, response-time
-percentiles, calls by outcome and error codes, refusals (from the MCP router); traffic by status class,
-time spent at the gateway, authentication failures (HAProxy); each pod's CPU, throttling, memory, restarts."""
+"""One MCP server in depth, chosen with the `server` variable: replicas; from the MCP router, response-time
+percentiles per tool and method, calls by outcome, JSON-RPC errors by code, refusals by reason, the failed
+share and the pods it resolves; each pod's CPU, throttling, memory and restarts."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from typing import Any
 
 from grafanalib import core as g
 
+from components.manifests.monitoring import failed_share
 from dashboards.common import (
-    ALL_SERVERS,
     DATASOURCE,
     EXCHANGES,
+    FAILED_SHARE,
     NO_STREAMS,
     SLOW_SECONDS,
     dashboard,
@@ -26,7 +27,6 @@ from dashboards.common import (
 
 UID = "mcp-server"
 
-_GATEWAY = 'proxy="server_$server"'
 _PODS = 'namespace=~"$namespace",pod=~"$server-[a-z0-9]+-[a-z0-9]+",container="server"'
 _DEPLOYMENT = 'namespace=~"$namespace",deployment="$server"'
 # The MCP router's series of this server; tool calls alone carry a `tool`.
@@ -40,8 +40,8 @@ def _server_variable() -> Any:
         name="server",
         label="Server",
         dataSource=DATASOURCE,
-        query=f"label_values(haproxy_backend_http_requests_total{{{ALL_SERVERS}}}, proxy)",
-        regex="/^server_(.+)$/",
+        # Every server the router has handled a message for (any outcome).
+        query="label_values(mcp_router_requests_total, server)",
         type="query",
         refresh=2,
     )
@@ -71,10 +71,11 @@ def build() -> Any:
             grid(4, 0, 4, 4),
         ),
         stat(
-            "Healthy endpoints at the gateway",
-            "Servers of the gateway's backend that pass its health checks (worst gateway replica).",
-            f"min(haproxy_backend_active_servers{{{_GATEWAY}}})",
-            "none",
+            "Calls per second",
+            "MCP messages per second the router handled for this server over the last 5 minutes, refusals"
+            " included.",
+            f"sum(rate(mcp_router_requests_total{{{_ROUTER}}}[5m]))",
+            "reqps",
             grid(8, 0, 4, 4),
         ),
         stat(
@@ -171,59 +172,27 @@ def build() -> Any:
             red_from=10,
         ),
         timeseries(
-            "Responses by status class",
-            "Responses per second the gateway returned for this server, by HTTP status class.",
+            "Calls by outcome",
+            "MCP messages per second through the router for this server, every method, by outcome: ok,"
+            " tool_error, rpc_error, refused, upstream_error (the server was not reached or gave no answer).",
             [
                 target(
-                    f"sum by (code) (rate(haproxy_backend_http_responses_total{{{_GATEWAY}}}"
-                    "[$__rate_interval]))",
-                    "{{code}}",
+                    f"sum by (outcome) (rate(mcp_router_requests_total{{{_ROUTER}}}[$__rate_interval]))",
+                    "{{outcome}}",
                 )
             ],
             "reqps",
             grid(12, 20, 12, 8),
         ),
         timeseries(
-            "5xx share",
-            "Share of responses that were 5xx; McpServerHighErrorRate fires above 1% for 5m.",
-            [
-                target(
-                    f'sum(rate(haproxy_backend_http_responses_total{{{_GATEWAY},code="5xx"}}[$__rate_interval]))'
-                    f"\n/\nsum(rate(haproxy_backend_http_requests_total{{{_GATEWAY}}}[$__rate_interval]))",
-                    "5xx",
-                )
-            ],
+            "Failed share",
+            "Share of the calls the router forwarded that the server failed: unreachable, timed out, HTTP"
+            " 5xx without an answer, or a JSON-RPC internal error (-32603); McpServerHighErrorRate fires"
+            " above 1% for 5m.",
+            [target(failed_share(_ROUTER, window="$__rate_interval"), "failed")],
             "percentunit",
             grid(0, 28, 12, 8),
-        ),
-        timeseries(
-            "Average time at the gateway",
-            "Means over each gateway replica's last 1024 requests (worst replica): queue, connect,"
-            " response headers, and total (includes streamed responses). HAProxy 2.6 has no percentiles:"
-            " the router's are in the panels above.",
-            [
-                target(f"max(haproxy_backend_queue_time_average_seconds{{{_GATEWAY}}})", "queue", "A"),
-                target(f"max(haproxy_backend_connect_time_average_seconds{{{_GATEWAY}}})", "connect", "B"),
-                target(f"max(haproxy_backend_response_time_average_seconds{{{_GATEWAY}}})", "response", "C"),
-                target(f"max(haproxy_backend_total_time_average_seconds{{{_GATEWAY}}})", "total", "D"),
-            ],
-            "s",
-            grid(12, 28, 12, 8),
-        ),
-        timeseries(
-            "Authentication failures and sessions",
-            "Requests a minute refused for failed authentication (401), sessions open, requests queued.",
-            [
-                target(
-                    f"sum(rate(haproxy_backend_requests_denied_total{{{_GATEWAY}}}[$__rate_interval])) * 60",
-                    "auth failures / min",
-                    "A",
-                ),
-                target(f"sum(haproxy_backend_current_sessions{{{_GATEWAY}}})", "sessions", "B"),
-                target(f"sum(haproxy_backend_current_queue{{{_GATEWAY}}})", "queued", "C"),
-            ],
-            "short",
-            grid(0, 36, 12, 8),
+            red_from=FAILED_SHARE,
         ),
         timeseries(
             "Container restarts per pod",
@@ -235,7 +204,7 @@ def build() -> Any:
                 )
             ],
             "short",
-            grid(12, 36, 12, 8),
+            grid(12, 28, 12, 8),
         ),
         timeseries(
             "CPU per pod, share of limit",
@@ -251,7 +220,7 @@ def build() -> Any:
                 )
             ],
             "percentunit",
-            grid(0, 44, 8, 8),
+            grid(0, 36, 8, 8),
         ),
         timeseries(
             "CPU throttling per pod",
@@ -265,7 +234,7 @@ def build() -> Any:
                 )
             ],
             "percentunit",
-            grid(8, 44, 8, 8),
+            grid(8, 36, 8, 8),
         ),
         timeseries(
             "Memory per pod, share of limit",
@@ -277,7 +246,7 @@ def build() -> Any:
                 )
             ],
             "percentunit",
-            grid(16, 44, 8, 8),
+            grid(16, 36, 8, 8),
         ),
     ]
     return dashboard(

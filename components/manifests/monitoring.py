@@ -38,7 +38,6 @@ METRICS_PATH = "/metrics"
 # workload.service names its one port so; a ServiceMonitor endpoint refers to the Service's port name.
 SERVICE_PORT_NAME = f"http-{PORT_NAME}"
 GATEWAY_METRICS_PORT = "metrics"
-GATEWAY_BACKEND_PREFIX = "server_"
 # The MCP router's pods (docs/router.md) serve `/metrics` on container port 8091, which the router's
 # Deployment names ROUTER_METRICS_PORT (a PodMonitor endpoint refers to a named port).
 ROUTER_METRICS_PORT = "metrics"
@@ -68,15 +67,11 @@ RESPONSE_TIME_QUANTILE = 0.99
 # Calls in the 5-minute window below which no latency alert fires: with fewer than 100 observations the
 # 99th percentile is the single slowest call, one outlier, not a trend.
 LATENCY_MIN_CALLS = 100
-AUTH_FAILURES_PER_MINUTE = 10
 REFUSALS_PER_MINUTE = 10
+# JSON-RPC's "Internal error": a server's own failure (the router answers it too when it reaches none).
+INTERNAL_ERROR_CODE = -32603
 CPU_LIMIT_RATIO = 0.8
 MEMORY_LIMIT_RATIO = 0.85
-
-
-def gateway_backend(server_name: str) -> str:
-    """The gateway's HAProxy backend of a server: the `proxy` label of its metrics."""
-    return f"{GATEWAY_BACKEND_PREFIX}{server_name}"
 
 
 def pod_pattern(server_name: str) -> str:
@@ -89,24 +84,19 @@ def runbook_url(alert: str) -> str:
 
 
 # Where each alert's numbers come from (docs/runbooks.md explains them to on-call):
-# - Traffic through the gateway (errors, authentication failures, endpoints HAProxy sees) is measured by
-#   HAProxy: MCP servers expose different metrics or none, the gateway the same ones for every server. Its
-#   built-in exporter (HAProxy 2.6, addons/promex) labels backend metrics `proxy="server_<name>"`. Every
-#   name used here is in the output of a real HAProxy 2.6.12 (tests/monitoring/haproxy-2.6.12-metrics.txt).
-# - Response times, refusals and the pods each server resolves to are measured by the MCP router, the one
-#   place that reads each message (docs/router.md, "Metrics"): it labels its metrics `server`, `method` and
-#   `tool`, and Prometheus adds the router pod's `namespace` (the gateway namespace). HAProxy 2.6 has no
-#   latency histogram, the router has one: the slow-response alerts are a real 99th percentile
-#   (`histogram_quantile` over the buckets summed across router replicas), never a mean.
-# - HAProxy counts responses per status class only (`code="4xx"`), never per status. Authentication
-#   failures are the requests the gateway refuses with `http-request deny deny_status 401` inside the
-#   server's backend: `haproxy_backend_requests_denied_total` counts exactly the `deny` rules of that
-#   backend (an `http-request return` or a 401 from the server itself is not counted; measured on 2.6.12).
-#   The gateway must keep `deny` for authentication failures alone there.
+# - Traffic (errors, response times, refusals, the pods each server resolves to) is measured by the MCP
+#   router, the one place every call to every server passes and the one that reads each message
+#   (docs/router.md, "Metrics"). MCP servers expose different metrics or none; the router the same ones for
+#   every server, labelled `server`, `method` and `tool`, and Prometheus adds the router pod's `namespace`
+#   (the gateway namespace). HAProxy sends every routed request to the router's one pool, so its own
+#   metrics say nothing per server.
+# - HAProxy 2.6 has no latency histogram, the router has one: the slow-response alerts are a real 99th
+#   percentile (`histogram_quantile` over the buckets summed across router replicas), never a mean.
+# - Authentication is checked at HAProxy first, in front of every server at once; what the router refuses
+#   again (`reason="auth"`) is among the refusals.
 # - CPU and memory: cAdvisor usage against the limits kube-state-metrics reports, for the `server`
-#   container of the server's pods. Down: kube-state-metrics (no available replica) or the gateway's
-#   health checks (no healthy endpoint). Not `up`: servers need not serve /metrics, and a failing scrape
-#   is not an outage.
+#   container of the server's pods. Down: kube-state-metrics (no available replica) or the router (no pod
+#   resolved). Not `up`: servers need not serve /metrics, and a failing scrape is not an outage.
 
 
 @dataclass(frozen=True)
@@ -123,22 +113,18 @@ class Alert:
 
 def server_alerts(server: FleetServer, settings: Environment) -> list[Alert]:
     name = server.name
-    gateway = f'namespace="{settings.gateway_namespace}",proxy="{gateway_backend(name)}"'
-    pods = f'namespace="{server.namespace}",pod=~"{pod_pattern(name)}",container="{CONTAINER_NAME}"'
-    requests = f"sum(rate(haproxy_backend_http_requests_total{{{gateway}}}[5m]))"
     router = f'namespace="{settings.gateway_namespace}",server="{name}"'
+    pods = f'namespace="{server.namespace}",pod=~"{pod_pattern(name)}",container="{CONTAINER_NAME}"'
     deployment = f'namespace="{server.namespace}",deployment="{name}"'
     callers_refused = f'{router},reason!="{ROUTER_PLATFORM_REFUSAL}"'
     return [
         Alert(
             "McpServerDown",
             "critical",
-            f"max(kube_deployment_status_replicas_available{{{deployment}}}) == 0\n"
-            f"or\nmax(haproxy_backend_active_servers{{{gateway}}}) == 0",
+            f"max(kube_deployment_status_replicas_available{{{deployment}}}) == 0",
             "2m",
             f"MCP server {name} is down",
-            f"{name} has had no available replica, or the gateway has seen no healthy endpoint of it,"
-            " for 2 minutes: every call to it fails.",
+            f"{name} has had no available replica for 2 minutes: every call to it fails.",
         ),
         Alert(
             "McpServerNoRouterEndpoints",
@@ -155,12 +141,12 @@ def server_alerts(server: FleetServer, settings: Environment) -> list[Alert]:
         Alert(
             "McpServerHighErrorRate",
             "warning",
-            f'sum(rate(haproxy_backend_http_responses_total{{{gateway},code="5xx"}}[5m]))\n/\n{requests}\n'
-            f"> {ERROR_RATIO}",
+            f"{failed_share(router)}\n> {ERROR_RATIO}",
             "5m",
-            f"MCP server {name} answers more than {ERROR_RATIO:.0%} of requests with 5xx",
-            "{{ $value | humanizePercentage }} of the requests the gateway passed to "
-            f"{name} ended in a 5xx response over the last 5 minutes.",
+            f"MCP server {name} fails more than {ERROR_RATIO:.0%} of the calls it is sent",
+            "{{ $value | humanizePercentage }} of the calls the MCP router forwarded to "
+            f"{name} failed at the server over the last 5 minutes (unreachable, timed out, HTTP 5xx, or"
+            f" JSON-RPC internal error {INTERNAL_ERROR_CODE}).",
         ),
         Alert(
             "McpServerSlowResponses",
@@ -181,16 +167,6 @@ def server_alerts(server: FleetServer, settings: Environment) -> list[Alert]:
             f"The 99th percentile of {name}'s calls to tool"
             " {{ $labels.tool }} at the MCP router was {{ $value | humanizeDuration }} over the last 5"
             " minutes: one call in a hundred took longer.",
-        ),
-        Alert(
-            "McpServerAuthFailures",
-            "warning",
-            f"sum(rate(haproxy_backend_requests_denied_total{{{gateway}}}[5m])) * 60\n"
-            f"> {AUTH_FAILURES_PER_MINUTE}",
-            "5m",
-            f"More than {AUTH_FAILURES_PER_MINUTE} calls a minute to MCP server {name} fail authentication",
-            "The gateway refused {{ $value | humanize }} requests a minute to "
-            f"{name} for failed authentication (401) over the last 5 minutes.",
         ),
         Alert(
             "McpServerRefusalSurge",
@@ -228,6 +204,23 @@ def server_alerts(server: FleetServer, settings: Environment) -> list[Alert]:
             " minutes: at the limit the kernel kills it (OOMKilled).",
         ),
     ]
+
+
+def failed_share(selector: str, by: str = "", window: str = "5m") -> str:
+    """The share of the calls the router forwarded (selected by `selector`, per `by` label or in all) that
+    the server failed: unreachable, timed out, an HTTP 5xx without an answer (`upstream_error`), or its own
+    JSON-RPC internal error. `or`, not `+`: either kind may have no series yet."""
+    keep = f" by ({by}) " if by else ""
+
+    def rate(matchers: str) -> str:
+        return (
+            f"rate(mcp_router_requests_total{{{','.join(m for m in (selector, matchers) if m)}}}[{window}])"
+        )
+
+    unanswered = rate('outcome="upstream_error"')
+    internal = rate(f'outcome="rpc_error",code="{INTERNAL_ERROR_CODE}"')
+    forwarded = rate('outcome!="refused"')
+    return f"sum{keep}(\n  {unanswered}\n  or\n  {internal}\n)\n/\nsum{keep}({forwarded})"
 
 
 def _slow(selector: str, by: str = "") -> str:

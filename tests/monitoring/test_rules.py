@@ -112,7 +112,7 @@ def test_rules_use_only_metrics_the_exporters_serve() -> None:
 def test_router_rules_select_and_group_by_labels_the_router_serves() -> None:
     alerts = server_alerts(sample_server(), sample_settings())
     router_alerts = [a for a in alerts if metric_names(a.expr) & set(router_metrics())]
-    assert len(router_alerts) == 4
+    assert len(router_alerts) == 5
     for alert in router_alerts:
         assert unknown_router_labels(alert.expr) == set(), alert.name
 
