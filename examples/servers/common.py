@@ -6,6 +6,7 @@ Each server module builds an `MCPServer` with its tools; `serve` turns it into t
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import socket
@@ -78,6 +79,8 @@ class ServeOptions:
     """Serve one tool with a changed input schema, to prove drift detection."""
     log_level: str
     """uvicorn and SDK log level."""
+    call_log: str | None = None
+    """File to append one JSON line per MCP message to: what this server was asked to do (for tests)."""
 
 
 def parse_args(prog: str, argv: Sequence[str] | None = None) -> ServeOptions:
@@ -106,12 +109,20 @@ def parse_args(prog: str, argv: Sequence[str] | None = None) -> ServeOptions:
     )
     parser.add_argument("--drift", action="store_true", help="Change one tool's input schema (for tests).")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--call-log",
+        default=os.environ.get("MCP_CALL_LOG"),
+        metavar="PATH",
+        help="Append one JSON line per MCP message received (method, tool, request id, header names).",
+    )
     args = parser.parse_args(argv)
     if not 0 < args.port < 65536:
         parser.error(f"--port must be between 1 and 65535, not {args.port}")
     from_env = [h.strip() for h in os.environ.get(ALLOWED_HOSTS_ENV, "").split(",") if h.strip()]
     allowed = tuple(dict.fromkeys([*LOOPBACK_HOSTS, *from_env, *args.allowed_host]))
-    return ServeOptions(args.host, args.port, allowed, args.replica_id, args.drift, args.log_level.upper())
+    return ServeOptions(
+        args.host, args.port, allowed, args.replica_id, args.drift, args.log_level.upper(), args.call_log
+    )
 
 
 def transport_security(allowed_hosts: Sequence[str]) -> TransportSecuritySettings:
@@ -192,6 +203,35 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+class CallLog:
+    """Server middleware: one JSON line per message this server executes, as the server itself read it.
+
+    Tests compare it with what a gateway in front claims: the tool that really ran, the request id and
+    forwarding headers that arrived, and which header names reached the server (never argument values)."""
+
+    def __init__(self, path: str, replica_id: str) -> None:
+        self.path = path
+        self.replica_id = replica_id
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        # Over HTTP the SDK hands the Starlette request along; its headers are what arrived here.
+        raw = getattr(ctx.request, "headers", None)
+        headers = {str(k).lower(): str(v) for k, v in raw.items()} if raw is not None else {}
+        name = ctx.params.get("name") if ctx.method == "tools/call" and ctx.params else None
+        entry = {
+            "replica": self.replica_id,
+            "method": ctx.method,
+            "tool": name if isinstance(name, str) else None,
+            "request_id": headers.get("x-request-id"),
+            "forwarded_for": headers.get("x-forwarded-for"),
+            "session": headers.get("mcp-session-id"),
+            "headers": sorted(headers),
+        }
+        with open(self.path, "a", encoding="utf-8") as sink:  # noqa: PTH123 (one short append per message)
+            sink.write(json.dumps(entry) + "\n")
+        return await call_next(ctx)
+
+
 class Surface:
     """ASGI wrapper around the MCP app: serves /metrics and /healthz, names the replica on every response
     and counts responses by path and status.
@@ -259,6 +299,8 @@ def create_app(spec: ServerSpec, options: ServeOptions) -> ASGIApp:
     disable_created_metrics()  # type: ignore[no-untyped-call]
     metrics = Metrics(spec.name, options.replica_id, tool_names(server))
     server.middleware.append(metrics)
+    if options.call_log:
+        server.middleware.append(CallLog(options.call_log, options.replica_id))
 
     app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,

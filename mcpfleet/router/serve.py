@@ -81,6 +81,8 @@ def serve(router: Router, host: str, port: int, metrics_port: int, log_level: st
         "access_log": False,
         "server_header": False,
         "date_header": False,
+        # The router reads X-Forwarded-For itself (HAProxy's one value); uvicorn must not rewrite the peer.
+        "proxy_headers": False,
         "log_level": log_level,
         # A refused message is answered before its body is read: no need to keep a client's pipeline.
         "timeout_keep_alive": 30,

@@ -29,7 +29,9 @@ class Issuer:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
 
-    def claims(self, server: str, subject: str, roles: Any = "engineer", **extra: Any) -> dict[str, Any]:
+    def claims(
+        self, server: str, subject: str = "alice", roles: Any = "engineer", **extra: Any
+    ) -> dict[str, Any]:
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": ISSUER,

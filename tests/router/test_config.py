@@ -1,0 +1,154 @@
+"""Bad configuration: the router says which file and field, exits 1, and prints no traceback."""
+
+from __future__ import annotations
+
+import copy
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mcpfleet.errors import InvalidInput
+from mcpfleet.router.config import parse_config, parse_session_keys
+from mcpfleet.router.local import free_port, new_session_keys, session_keys_text
+from tests.router.support import NOTES_ACCESS, NOTES_TOOLS, Issuer, router_config, server_entry
+
+GOOD = router_config({"notes": server_entry("notes", ["127.0.0.1:9"], NOTES_TOOLS, NOTES_ACCESS)})
+
+
+def changed(path: str, value: Any) -> dict[str, Any]:
+    document = copy.deepcopy(GOOD)
+    *parents, last = path.split(".")
+    target = document
+    for part in parents:
+        target = target[part]
+    if value is DELETE:
+        del target[last]
+    else:
+        target[last] = value
+    return document
+
+
+DELETE = object()
+
+BAD = {
+    "issuer missing": ("auth.issuer", DELETE, "auth.issuer"),
+    "HMAC algorithm": ("auth.algorithm", "HS256", "auth.algorithm"),
+    "none algorithm": ("auth.algorithm", "none", "auth.algorithm"),
+    "body limit a string": ("maxBodyBytes", "1048576", "maxBodyBytes"),
+    "body limit zero": ("maxBodyBytes", 0, "maxBodyBytes"),
+    "unknown field": ("extra", 1, "extra"),
+    "port a string": ("servers.notes.upstream", {"host": "notes", "port": "8080", "path": "/mcp"}, "port"),
+    "host and addresses": (
+        "servers.notes.upstream",
+        {"host": "notes", "port": 8080, "addresses": ["127.0.0.1:1"], "path": "/mcp"},
+        "servers.notes.upstream",
+    ),
+    "address not an IP": ("servers.notes.upstream.addresses", ["notes:8080"], "servers.notes.upstream"),
+    "undeclared tool in access": (
+        "servers.notes.access",
+        [{"tools": ["get_env"], "roles": ["support"]}],
+        "servers.notes",
+    ),
+    "public path of another server": ("servers.notes.publicPath", "/servers/units/mcp", "publicPath"),
+    "transport unknown": ("servers.notes.transport", "websocket", "servers.notes.transport"),
+}
+
+
+@pytest.mark.parametrize(("path", "value", "field"), BAD.values(), ids=list(BAD))
+def test_bad_configuration_names_the_field(path: str, value: Any, field: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_config(changed(path, value), "router.json")
+    assert field in str(caught.value)
+    assert str(caught.value).startswith("router.json: ")
+
+
+def test_bad_server_name() -> None:
+    document = copy.deepcopy(GOOD)
+    document["servers"]["Notes!"] = document["servers"].pop("notes")
+    with pytest.raises(InvalidInput, match="servers"):
+        parse_config(document)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("not base64!\n", ":1: not base64"), ("AAAA\n", ":1: a key is 32 bytes"), ("\n\n", "holds no key")],
+)
+def test_bad_session_keys(text: str, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        parse_session_keys(text, "keys")
+
+
+def run(tmp_path: Path, config: str | None = None, key: bytes | None = None, keys: str | None = None) -> Any:
+    issuer = Issuer()
+    (tmp_path / "router.json").write_text(config if config is not None else json.dumps(GOOD))
+    (tmp_path / "issuer.pem").write_bytes(key if key is not None else issuer.public_pem)
+    (tmp_path / "keys").write_text(keys if keys is not None else session_keys_text(new_session_keys()))
+    command = [sys.executable, "-m", "mcpfleet.router", "--config", "router.json", "--jwt-key", "issuer.pem"]
+    # Files are read before any port is bound: a bad one stops the router whatever the ports.
+    command += ["--session-keys", "keys", "--port", str(free_port()), "--metrics-port", str(free_port())]
+    return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"config": '{"environment":"a","environment":"b"}'}, "router.json: duplicate key"),
+        ({"config": "{"}, "router.json: invalid JSON"),
+        ({"config": json.dumps(changed("auth.algorithm", "HS256"))}, "router.json: auth.algorithm"),
+        ({"key": b"not a key"}, "issuer.pem: not a PEM public key"),
+        ({"keys": "AAAA\n"}, "keys:1: a key is 32 bytes"),
+    ],
+    ids=["duplicate key", "not JSON", "bad field", "bad jwt key", "bad session key"],
+)
+def test_command_line_refuses_bad_files(tmp_path: Path, files: dict[str, Any], expected: str) -> None:
+    result = run(tmp_path, **files)
+    assert result.returncode == 1
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_command_line_refuses_a_key_of_the_wrong_algorithm(tmp_path: Path) -> None:
+    result = run(tmp_path, key=Issuer("ES256").public_pem)
+    assert result.returncode == 1
+    assert "issuer.pem: the key is not an RS256 public key" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_command_line_missing_file(tmp_path: Path) -> None:
+    (tmp_path / "issuer.pem").write_bytes(Issuer().public_pem)
+    (tmp_path / "keys").write_text(session_keys_text(new_session_keys()))
+    command = [sys.executable, "-m", "mcpfleet.router", "--config", "router.json", "--jwt-key", "issuer.pem"]
+    command += ["--session-keys", "keys"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "router.json: No such file or directory" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_command_line_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        (tmp_path / "router.json").write_text(json.dumps(GOOD))
+        (tmp_path / "issuer.pem").write_bytes(Issuer().public_pem)
+        (tmp_path / "keys").write_text(session_keys_text(new_session_keys()))
+        command = [
+            sys.executable,
+            "-m",
+            "mcpfleet.router",
+            "--config",
+            "router.json",
+            "--jwt-key",
+            "issuer.pem",
+        ]
+        command += ["--session-keys", "keys", "--port", str(port), "--metrics-port", str(free_port())]
+        result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "cannot listen" in result.stderr
+    assert "Traceback" not in result.stderr
