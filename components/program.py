@@ -39,7 +39,11 @@ def load_fleet() -> FleetModel:
     env = check_env_name(pulumi.get_stack())
     stack_file = f"stacks/Pulumi.{env}.yaml"
     config = pulumi.Config(PROJECT)
-    settings = environment_from_config(config.require_object(CONFIG_KEY.split(":", 1)[1]), stack_file)
+    # `pulumi up` (not a preview or the offline plan) also refuses the shipped example values.
+    deploying = None if pulumi.runtime.is_dry_run() else env
+    settings = environment_from_config(
+        config.require_object(CONFIG_KEY.split(":", 1)[1]), stack_file, deploying
+    )
     catalog = load_catalog(Path(config.get("catalogDir") or "catalog"))
     return resolve_fleet(catalog, env, settings, stack_file)
 

@@ -29,7 +29,15 @@ CLUSTER_LOG_RETENTION_DAYS = 90
 # credentials from their first pod on; these are DaemonSets and go ACTIVE with no node at all.
 ADDONS_BEFORE_NODES: tuple[str, ...] = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
 # Deployments: with no node to run on they stay DEGRADED and the create times out, so they wait for nodes.
-ADDONS_AFTER_NODES: tuple[str, ...] = ("coredns", "aws-ebs-csi-driver")
+# metrics-server is the EKS community add-on of that name (AWS's catalog since 2025-03-31): without a
+# metrics source every HorizontalPodAutoscaler stays inert, and EKS installs none by default.
+ADDONS_AFTER_NODES: tuple[str, ...] = ("coredns", "aws-ebs-csi-driver", "metrics-server")
+
+# The VPC CNI enforces NetworkPolicies only with its network policy agent on, which its add-on leaves off
+# unless configured so: key and string value as the EKS user guide gives them ("Configure your cluster
+# for Kubernetes network policies": `{"enableNetworkPolicy": "true"}`, vpc-cni v1.14.0-eksbuild.3+).
+VPC_CNI_CONFIGURATION: dict[str, str] = {"enableNetworkPolicy": "true"}
+ADDON_CONFIGURATION: dict[str, dict[str, str]] = {"vpc-cni": VPC_CNI_CONFIGURATION}
 
 EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
 
@@ -262,6 +270,40 @@ def certificate_authority_data(certificate_authority: aws.eks.outputs.ClusterCer
     return certificate_authority.data
 
 
+def addon_configuration(addon: str) -> str | None:
+    """The add-on's `configurationValues` (a JSON document, as EKS takes it), or None for its defaults."""
+    values = ADDON_CONFIGURATION.get(addon)
+    return json.dumps(values, sort_keys=True) if values else None
+
+
+def ebs_csi_key_policy_document(key_arn: str) -> str:
+    """What the EBS CSI driver needs to create, attach and read volumes encrypted with key_arn."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"],
+                    "Resource": [key_arn],
+                    "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": [
+                        "kms:Encrypt",
+                        "kms:Decrypt",
+                        "kms:ReEncrypt*",
+                        "kms:GenerateDataKey*",
+                        "kms:DescribeKey",
+                    ],
+                    "Resource": [key_arn],
+                },
+            ],
+        }
+    )
+
+
 def tags(name: str, **extra: str) -> dict[str, str]:
     return {**BASE_TAGS, "Name": name, **extra}
 
@@ -280,6 +322,8 @@ class EksCluster(pulumi.ComponentResource):
     node_role_arn: pulumi.Output[str]
     private_subnet_ids: pulumi.Output[list[str]]
     vpc_id: pulumi.Output[str]
+    region: str
+    kms_key_arn: pulumi.Output[str]
 
     def __init__(self, name: str, settings: Cluster, opts: pulumi.ResourceOptions | None = None) -> None:
         if not _CLUSTER_NAME.match(name):
@@ -389,16 +433,29 @@ class EksCluster(pulumi.ComponentResource):
         ebs_csi_role = self._pod_identity_role(
             name, "ebs-csi", partition, "service-role/AmazonEBSCSIDriverPolicy"
         )
-        late_addons = [
-            self._addon(name, cluster, "coredns", depends_on=[node_group]),
-            self._addon(
-                name,
-                cluster,
-                "aws-ebs-csi-driver",
-                depends_on=[node_group],
-                pod_identity=(ebs_csi_role.arn, EBS_CSI_SERVICE_ACCOUNT),
-            ),
-        ]
+        # The default StorageClass encrypts volumes with the cluster's key, which the managed policy does
+        # not cover: the EKS user guide's statements for a customer key ("Store Kubernetes volumes with
+        # Amazon EBS"), on this key only.
+        ebs_csi_key_policy = aws.iam.RolePolicy(
+            f"{name}-ebs-csi-kms",
+            role=ebs_csi_role.name,
+            policy=key.arn.apply(ebs_csi_key_policy_document),
+            opts=self._opts(),
+        )
+        late_addons: list[aws.eks.Addon] = []
+        for addon in ADDONS_AFTER_NODES:
+            if addon == "aws-ebs-csi-driver":
+                late_addons.append(
+                    self._addon(
+                        name,
+                        cluster,
+                        addon,
+                        depends_on=[node_group, ebs_csi_key_policy],
+                        pod_identity=(ebs_csi_role.arn, EBS_CSI_SERVICE_ACCOUNT),
+                    )
+                )
+            else:
+                late_addons.append(self._addon(name, cluster, addon, depends_on=[node_group]))
 
         admin_policy_arn = f"arn:{partition}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
         admin_grants: list[pulumi.Resource] = []
@@ -447,6 +504,8 @@ class EksCluster(pulumi.ComponentResource):
         self.node_role_arn = node_role.arn
         self.private_subnet_ids = pulumi.Output.all(*[subnet.id for subnet in private_subnets])
         self.vpc_id = vpc_id
+        self.region = spec.region
+        self.kms_key_arn = key.arn
 
         self.register_outputs(
             {
@@ -615,6 +674,7 @@ class EksCluster(pulumi.ComponentResource):
             # EKS installs self-managed vpc-cni, kube-proxy and coredns with the cluster; take them over.
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="OVERWRITE",
+            configuration_values=addon_configuration(addon),
             pod_identity_associations=(
                 [
                     aws.eks.AddonPodIdentityAssociationArgs(

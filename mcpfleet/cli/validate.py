@@ -9,12 +9,12 @@ from mcpfleet.cli.app import CatalogOption, StacksOption, app, refuse
 from mcpfleet.errors import InputProblem, InvalidInput, display_path
 from mcpfleet.fleet import resolve_fleet
 from mcpfleet.model import ENVIRONMENTS
-from mcpfleet.stacks.loader import load_stack_config, stack_file
+from mcpfleet.stacks.loader import load_stack_config, stack_deploy_problems, stack_file
 
 
 @app.command()
 def validate(catalog: CatalogOption = Path("catalog"), stacks: StacksOption = Path("stacks")) -> None:
-    """Validate every catalog entry, every environment's stack file, and each environment's selection."""
+    """Validate every catalog entry, every environment's stack file (ready to deploy), and each selection."""
     problems: list[InputProblem] = []
     try:
         loaded = load_catalog(catalog)
@@ -27,6 +27,9 @@ def validate(catalog: CatalogOption = Path("catalog"), stacks: StacksOption = Pa
             continue
         try:
             _, settings = load_stack_config(stacks, env)
+            # Deployable, not only plannable: values only the stack's owner can give are refused when
+            # missing or still the shipped examples (mcpfleet.stacks.deploy).
+            problems.extend(stack_deploy_problems(stacks, env, settings))
             if loaded is not None:
                 fleet = resolve_fleet(loaded, env, settings, display_path(stack_file(stacks, env)))
                 summary.append(f"{env}: {len(fleet.servers)}")

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from mcpfleet.errors import InputProblem, InvalidInput, display_path
 from mcpfleet.model import ENVIRONMENTS, EnvName
+from mcpfleet.stacks.deploy import deploy_problems
 from mcpfleet.stacks.models import CONFIG_KEY, Environment
 from mcpfleet.validation import problems_from, validate_document
 from mcpfleet.yamlfile import YamlDocument, YamlError, read_yaml
@@ -72,9 +73,47 @@ def load_stack_config(stacks_dir: Path, env: str) -> tuple[dict[str, Any], Envir
     return config, environment
 
 
-def environment_from_config(raw: Any, where: str) -> Environment:
-    """Validate settings handed over by the Pulumi engine (`pulumi up`), naming the stack file."""
+def environment_from_config(raw: Any, where: str, env: str | None = None) -> Environment:
+    """Validate settings handed over by the Pulumi engine (`pulumi up`), naming the stack file.
+
+    env: the stack being deployed, when this is a deploy (not a preview or a plan): then the values only
+    its owner can give must be there too (`mcpfleet.stacks.deploy`).
+    """
     try:
-        return Environment.model_validate(raw)
+        settings = Environment.model_validate(raw)
     except ValidationError as exc:
         raise InvalidInput(problems_from(exc, YamlDocument(raw), where, ("config", CONFIG_KEY))) from None
+    if env is not None:
+        document = YamlDocument({"config": {CONFIG_KEY: raw}})
+        found = deploy_input_problems(settings, env, document, where)
+        if found:
+            raise InvalidInput(found)
+    return settings
+
+
+def deploy_input_problems(
+    settings: Environment, env: str, document: YamlDocument, shown: str
+) -> list[InputProblem]:
+    """The stack's deploy problems as input problems: file, line, setting, and the command that sets it."""
+    return [
+        InputProblem(
+            shown,
+            document.line_of(("config", CONFIG_KEY, *problem.path)),
+            f"config.{CONFIG_KEY}.{problem.field}",
+            problem.describe(),
+        )
+        for problem in deploy_problems(settings, env)
+    ]
+
+
+def stack_deploy_problems(stacks_dir: Path, env: str, settings: Environment) -> list[InputProblem]:
+    """What a deploy of this (valid) stack file would fail for want of: values only its owner can give
+    (admin principals, the deploy runners' CIDRs, the Route53 zone, a domain), each with its line."""
+    path = stack_file(stacks_dir, env)
+    shown = display_path(path)
+    try:
+        document = read_yaml(path, shown)
+    except YamlError as exc:
+        return [exc.problem]
+    return deploy_input_problems(settings, env, document, shown)
+

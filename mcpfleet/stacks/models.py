@@ -50,7 +50,11 @@ class Cluster(Model):
     version: KubernetesVersion | None = Field(default=None, description="eks: Kubernetes version, pinned.")
     endpoint_public_access_cidrs: list[Cidr] = Field(
         default_factory=list,
-        description="eks: CIDRs that may reach the API endpoint publicly; empty keeps it private.",
+        description=(
+            "eks: public CIDRs that may reach the API endpoint: those of the machines that run `pulumi up`"
+            " (the deploy workflow's runners, your operators). The program talks to the cluster's API in"
+            " the same run that creates it, from outside the VPC, so a deploy needs at least one."
+        ),
     )
     node_group: NodeGroup | None = Field(default=None, description="eks: managed node group.")
     availability_zones: list[
@@ -69,7 +73,10 @@ class Cluster(Model):
         ]
     ] = Field(
         default_factory=list,
-        description="eks: IAM roles or users of the platform team, granted cluster admin by access entries.",
+        description=(
+            "eks: IAM roles or users of the platform team, granted cluster admin by access entries; the"
+            " identity that runs `pulumi up` must be one of them (the creator gets no implicit access)."
+        ),
     )
 
     @model_validator(mode="after")
@@ -111,6 +118,34 @@ def _camel(name: str) -> str:
 
 
 class Mesh(Model):
+# Route53 hosted zone ids are upper-case letters and digits (`Z` and up to 31 more in practice).
+HostedZoneId = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{1,32}$")]
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+
+
+class Dns(Model):
+    """eks: the public Route53 zone that holds `domain`. The program writes the gateway's record there
+    (a CNAME to its load balancer) and cert-manager answers the ACME DNS-01 challenge for `domain` there,
+    as a role allowed to change only that name's TXT record in only this zone."""
+
+    hosted_zone_id: HostedZoneId = Field(
+        description="Id of the public hosted zone `domain` belongs to (`aws route53 list-hosted-zones`)."
+    )
+
+
+class Acme(Model):
+    """The ACME account of the ClusterIssuer the program creates (`gateway.clusterIssuer`, eks)."""
+
+    server: HttpsUrl = Field(
+        default=LETS_ENCRYPT,
+        description="ACME directory: Let's Encrypt's production one by default (its staging directory"
+        " issues untrusted certificates).",
+    )
+    email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = Field(
+        default=None, description="Contact address given to the ACME server (optional)."
+    )
+
+
     """Istio service mesh. Mutual TLS is STRICT in every environment; that is not a setting."""
 
     istio_version: Annotated[str, StringConstraints(pattern=r"^1\.[0-9]+\.[0-9]+$")] = Field(
@@ -250,9 +285,21 @@ class Environment(Model):
     )
 
     @model_validator(mode="after")
+    dns: Dns | None = Field(
+        default=None, description="eks: the Route53 zone of `domain` (needed to deploy, not to plan)."
+    )
+    acme: Acme = Field(
+        default_factory=Acme, description="eks with `gateway.tls: cert-manager`: the issuer's ACME account."
+    )
     def _consistent(self) -> Environment:
         if self.default_replicas < self.minimum_replicas:
             raise ValueError("defaultReplicas is below minimumReplicas")
         if self.default_max_replicas < self.default_replicas:
             raise ValueError("defaultMaxReplicas is below defaultReplicas")
         return self
+    @model_validator(mode="after")
+    def _dns_on_eks_only(self) -> Environment:
+        if self.dns is not None and self.cluster.provider != "eks":
+            raise ValueError("dns is an eks setting (Route53); an existing cluster takes none")
+        return self
+

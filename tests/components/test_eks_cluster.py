@@ -354,7 +354,14 @@ def test_oidc_provider_addons_and_admin_access_entries(monitor: Recorder) -> Non
     assert "thumbprintLists" not in oidc.inputs
 
     addons = {a.inputs["addonName"]: a.inputs for a in monitor.of_type("aws:eks/addon:Addon")}
-    assert set(addons) == {"vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", "aws-ebs-csi-driver"}
+    assert set(addons) == {
+        "vpc-cni",
+        "coredns",
+        "kube-proxy",
+        "eks-pod-identity-agent",
+        "aws-ebs-csi-driver",
+        "metrics-server",
+    }
     for addon in addons.values():
         assert "addonVersion" not in addon
         assert addon["resolveConflictsOnCreate"] == addon["resolveConflictsOnUpdate"] == "OVERWRITE"
@@ -394,3 +401,43 @@ def test_every_taggable_resource_is_tagged(monitor: Recorder) -> None:
     for registration in tagged:
         assert registration.inputs["tags"]["Project"] == "mcpfleet", registration.name
         assert registration.inputs["tags"]["ManagedBy"] == "pulumi", registration.name
+
+
+def test_vpc_cni_enforces_network_policies(monitor: Recorder) -> None:
+    # Without the agent on, every NetworkPolicy of the fleet (default deny, egress allowlists) is a no-op.
+    build(eks_settings())
+    addons = {a.inputs["addonName"]: a.inputs for a in monitor.of_type("aws:eks/addon:Addon")}
+    assert json.loads(addons["vpc-cni"]["configurationValues"]) == {"enableNetworkPolicy": "true"}
+    # The others keep EKS's defaults: a configuration document would have to match each one's schema.
+    assert all("configurationValues" not in a for name, a in addons.items() if name != "vpc-cni")
+
+
+def test_metrics_server_and_dns_wait_for_nodes_and_the_cni_does_not(monitor: Recorder) -> None:
+    # A Deployment add-on created before any node stays DEGRADED until its create times out.
+    build(eks_settings())
+    nodes = monitor.one("aws:eks/nodeGroup:NodeGroup")
+    by_name = {a.inputs["addonName"]: a for a in monitor.of_type("aws:eks/addon:Addon")}
+    for addon in ("metrics-server", "coredns", "aws-ebs-csi-driver"):
+        assert nodes.urn in by_name[addon].dependencies, addon
+    for addon in ("vpc-cni", "kube-proxy", "eks-pod-identity-agent"):
+        assert nodes.urn not in by_name[addon].dependencies, addon
+        assert by_name[addon].urn in nodes.dependencies, addon
+    # Whatever the Kubernetes provider deploys (HPAs included) comes after the metrics source.
+    provider = monitor.one("pulumi:providers:kubernetes")
+    assert by_name["metrics-server"].urn in provider.dependencies
+
+
+def test_ebs_csi_driver_may_use_the_cluster_key_and_nothing_else(monitor: Recorder) -> None:
+    build(eks_settings())
+    key_arn = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/mcpfleet-prod-kms"
+    policy = monitor.named("mcpfleet-prod-ebs-csi-kms")
+    assert policy.inputs["role"] == "mcpfleet-prod-ebs-csi-role"
+    document = json.loads(policy.inputs["policy"])
+    assert {r for statement in document["Statement"] for r in statement["Resource"]} == {key_arn}
+    grants = [s for s in document["Statement"] if "kms:CreateGrant" in s["Action"]]
+    assert [g["Condition"] for g in grants] == [{"Bool": {"kms:GrantIsForAWSResource": "true"}}]
+    # The driver starts only once it may encrypt, or its first volume fails.
+    (driver,) = [
+        a for a in monitor.of_type("aws:eks/addon:Addon") if a.inputs["addonName"] == "aws-ebs-csi-driver"
+    ]
+    assert policy.urn in driver.dependencies

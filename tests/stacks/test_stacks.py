@@ -41,7 +41,9 @@ def test_prod_is_the_strictest_environment() -> None:
         assert prod.default_replicas >= other.default_replicas
     assert prod.strictness == "strict"
     assert prod.minimum_replicas >= 2
-    assert prod.cluster.endpoint_public_access_cidrs == []
+    # Reachable by the deploy (it runs outside the VPC it creates), by the listed addresses only.
+    assert prod.cluster.endpoint_public_access_cidrs
+    assert all(not cidr.endswith("/0") for cidr in prod.cluster.endpoint_public_access_cidrs)
 
 
 def write_stack(stacks_dir: Path, env: str, mutate: dict[str, object]) -> None:
