@@ -63,8 +63,8 @@ def build() -> Any:
         ),
         stat(
             "Failed share, whole fleet",
-            "Share of the calls the router forwarded that the servers failed: unreachable, timed out, HTTP"
-            " 5xx without an answer, or a JSON-RPC internal error (-32603).",
+            "Share of the calls that failed on the way or at the servers: no pod to send them to,"
+            " unreachable, timed out, HTTP 5xx without an answer, or a JSON-RPC internal error (-32603).",
             failed_share("", window="$__rate_interval"),
             "percentunit",
             grid(18, 0, 6, 4),
@@ -84,7 +84,8 @@ def build() -> Any:
         ),
         timeseries(
             "Failed share per server",
-            "Share of each server's forwarded calls that it failed; McpServerHighErrorRate fires above 1%"
+            "Share of each server's calls that failed on the way or at the server; McpServerHighErrorRate"
+            " fires above 1%"
             " for 5m.",
             [target(failed_share("", "server", "$__rate_interval"), "{{server}}")],
             "percentunit",

@@ -186,9 +186,9 @@ def build() -> Any:
         ),
         timeseries(
             "Failed share",
-            "Share of the calls the router forwarded that the server failed: unreachable, timed out, HTTP"
-            " 5xx without an answer, or a JSON-RPC internal error (-32603); McpServerHighErrorRate fires"
-            " above 1% for 5m.",
+            "Share of the calls that failed on the way or at the server: no pod to send them to,"
+            " unreachable, timed out, HTTP 5xx without an answer, or a JSON-RPC internal error (-32603);"
+            " McpServerHighErrorRate fires above 1% for 5m.",
             [target(failed_share(_ROUTER, window="$__rate_interval"), "failed")],
             "percentunit",
             grid(0, 28, 12, 8),

@@ -46,7 +46,7 @@ ROUTER_METRICS_PORT = "metrics"
 # client posts (answered 202 at once), nor requests refused before their method was read (`""`).
 ROUTER_EXCHANGES = 'method!="",method!~"GET|response|notifications/.+"'
 # A refusal reason that is the platform's failure, not the caller's: no pod to send to (502). The refusal
-# alert is about what callers send; McpServerNoRouterEndpoints and the error rate cover this one.
+# alert is about what callers send; the failed share and McpServerNoRouterEndpoints count this one.
 ROUTER_PLATFORM_REFUSAL = "no-endpoint"
 
 DASHBOARD_LABEL = "grafana_dashboard"
@@ -143,10 +143,10 @@ def server_alerts(server: FleetServer, settings: Environment) -> list[Alert]:
             "warning",
             f"{failed_share(router)}\n> {ERROR_RATIO}",
             "5m",
-            f"MCP server {name} fails more than {ERROR_RATIO:.0%} of the calls it is sent",
-            "{{ $value | humanizePercentage }} of the calls the MCP router forwarded to "
-            f"{name} failed at the server over the last 5 minutes (unreachable, timed out, HTTP 5xx, or"
-            f" JSON-RPC internal error {INTERNAL_ERROR_CODE}).",
+            f"More than {ERROR_RATIO:.0%} of the calls to MCP server {name} fail",
+            "{{ $value | humanizePercentage }} of the calls to "
+            f"{name} failed over the last 5 minutes: no pod to send them to, the server unreachable or"
+            f" timed out, HTTP 5xx, or JSON-RPC internal error {INTERNAL_ERROR_CODE}.",
         ),
         Alert(
             "McpServerSlowResponses",
@@ -207,20 +207,30 @@ def server_alerts(server: FleetServer, settings: Environment) -> list[Alert]:
 
 
 def failed_share(selector: str, by: str = "", window: str = "5m") -> str:
-    """The share of the calls the router forwarded (selected by `selector`, per `by` label or in all) that
-    the server failed: unreachable, timed out, an HTTP 5xx without an answer (`upstream_error`), or its own
-    JSON-RPC internal error. `or`, not `+`: either kind may have no series yet."""
+    """The share of the calls for a server (selected by `selector`, per `by` label or in all) that failed
+    on the way or at the server: the router found no pod to send them to (a refusal, `no-endpoint`), or
+    the server could not be reached, timed out, answered HTTP 5xx without an answer (`upstream_error`) or
+    with JSON-RPC's internal error. Over the calls forwarded plus those with no pod; refusals of what the
+    callers sent are theirs. `or`, not `+`: any kind may have no series yet, and their labels differ."""
     keep = f" by ({by}) " if by else ""
 
-    def rate(matchers: str) -> str:
-        return (
-            f"rate(mcp_router_requests_total{{{','.join(m for m in (selector, matchers) if m)}}}[{window}])"
-        )
+    def rate(metric: str, matchers: str) -> str:
+        return f"rate({metric}{{{','.join(m for m in (selector, matchers) if m)}}}[{window}])"
 
-    unanswered = rate('outcome="upstream_error"')
-    internal = rate(f'outcome="rpc_error",code="{INTERNAL_ERROR_CODE}"')
-    forwarded = rate('outcome!="refused"')
-    return f"sum{keep}(\n  {unanswered}\n  or\n  {internal}\n)\n/\nsum{keep}({forwarded})"
+    calls, refusals = "mcp_router_requests_total", "mcp_router_refusals_total"
+    no_pod = rate(refusals, f'reason="{ROUTER_PLATFORM_REFUSAL}"')
+    failed = [
+        rate(calls, 'outcome="upstream_error"'),
+        rate(calls, f'outcome="rpc_error",code="{INTERNAL_ERROR_CODE}"'),
+        no_pod,
+    ]
+    attempted = [rate(calls, 'outcome!="refused"'), no_pod]
+
+    def total(rates: list[str]) -> str:
+        either = "\n  or\n  ".join(rates)
+        return f"sum{keep}(\n  {either}\n)"
+
+    return f"{total(failed)}\n/\n{total(attempted)}"
 
 
 def _slow(selector: str, by: str = "") -> str:
