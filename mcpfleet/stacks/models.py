@@ -117,7 +117,6 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-class Mesh(Model):
 # Route53 hosted zone ids are upper-case letters and digits (`Z` and up to 31 more in practice).
 HostedZoneId = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{1,32}$")]
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
@@ -146,6 +145,7 @@ class Acme(Model):
     )
 
 
+class Mesh(Model):
     """Istio service mesh. Mutual TLS is STRICT in every environment; that is not a setting."""
 
     istio_version: Annotated[str, StringConstraints(pattern=r"^1\.[0-9]+\.[0-9]+$")] = Field(
@@ -248,6 +248,12 @@ class Environment(Model):
 
     cluster: Cluster = Field(description="Cluster the environment deploys to.")
     domain: Hostname = Field(description="DNS domain the gateway serves, e.g. `mcp.dev.example.com`.")
+    dns: Dns | None = Field(
+        default=None, description="eks: the Route53 zone of `domain` (needed to deploy, not to plan)."
+    )
+    acme: Acme = Field(
+        default_factory=Acme, description="eks with `gateway.tls: cert-manager`: the issuer's ACME account."
+    )
     namespace_strategy: Literal["per-team", "per-server", "single"] = Field(
         default="per-team",
         description=(
@@ -285,21 +291,15 @@ class Environment(Model):
     )
 
     @model_validator(mode="after")
-    dns: Dns | None = Field(
-        default=None, description="eks: the Route53 zone of `domain` (needed to deploy, not to plan)."
-    )
-    acme: Acme = Field(
-        default_factory=Acme, description="eks with `gateway.tls: cert-manager`: the issuer's ACME account."
-    )
+    def _dns_on_eks_only(self) -> Environment:
+        if self.dns is not None and self.cluster.provider != "eks":
+            raise ValueError("dns is an eks setting (Route53); an existing cluster takes none")
+        return self
+
+    @model_validator(mode="after")
     def _consistent(self) -> Environment:
         if self.default_replicas < self.minimum_replicas:
             raise ValueError("defaultReplicas is below minimumReplicas")
         if self.default_max_replicas < self.default_replicas:
             raise ValueError("defaultMaxReplicas is below defaultReplicas")
         return self
-    @model_validator(mode="after")
-    def _dns_on_eks_only(self) -> Environment:
-        if self.dns is not None and self.cluster.provider != "eks":
-            raise ValueError("dns is an eks setting (Route53); an existing cluster takes none")
-        return self
-
