@@ -116,4 +116,3 @@ def stack_deploy_problems(stacks_dir: Path, env: str, settings: Environment) -> 
     except YamlError as exc:
         return [exc.problem]
     return deploy_input_problems(settings, env, document, shown)
-
