@@ -16,7 +16,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from mcpfleet.stacks.models import Cluster, NodeGroup
+from mcpfleet.stacks.models import Cluster, NodeGroup, is_arm64
 
 TYPE_TOKEN = "mcpfleet:index:EksCluster"
 
@@ -45,8 +45,6 @@ EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
 ROOT_DEVICE_NAME = "/dev/xvda"
 
 _CLUSTER_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
-# Graviton families carry a `g` right after the generation digit: m7g, c7gn, r8g, x2gd, im4gn, g5g.
-_GRAVITON_FAMILY = re.compile(r"^([a-z]+[0-9]+g|a1$)")
 
 
 @dataclass(frozen=True)
@@ -124,7 +122,7 @@ def partition_of(region: str) -> str:
 
 def node_ami_type(instance_types: Sequence[str]) -> str:
     """The AL2023 AMI of the instance types' architecture (Kubernetes 1.33 has no AL2 AMIs)."""
-    arm = {bool(_GRAVITON_FAMILY.match(instance_type.split(".")[0])) for instance_type in instance_types}
+    arm = {is_arm64(instance_type) for instance_type in instance_types}
     if len(arm) != 1:
         raise ValueError(f"instance types mix arm64 and x86_64: {', '.join(instance_types)}")
     return "AL2023_ARM_64_STANDARD" if arm.pop() else "AL2023_x86_64_STANDARD"

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from mcpfleet.model import Cidr, DnsLabel, Hostname, HttpsUrl, Model, RateLimits
 
 CONFIG_KEY = "mcpfleet:environment"
 
 KubernetesVersion = Annotated[str, StringConstraints(pattern=r"^1\.[0-9]{2}$")]
+# Graviton (arm64) families carry a `g` right after the generation digit (m7g, c7gn, r8g, x2gd, im4gn,
+# g5g), besides the first, `a1`. One node group runs one architecture's AMI (components/cluster/eks.py).
+GRAVITON_FAMILY = re.compile(r"^([a-z]+[0-9]+g|a1$)")
 
 
 class NodeGroup(Model):
@@ -28,7 +33,16 @@ class NodeGroup(Model):
     def _ordered(self) -> NodeGroup:
         if not self.min_size <= self.desired_size <= self.max_size:
             raise ValueError("need minSize <= desiredSize <= maxSize")
+        if len({is_arm64(instance_type) for instance_type in self.instance_types}) > 1:
+            raise ValueError(
+                "instanceTypes mix arm64 (Graviton) and x86_64 types: one node group runs one"
+                " architecture's image; list types of one kind"
+            )
         return self
+
+
+def is_arm64(instance_type: str) -> bool:
+    return GRAVITON_FAMILY.match(instance_type.split(".")[0]) is not None
 
 
 class Cluster(Model):
@@ -78,6 +92,30 @@ class Cluster(Model):
             " identity that runs `pulumi up` must be one of them (the creator gets no implicit access)."
         ),
     )
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _vpc_holds_six_subnets(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        network = ipaddress.IPv4Network(value, strict=False)
+        if str(network) != value:
+            raise ValueError(f"has host bits set: the network is {network}")
+        if not 16 <= network.prefixlen <= 25:
+            # The cluster's six subnets are eighths of the VPC; AWS allows VPCs of /16 to /28 and subnets
+            # no smaller than /28, the eighth of a /25.
+            raise ValueError("must be a /16 to /25: the cluster's six subnets are eighths of it")
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region_in_aws_partition(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith(("cn-", "us-gov-")):
+            raise ValueError(
+                "is outside the `aws` partition: the AWS Load Balancer Controller's IAM policy shipped in"
+                " components/cluster names only `aws` ARNs"
+            )
+        return value
 
     @model_validator(mode="after")
     def _fields_for_provider(self) -> Cluster:
