@@ -55,6 +55,8 @@ class Tool:
     version: re.Pattern[str]  # the version in the output of command + version_args
     wanted: re.Pattern[str]  # versions the tests accept
     why: str
+    # Files of the package it reads from fixed places, found through these variables when unpacked.
+    files: tuple[tuple[str, str], ...] = ()
 
     def accepts(self, version: str) -> bool:
         return self.wanted.fullmatch(version) is not None
@@ -88,6 +90,7 @@ TOOLS = (
         re.compile(r"OpenSSL (\S+)"),
         re.compile(r"[13]\..*"),
         "makes the tests' certificates",
+        (("OPENSSL_CONF", "etc/ssl/openssl.cnf"),),
     ),
 )
 NAMES = (*(tool.command for tool in TOOLS), "node")
@@ -265,43 +268,48 @@ def library_folders(root: Path) -> list[Path]:
         path.parent
         for top in ("lib", "usr/lib")
         if (root / top).is_dir()
-        for path in (root / top).rglob("*.so*")
-        if ".so" in path.name and (path.is_file() or path.is_symlink())
+        for path in (root / top).rglob("lib*.so*")
+        if path.is_file() or path.is_symlink()
     }
     return sorted(folders)
 
 
-def missing_libraries(binary: Path, library_path: str | None) -> list[str]:
+def linked_libraries(binary: Path, library_path: str) -> dict[str, str]:
+    """ldd's answer: each library the binary needs -> where it is found, or "not found"."""
     if shutil.which("ldd") is None:
-        return []
-    env = {**os.environ}
-    if library_path:
-        env["LD_LIBRARY_PATH"] = library_path
+        return {}
+    env = {**os.environ, "LD_LIBRARY_PATH": library_path} if library_path else None
     result = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, env=env, check=False)
-    return re.findall(r"^\s*(\S+) => not found", result.stdout, re.MULTILINE)
+    return dict(re.findall(r"^\s*(\S+) => (not found|\S+)", result.stdout, re.MULTILINE))
 
 
 def expose(tools: Path, tool: Tool, root: Path) -> None:
-    """tools/bin/<command>: a link to the unpacked binary, or a wrapper adding its unpacked libraries."""
+    """tools/bin/<command>: a link to the unpacked binary, or a wrapper pointing it at its unpacked files and
+    putting the unpacked libraries first when it uses any (apt unpacks only libraries the machine lacks, or
+    has in a version too old for it)."""
     binary = root / tool.path
     if not binary.is_file():
         raise InstallFailed(f"{tool.command}: package {tool.package} has no {tool.path}")
+    library_path = os.pathsep.join(str(folder) for folder in library_folders(root))
+    linked = linked_libraries(binary, library_path)
+    missing = sorted(name for name, found in linked.items() if found == "not found")
+    if missing:
+        raise InstallFailed(
+            f"{tool.command}: libraries not found even after unpacking its dependencies: {', '.join(missing)}"
+        )
     target = tools / "bin" / tool.command
     target.parent.mkdir(parents=True, exist_ok=True)
     target.unlink(missing_ok=True)
-    if not missing_libraries(binary, None):
+    settings = [f'{name}="${{{name}:-{root / path}}}"' for name, path in tool.files]
+    if any(Path(found).is_relative_to(root) for found in linked.values()):
+        settings.append(f'LD_LIBRARY_PATH="{library_path}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}"')
+    if not settings:
         target.symlink_to(binary)
         return
-    library_path = os.pathsep.join(str(folder) for folder in library_folders(root))
-    still = missing_libraries(binary, library_path)
-    if still:
-        raise InstallFailed(
-            f"{tool.command}: libraries not found even after unpacking its dependencies: {', '.join(still)}"
-        )
     target.write_text(
         "#!/bin/sh\n"
-        f"# {tool.command} from Debian package {tool.package}, unpacked with the libraries it needs.\n"
-        f'LD_LIBRARY_PATH="{library_path}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}" exec "{binary}" "$@"\n',
+        f"# {tool.command} from Debian package {tool.package}, unpacked with what it needs.\n"
+        f'{" ".join(settings)} exec "{binary}" "$@"\n',
         encoding="utf-8",
     )
     target.chmod(0o755)
@@ -311,7 +319,7 @@ def unpack(tools: Path, missing: Sequence[Tool]) -> None:
     packages = [tool.package for tool in missing]
     apt = Apt(tools, packages)
     needed = apt.needed(packages)
-    say(f"no root: unpacking {len(needed)} Debian packages into {tools}: {', '.join(sorted(needed))}")
+    say(f"no root: unpacking Debian packages into {tools}: {', '.join(sorted(needed))}")
     root = tools / "root"
     for deb in apt.download(needed, tools / "debs"):
         run(["dpkg-deb", "-x", deb, root], what=f"dpkg-deb -x {deb.name}")

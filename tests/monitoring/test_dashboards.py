@@ -148,7 +148,7 @@ def test_queries_use_only_defined_variables(name: str) -> None:
 def test_queries_parse_as_promql(tmp_path: Path) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
-        pytest.fail("promtool not found: install the Debian package `prometheus` (.ci/run does)")
+        pytest.fail("promtool not found: install the Debian package `prometheus` (`make test` does)")
     rules = []
     for name, dashboard in dashboards().items():
         for index, query in enumerate(queries(dashboard)):

@@ -31,7 +31,7 @@ UNIT_TESTS = sorted(HERE.glob("*.test.yml"))
 def promtool() -> str:
     path = shutil.which("promtool")
     if path is None:
-        pytest.fail("promtool not found: install the Debian package `prometheus` (.ci/run does)")
+        pytest.fail("promtool not found: install the Debian package `prometheus` (`make test` does)")
     return path
 
 
