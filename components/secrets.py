@@ -32,6 +32,7 @@ from components.manifests.secrets import (
     store_name,
 )
 from components.mesh import install_chart
+from mcpfleet.catalog.models import secret_resource_name
 from mcpfleet.fleet import FleetServer
 from mcpfleet.stacks.models import Environment
 
@@ -179,7 +180,7 @@ def _cloud(
         # No SecretVersion, ever: the value is put in by its owner, never passes through Pulumi.
         stored.append(
             aws.secretsmanager.Secret(
-                f"{server.name}-secret-{ref.key}",
+                secret_resource_name(server.name, ref.key),
                 name=name,
                 description=ref.description or f"{ref.env} of MCP server {server.name} ({environment})",
                 recovery_window_in_days=RECOVERY_WINDOW_DAYS,

@@ -101,10 +101,88 @@ def resolve_fleet(catalog: Catalog, environment: EnvName, settings: Environment,
                 )
             else:
                 selected.append(server)
+    problems.extend(_namespace_problems(catalog, selected, settings, stack_file))
     if problems:
         raise InvalidInput(problems)
     servers = tuple(sorted((_resolve(s, environment, settings) for s in selected), key=lambda s: s.name))
     return Fleet(environment, settings, servers)
+
+
+# Namespaces Kubernetes keeps for itself and those the platform installs into (the mesh, External
+# Secrets, cert-manager; the AWS Load Balancer Controller and metrics-server go in kube-system). A
+# server namespace or the gateway's on one of these, or on the monitoring namespace, would make the
+# program create one Namespace twice, or take over a namespace it does not own.
+# The gateway resolves each server's ready pods through a headless Service `<server><suffix>` beside the
+# server's own Service (components/manifests/gateway.py, endpoints_service_name).
+ENDPOINTS_SUFFIX = "-gateway"
+RESERVED_NAMESPACES = (
+    "default",
+    "kube-system",
+    "kube-public",
+    "kube-node-lease",
+    "istio-system",
+    "external-secrets",
+    "cert-manager",
+)
+
+
+def _namespace_problems(
+    catalog: Catalog, servers: list[Server], settings: Environment, stack_file: str
+) -> list[InputProblem]:
+    settings_field = f"config.{CONFIG_KEY}"
+    taken = dict.fromkeys(RESERVED_NAMESPACES, "a namespace the platform or Kubernetes owns")
+    problems = [
+        InputProblem(stack_file, None, f"{settings_field}.{field}", f"{name!r} is {taken[name]}")
+        for field, name in (
+            ("gatewayNamespace", settings.gateway_namespace),
+            ("monitoringNamespace", settings.monitoring_namespace),
+        )
+        if name in taken
+    ]
+    if settings.gateway_namespace == settings.monitoring_namespace:
+        problems.append(
+            InputProblem(
+                stack_file,
+                None,
+                f"{settings_field}.gatewayNamespace",
+                f"{settings.gateway_namespace!r} is also the monitoring namespace: give each its own",
+            )
+        )
+    taken[settings.gateway_namespace] = f"the gateway's namespace ({settings_field}.gatewayNamespace)"
+    taken[settings.monitoring_namespace] = f"the monitoring namespace ({settings_field}.monitoringNamespace)"
+    files = {entry.server.name: entry.file for entry in catalog.entries}
+    services = {(namespace_for(server, settings), server.name) for server in servers}
+    for server in servers:
+        # Each server has a Service named after it and a headless one the gateway resolves its pods by.
+        endpoints = f"{server.name}{ENDPOINTS_SUFFIX}"
+        if (namespace_for(server, settings), endpoints) in services:
+            problems.append(
+                InputProblem(
+                    files.get(endpoints, endpoints),
+                    None,
+                    "name",
+                    f"{endpoints!r} is the name of the gateway's endpoints Service of server"
+                    f" {server.name!r}, in the same namespace: rename it",
+                )
+            )
+    for server in servers:
+        namespace = namespace_for(server, settings)
+        if namespace not in taken:
+            continue
+        reason = f"its namespace {namespace!r} ({settings.namespace_strategy}) is {taken[namespace]}"
+        if settings.namespace_strategy == "single":
+            problems.append(InputProblem(stack_file, None, f"{settings_field}.namespacePrefix", reason))
+            break
+        field = "owner.team" if settings.namespace_strategy == "per-team" else "name"
+        problems.append(
+            InputProblem(
+                files.get(server.name, server.name),
+                None,
+                field,
+                f"{reason}: rename it, or change the stack's namespace settings",
+            )
+        )
+    return problems
 
 
 def _resolve(server: Server, environment: EnvName, settings: Environment) -> FleetServer:

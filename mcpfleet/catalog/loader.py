@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mcpfleet.catalog.literals import check_entry, check_text, redact_problems
-from mcpfleet.catalog.models import Server
+from mcpfleet.catalog.models import Server, secret_resource_name
 from mcpfleet.catalog.secretscan import random_tokens
 from mcpfleet.errors import InputProblem, InvalidInput, display_path
 from mcpfleet.validation import validate_document
@@ -173,6 +173,24 @@ def _shared_store_keys(uses: list[_StoreKeyUse]) -> list[InputProblem]:
                         f"store key {key!r} is also referenced by {where}: each key is one secret in the"
                         " store, created and read by one server only. Give each server its own key (e.g."
                         f" `{use.server}/<name>`) and store the value under each",
+                    )
+                )
+    # Distinct keys can still give two servers' cloud secrets one Pulumi name (see secret_resource_name).
+    by_name: dict[str, list[_StoreKeyUse]] = {}
+    for use in uses:
+        by_name.setdefault(secret_resource_name(use.server, use.key), []).append(use)
+    for name, same in by_name.items():
+        for use in same:
+            others = [o for o in same if o.key != use.key]
+            if others:
+                where = ", ".join(f"{o.server}'s {o.key!r} ({o.file}:{o.line}, {o.field})" for o in others)
+                problems.append(
+                    InputProblem(
+                        use.file,
+                        use.line,
+                        use.field,
+                        f"store key {use.key!r} of {use.server} and {where} would both create the cloud"
+                        f" secret resource {name!r}: rename one of the keys",
                     )
                 )
     return problems

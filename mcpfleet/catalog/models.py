@@ -212,6 +212,15 @@ class SecretRef(Model):
     description: str | None = Field(default=None, max_length=500, description="What the secret is for.")
 
 
+def secret_resource_name(server: str, key: str) -> str:
+    """The Pulumi name of the Secrets Manager secret a reference creates in the cloud (components/secrets.py).
+
+    Pulumi identifies a resource by its type and this name, not by the server it belongs to, so the
+    catalog keeps these unique: `a` with key `b-secret-k` and `a-secret-b` with key `k` would collide.
+    """
+    return f"{server}-secret-{key}"
+
+
 class Egress(Model):
     """A destination the server may reach. Anything not declared is blocked."""
 
