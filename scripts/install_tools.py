@@ -54,6 +54,7 @@ class Tool:
     version_args: tuple[str, ...]
     version: re.Pattern[str]  # the version in the output of command + version_args
     wanted: re.Pattern[str]  # versions the tests accept
+    wanted_text: str  # the same, as the error says it
     why: str
     # Files of the package it reads from fixed places, found through these variables when unpacked.
     files: tuple[tuple[str, str], ...] = ()
@@ -71,6 +72,7 @@ TOOLS = (
         re.compile(r"HAProxy version (\S+)"),
         # The gateway image is HAProxy 2.6: the tests check and run its configuration with the same version.
         re.compile(r"2\.6\..*"),
+        "2.6",
         "checks and runs the gateway configuration",
     ),
     Tool(
@@ -80,6 +82,7 @@ TOOLS = (
         ("--version",),
         re.compile(r"promtool, version (\S+)"),
         re.compile(r"[23]\..*"),
+        "2.x or 3.x",
         "checks and unit-tests the alert rules",
     ),
     Tool(
@@ -89,6 +92,7 @@ TOOLS = (
         ("version",),
         re.compile(r"OpenSSL (\S+)"),
         re.compile(r"[13]\..*"),
+        "1.x or 3.x",
         "makes the tests' certificates",
         (("OPENSSL_CONF", "etc/ssl/openssl.cnf"),),
     ),
@@ -488,7 +492,7 @@ def install_tools(
                     raise InstallFailed(
                         f"{tool.command} ({tool.why}): after installing package {tool.package},"
                         + (
-                            f" version {version} was found, the tests need {tool.wanted.pattern}"
+                            f" version {version} was found, the tests need {tool.wanted_text}"
                             if version
                             else " it does not run"
                         )
