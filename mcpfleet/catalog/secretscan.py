@@ -1,20 +1,20 @@
 """Find literal secrets in catalog entries: gitleaks' rules for known token formats, entropy for the rest.
 
-Which scanner, and why. gitleaks' default rule set (vendored unchanged in `gitleaks/`, MIT, provenance in
-its README) is the most complete maintained collection of token formats: 221 content rules, each with
-keywords, an entropy floor and allowlists, released with gitleaks (v8.30.1, 2026). Yelp's detect-secrets
-was the other candidate, as a library: its last release (1.5.0, May 2024) has no rule for GitHub's
-fine-grained tokens (`github_pat_`), Google API keys (`AIza`) or OpenAI's project keys, its keyword and
-entropy plugins expect quoted source-code assignments rather than YAML values, and its plugins carry
-network verifiers we would have to keep switched off. gitleaks' patterns are Go regular expressions (RE2
-syntax: mid-pattern `(?i)`, `\\z`, ASCII `\\b` and `\\w`), 25 of which Python's `re` rejects or reads
-differently, so they run on RE2 itself (google-re2). The engine below applies a rule as gitleaks'
-detector does (keywords, secret group, entropy floor, global and rule allowlists); file-path rules and
-path allowlists never apply, since a catalog value has no path of its own.
+Which scanner, and why. gitleaks' default rule set (vendored unchanged in `gitleaks/`, MIT, provenance
+in its README) is the most complete maintained collection of token formats: 222 rules (217 on content,
+five on file names), each with keywords, an entropy floor and allowlists, released with gitleaks
+(v8.30.1, 2026). Yelp's detect-secrets was the other candidate, usable as a library: its last release
+(1.5.0, May 2024) has no rule for GitHub's fine-grained tokens (`github_pat_`) or Google API keys
+(`AIza`), its keyword and entropy plugins expect quoted source-code assignments rather than YAML values,
+and its plugins carry network verifiers we would have to keep switched off. gitleaks' patterns are Go
+regular expressions (RE2 syntax): Python's `re` rejects 25 of them (mid-pattern `(?i)`, `\\z`) and
+reads `\\b` and `\\w` as Unicode where RE2 reads ASCII, so they run on RE2 itself (google-re2). The
+engine below applies a rule as gitleaks' detector does (keywords, secret group, entropy floor, global
+and rule allowlists); file-path rules and path allowlists never apply: a value has no path of its own.
 
 No rule names a random token of no known format pasted on its own (`env: {FOO: <40 random chars>}`), so
 a second check refuses random-looking tokens (see `_random_tokens`), calibrated so that the URLs,
-hostnames, paths, versions, image names and identifiers of catalog entries pass.
+hostnames, paths, versions, image names, digests and identifiers of catalog entries pass.
 """
 
 from __future__ import annotations
@@ -242,8 +242,9 @@ _BENIGN = re.compile(
 )
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>`]+")
 _HEX = re.compile(r"[0-9a-fA-F]+")
-# Thresholds, measured on 2,000 random tokens per alphabet and length (tests/catalog/test_secretscan.py
-# prints the rates) against every value of the sample, example and test catalogs. A random base62 or
+# Thresholds, measured on 2,000 random tokens per alphabet and length (the rates are in
+# tests/catalog/test_secretscan.py, as floors) against every value of the sample, example and test
+# catalogs. A random base62 or
 # base64 token switches character class (lower, upper, digit) at about 60% of its neighbouring
 # characters, and about as often as its class counts predict; catalog words with digits in them switch
 # at under 20% (`context7-mcp`, `world-europe-65910000`). A random hex string of 32 or more carries 3.6
@@ -288,20 +289,21 @@ def _looks_random(token: str) -> bool:
 
 
 def _random_tokens(value: str) -> Iterator[Finding]:
-    """Random-looking tokens in value; URLs count only for a password and their query and fragment."""
+    """Random-looking tokens in value, URLs included (their user info's password, whatever it looks
+    like; random tokens in their path, query and fragment, except hex: commit ids and digests)."""
     if "://" not in value and _TOKEN.search(value) is None:
         return
     text = _BENIGN.sub(" ", value)
     rest = []
+    in_paths = []
     cursor = 0
     for url in _URL.finditer(text):
         rest.append(text[cursor : url.start()])
         cursor = url.end()
-        # A URL's host and path name things (commit ids and digests included); a credential in a URL
-        # sits in its user info or its query.
         parts = urllib.parse.urlsplit(url.group())
         if parts.password:
             yield Finding("a password in a URL", parts.password, url.start(), 2)
+        in_paths.append(parts.path)
         for name, item in urllib.parse.parse_qsl(
             f"{parts.query}&{parts.fragment}", keep_blank_values=False, errors="ignore"
         ):
@@ -309,7 +311,16 @@ def _random_tokens(value: str) -> Iterator[Finding]:
     rest.append(text[cursor:])
     for token in _TOKEN.finditer(" ".join(rest)):
         if _looks_random(token.group()):
-            yield Finding(f"a random-looking {len(token.group())}-character string", token.group(), 0, 2)
+            yield _random_finding(token.group())
+    # Path segments, one at a time (a path's slashes would join them into one long token).
+    for segment in "/".join(in_paths).split("/"):
+        for token in _TOKEN.finditer(segment):
+            if not _HEX.fullmatch(token.group().strip("=+/_-")) and _looks_random(token.group()):
+                yield _random_finding(token.group())
+
+
+def _random_finding(token: str) -> Finding:
+    return Finding(f"a random-looking {len(token)}-character string", token, 0, 2)
 
 
 def random_tokens(text: str) -> list[str]:
