@@ -471,10 +471,12 @@ class EksCluster(pulumi.ComponentResource):
                 aws.eks.AccessPolicyAssociation(
                     f"{name}-admin-{slug}-cluster-admin",
                     cluster_name=cluster.name,
-                    principal_arn=entry.principal_arn,
+                    # The ARN itself, ordered after its entry: a review (eks-admin-access) pairs the two
+                    # by principal, which an output would leave unknown until apply.
+                    principal_arn=principal_arn,
                     policy_arn=admin_policy_arn,
                     access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
-                    opts=self._opts(),
+                    opts=self._opts(depends_on=[entry]),
                 )
             )
 
