@@ -340,8 +340,11 @@ def scan_value(
 
 
 # Fields whose values are long random strings by design, exempt from the entropy check (gitleaks' rules
-# still apply): digests are pattern-checked `sha256:` values, and image tags are often commit ids.
+# still apply): digests are pattern-checked `sha256:` values; image tags, and the versions `mcpfleet new`
+# takes from them, are often commit ids.
 _ENTROPY_EXEMPT: tuple[Path_, ...] = (
+    ("version",),
+    ("packages", "*", "version"),
     ("image", "tag"),
     ("image", "digest"),
     ("environments", "*", "image", "tag"),

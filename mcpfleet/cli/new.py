@@ -17,6 +17,8 @@ from typing import Annotated
 import jinja2
 import typer
 
+from mcpfleet.catalog.literals import redact_problems
+from mcpfleet.catalog.secretscan import scan_value
 from mcpfleet.cli.app import CatalogOption, app, refuse
 from mcpfleet.errors import InputProblem, InvalidInput, display_path
 
@@ -101,8 +103,19 @@ def new(
         bad("--command", "only stdio servers take a command; the image's entrypoint serves HTTP")
     if target.exists():
         problems.append(InputProblem(shown, None, None, "already exists: edit it, or choose another name"))
+    # The entry goes into the repository: refuse a pasted secret here, as validate would, never echoing it.
+    options = {"<name>": name, "--title": title, "--description": description, "--contact": contact}
+    options |= {"--repository": repository, "--image": image, "--version": version, "--command": command}
+    literals = []
+    for option, value in options.items():
+        # Image tags are often commit ids: only named token formats count there, as in the catalog.
+        found = scan_value(value, entropy=option != "--image") if value else []
+        literals += [finding.secret for finding in found]
+        if found:
+            kind = found[0].kind
+            bad(option, f"looks like a literal secret ({kind}); secret values never go in the catalog")
     if problems:
-        raise refuse(InvalidInput(problems))
+        raise refuse(InvalidInput(redact_problems(problems, literals)))
 
     host = repository.split("/")[2]
     text = render_entry(

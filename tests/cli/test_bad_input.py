@@ -126,6 +126,29 @@ def test_a_secret_value_field_is_refused_with_the_commands_that_store_it(
     assert not out.exists()
 
 
+def test_new_refuses_to_write_a_pasted_secret(tmp_path: Path) -> None:
+    token = TOKENS["Google API key"][0]
+    (tmp_path / "catalog" / "servers").mkdir(parents=True)
+    code, stdout, stderr = invoke(
+        "new",
+        "alpha",
+        "--image",
+        "ghcr.io/example/alpha:" + "0123456789abcdef" * 2 + "01234567",
+        "--repository",
+        "https://github.com/example/alpha",
+        "--contact",
+        f"https://hooks.example.com/notify?key={token}",
+        "--catalog",
+        str(tmp_path / "catalog"),
+    )
+    assert code == 1 and "Traceback" not in stdout + stderr
+    assert "--contact: looks like a literal secret (gitleaks rule gcp-api-key)" in stderr
+    # A commit id as the image tag (and so the version) is not a secret.
+    assert "--image" not in stderr
+    assert token not in stdout + stderr
+    assert list((tmp_path / "catalog" / "servers").iterdir()) == []
+
+
 # Two servers, one store key: validate passed it and plan printed a traceback (issue 12).
 
 
