@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from mcpfleet.catalog.loader import load_catalog
-from mcpfleet.cli.app import CatalogOption, StacksOption, app, refuse
+from mcpfleet.cli.app import CatalogOption, EnvChoice, StacksOption, app, refuse
 from mcpfleet.errors import InputProblem, InvalidInput, display_path
 from mcpfleet.fleet import resolve_fleet
 from mcpfleet.model import ENVIRONMENTS
@@ -13,8 +16,21 @@ from mcpfleet.stacks.loader import load_stack_config, stack_deploy_problems, sta
 
 
 @app.command()
-def validate(catalog: CatalogOption = Path("catalog"), stacks: StacksOption = Path("stacks")) -> None:
+def validate(
+    catalog: CatalogOption = Path("catalog"),
+    stacks: StacksOption = Path("stacks"),
+    env: Annotated[
+        list[EnvChoice] | None,
+        typer.Option(
+            "--env",
+            "-e",
+            help="Only this environment's stack file; repeat for several [default: all].",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
     """Validate every catalog entry, every environment's stack file (ready to deploy), and each selection."""
+    chosen = {choice.value for choice in env} if env else set(ENVIRONMENTS)
     problems: list[InputProblem] = []
     try:
         loaded = load_catalog(catalog)
@@ -22,17 +38,17 @@ def validate(catalog: CatalogOption = Path("catalog"), stacks: StacksOption = Pa
         problems.extend(exc.problems)
         loaded = None
     summary = []
-    for env in ENVIRONMENTS:
-        if not stack_file(stacks, env).exists():
+    for name in ENVIRONMENTS:
+        if name not in chosen or not stack_file(stacks, name).exists():
             continue
         try:
-            _, settings = load_stack_config(stacks, env)
+            _, settings = load_stack_config(stacks, name)
             # Deployable, not only plannable: values only the stack's owner can give are refused when
             # missing or still the shipped examples (mcpfleet.stacks.deploy).
-            problems.extend(stack_deploy_problems(stacks, env, settings))
+            problems.extend(stack_deploy_problems(stacks, name, settings))
             if loaded is not None:
-                fleet = resolve_fleet(loaded, env, settings, display_path(stack_file(stacks, env)))
-                summary.append(f"{env}: {len(fleet.servers)}")
+                fleet = resolve_fleet(loaded, name, settings, display_path(stack_file(stacks, name)))
+                summary.append(f"{name}: {len(fleet.servers)}")
         except InvalidInput as exc:
             problems.extend(exc.problems)
     if problems:

@@ -268,3 +268,14 @@ def test_deploy_problems_of_a_model_without_a_file() -> None:
         "dns.hostedZoneId",
         "domain",
     ]
+
+
+def test_validate_one_environment_checks_only_its_stack(in_repo: None) -> None:
+    # Deploying local first needs no AWS value: the EKS stacks' examples do not stand in its way.
+    local = CliRunner().invoke(app, ["validate", "--env", "local"])
+    assert local.exit_code == 0, local.stderr
+    assert local.stdout.rstrip().rsplit("per environment: ", 1)[1].startswith("local: ")
+    assert "dev:" not in local.stdout
+    dev = CliRunner().invoke(app, ["validate", "--env", "dev"])
+    assert dev.exit_code == 1
+    assert "Pulumi.dev.yaml" in dev.stderr and "Pulumi.prod.yaml" not in dev.stderr
