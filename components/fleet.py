@@ -8,6 +8,7 @@ import pulumi
 
 from components.addons import ClusterAddons
 from components.gateway import Gateway
+from components.gateway.router import Router
 from components.mesh import Mesh
 from components.monitoring import Monitoring
 from components.namespaces import ServerNamespaces
@@ -46,6 +47,16 @@ class Fleet(pulumi.ComponentResource):
             fleet,
             platform.gateway_jwt_public_key,
             pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[mesh, *addons.ready])),
+        )
+        # In the gateway's namespace, reading its issuer key; its AuthorizationPolicy needs Istio's CRDs.
+        self.router = Router(
+            "router",
+            fleet,
+            platform.router_session_keys,
+            platform.router_image,
+            pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(depends_on=[mesh, *self.gateway.router_prerequisites])
+            ),
         )
         self.servers = {
             server.name: McpServer(

@@ -20,7 +20,7 @@ from mcpfleet.catalog.loader import load_catalog
 from mcpfleet.errors import InvalidInput
 from mcpfleet.fleet import Fleet as FleetModel
 from mcpfleet.fleet import resolve_fleet
-from mcpfleet.stacks.loader import check_env_name, environment_from_config
+from mcpfleet.stacks.loader import check_env_name, environment_from_config, router_image_problem
 from mcpfleet.stacks.models import CONFIG_KEY
 
 PROJECT = "mcpfleet"
@@ -32,6 +32,12 @@ GRAFANA_ADMIN_PASSWORD_KEY = "grafanaAdminPassword"
 # PEM public key of the environment's token issuer (stacks: gateway.auth), which the gateway verifies
 # tokens with: `pulumi config set mcpfleet:gatewayJwtPublicKey -- "$(cat issuer-public.pem)"`.
 GATEWAY_JWT_PUBLIC_KEY = "gatewayJwtPublicKey"
+# The MCP router's session keys, one base64 32-byte key a line, the first sealing new sessions:
+# `pulumi config set --secret routerSessionKeys -- "$(openssl rand -base64 32)"`.
+ROUTER_SESSION_KEYS = "routerSessionKeys"
+# The router's image by digest, as the release workflow reports it; the deploy workflow sets it:
+# `pulumi config set routerImage <router.imageRepository>@sha256:<digest>`.
+ROUTER_IMAGE = "routerImage"
 
 
 def load_fleet() -> FleetModel:
@@ -59,6 +65,8 @@ def fleet_program() -> None:
     # Missing, `pulumi up` stops and names the command: pulumi config set --secret grafanaAdminPassword
     grafana_password = config.require_secret(GRAFANA_ADMIN_PASSWORD_KEY)
     jwt_public_key = config.require(GATEWAY_JWT_PUBLIC_KEY)
+    router_session_keys = config.require_secret(ROUTER_SESSION_KEYS)
+    router_image = _router_image(config, fleet, f"stacks/Pulumi.{fleet.environment}.yaml")
     cluster = fleet.settings.cluster
     if cluster.provider == "eks":
         try:
@@ -67,7 +75,14 @@ def fleet_program() -> None:
             raise pulumi.RunError(f"invalid input:\n{exc}") from None
         eks = EksCluster(f"{PROJECT}-{fleet.environment}", cluster)
         kubernetes: pulumi.ProviderResource = eks.provider
-        platform = ServerPlatform(fleet.environment, grafana_password, jwt_public_key, cluster=eks)
+        platform = ServerPlatform(
+            fleet.environment,
+            grafana_password,
+            jwt_public_key,
+            router_session_keys,
+            router_image,
+            cluster=eks,
+        )
         pulumi.export("clusterName", eks.cluster_name)
         pulumi.export("kubeconfig", eks.kubeconfig)
     else:
@@ -75,7 +90,12 @@ def fleet_program() -> None:
         # `pulumi config set --secret --path 'mcpfleet:secrets.<store key>'`: kept secret from here on.
         values = config.get_secret_object(LOCAL_SECRETS_CONFIG_KEY.removeprefix(f"{PROJECT}:"))
         platform = ServerPlatform(
-            fleet.environment, grafana_password, jwt_public_key, local_secret_values=values
+            fleet.environment,
+            grafana_password,
+            jwt_public_key,
+            router_session_keys,
+            router_image,
+            local_secret_values=values,
         )
 
     workloads = fleet.servers
@@ -86,3 +106,24 @@ def fleet_program() -> None:
     Fleet(PROJECT, fleet, kubernetes, platform, workloads)
     pulumi.export("environment", fleet.environment)
     pulumi.export("servers", [server.name for server in fleet.servers])
+
+
+def _router_image(config: pulumi.Config, fleet: FleetModel, stack_file: str) -> str | None:
+    """The router's image pinned by digest (`routerImage`), checked against the stack's repository.
+
+    Unset, a preview (and the offline plan, which is one) shows the release tag and says the digest comes
+    at deploy; `pulumi up` refuses to deploy an image no digest pins, and names the command that pins it.
+    """
+    image = config.get(ROUTER_IMAGE)
+    if image is None:
+        if pulumi.runtime.is_dry_run():
+            return None
+        raise pulumi.RunError(
+            f"invalid input:\n{stack_file}: config.{PROJECT}:{ROUTER_IMAGE}: not set; the MCP router runs an"
+            " image pinned by digest, the one .github/workflows/release-router.yml reports:"
+            f" pulumi config set {ROUTER_IMAGE} {fleet.settings.router.image_repository}@sha256:<digest>"
+        )
+    problem = router_image_problem(image, fleet.settings)
+    if problem is not None:
+        raise pulumi.RunError(f"invalid input:\n{stack_file}: config.{PROJECT}:{ROUTER_IMAGE}: {problem}")
+    return image

@@ -35,6 +35,10 @@ class ServerPlatform:
     environment: str
     grafana_admin_password: pulumi.Input[str]
     gateway_jwt_public_key: str
+    # The MCP router's session keys (a Pulumi secret), and its image pinned by digest (None: the release
+    # tag, its digest to come at deploy; previews and the offline plan only).
+    router_session_keys: pulumi.Input[str]
+    router_image: str | None = None
     cluster: EksCluster | None = None
     local_secret_values: LocalValues | None = None
 
@@ -51,7 +55,7 @@ def server_objects(
         f"{server.name}-autoscaler": autoscaler(server),
         f"{server.name}-network-policy": network_policy(server, settings),
     }
-    # The headless Service the gateway resolves to reach each replica (session stickiness).
+    # The headless Service the MCP router resolves to reach each replica (session affinity).
     objects[f"{server.name}-gateway-endpoints"] = endpoints_service(server)
     budget = disruption_budget(server)
     if budget is not None:

@@ -1,4 +1,5 @@
-"""Gateway: HAProxy in front of every MCP server of the fleet, one public route per server."""
+"""Gateway: HAProxy in front of every MCP server of the fleet, one public route per server, forwarding to
+the MCP router (components.gateway.router)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pulumi
 from components.gateway.config import render_gateway_config
 from components.kube import kubernetes_resource
 from components.manifests.gateway import (
+    JWT_CONFIG_MAP_NAME,
     NAMESPACE_RESOURCE,
     SELF_SIGNED_ISSUER_RESOURCE,
     gateway_objects,
@@ -17,12 +19,13 @@ TYPE_TOKEN = "mcpfleet:index:Gateway"
 
 
 class Gateway(pulumi.ComponentResource):
-    """The gateway's namespace, HAProxy StatefulSet, load balancer, autoscaler, policies and certificate.
+    """The gateway's namespace, HAProxy Deployment, load balancer, autoscaler, policies and certificate.
 
     Needs cert-manager (for `tls: cert-manager` and `self-signed`) and on EKS the AWS Load Balancer
     Controller, which `ClusterAddons` installs, and Istio's CRDs (its PeerAuthentication), which `Mesh`
-    installs: the Fleet orders them first. The per-server headless Services HAProxy resolves belong to
-    each server's McpServer (`endpoints_service`).
+    installs: the Fleet orders them first. HAProxy forwards to the Router component's pool, in this
+    namespace; the per-server headless Services the router resolves belong to each server's McpServer
+    (`endpoints_service`).
     """
 
     def __init__(
@@ -38,6 +41,8 @@ class Gateway(pulumi.ComponentResource):
         objects = gateway_objects(fleet, self.config, jwt_public_key)
         child = pulumi.ResourceOptions(parent=self)
         first = [kubernetes_resource(NAMESPACE_RESOURCE, objects.pop(NAMESPACE_RESOURCE), child)]
+        # What the router needs of the gateway before it starts: the namespace and the issuer's key.
+        self.router_prerequisites: list[pulumi.Resource] = [first[0]]
         issuer = objects.pop(SELF_SIGNED_ISSUER_RESOURCE, None)
         if issuer is not None:
             # Cluster-scoped; the Certificate asks it for the certificate.
@@ -45,12 +50,14 @@ class Gateway(pulumi.ComponentResource):
         after_namespace = pulumi.ResourceOptions(parent=self, depends_on=first)
         for resource_name, obj in objects.items():
             resource_opts = after_namespace
-            if obj["kind"] == "StatefulSet":
+            if obj["kind"] == "Deployment":
                 # After creation the autoscaler owns the replica count; do not fight it on every `up`.
                 resource_opts = pulumi.ResourceOptions.merge(
                     after_namespace, pulumi.ResourceOptions(ignore_changes=["spec.replicas"])
                 )
-            kubernetes_resource(resource_name, obj, resource_opts)
+            resource = kubernetes_resource(resource_name, obj, resource_opts)
+            if obj["kind"] == "ConfigMap" and obj["metadata"]["name"] == JWT_CONFIG_MAP_NAME:
+                self.router_prerequisites.append(resource)
         self.namespace = fleet.settings.gateway_namespace
         self.host = fleet.settings.domain
         self.register_outputs({"namespace": self.namespace, "host": self.host})

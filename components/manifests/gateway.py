@@ -1,12 +1,12 @@
 """The gateway's Kubernetes objects: a hardened HAProxy Deployment in its own namespace, before the fleet.
 
-Pure builders, no Pulumi. The HAProxy configuration itself comes from `components.gateway.config`.
+Pure builders, no Pulumi. The HAProxy configuration itself comes from `components.gateway.config`; the
+MCP router it forwards to lives in the same namespace (`components.manifests.router`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
 from collections.abc import Mapping
 
 from components.manifests import K8sObject
@@ -16,6 +16,8 @@ from components.manifests.labels import (
     GATEWAY_SERVICE_ACCOUNT,
     PART_OF,
     PROMETHEUS_POD_LABELS,
+    ROUTER_NAME,
+    ROUTER_POD_LABELS,
     selector_labels,
     server_labels,
 )
@@ -54,8 +56,12 @@ HBONE_PORT = 15008
 # `HostProbeSNATAddress`); a NetworkPolicy that limits ingress must let it reach the probe port.
 AMBIENT_PROBE_SOURCE = "169.254.7.127/32"
 
-# Stick tables travel between replicas over HAProxy's peers protocol on this port.
-PEER_PORT = 10000
+# The MCP router behind HAProxy (docs/router.md): MCP on one port, /metrics and /healthz on the other.
+ROUTER_PORT = 8090
+ROUTER_METRICS_PORT = 8091
+ROUTER_HEALTH_PATH = "/healthz"
+# The router's headless Service, through which HAProxy finds every ready router pod.
+ROUTER_ENDPOINTS_SERVICE_NAME = f"{ROUTER_NAME}-endpoints"
 # Empty in pods (listen on every address); tests running several gateways on one machine set it.
 ADDRESS_ENV = "MCP_GATEWAY_ADDRESS"
 # The identity provider's public key, from `pulumi config set mcpfleet:gatewayJwtPublicKey`.
@@ -65,10 +71,6 @@ JWT_KEY_FILE = "issuer.pem"
 
 CONFIG_MAP_NAME = f"{GATEWAY_NAME}-config"
 CONFIG_KEY = "haproxy.cfg"
-# The configuration's largest file, the access patterns, has a ConfigMap of its own: each ConfigMap may
-# hold 1 MiB, and the two together carry fleets twice the size one could. The pod sees one directory.
-ACCESS_FILE = "access.acl"
-ACCESS_CONFIG_MAP_NAME = f"{GATEWAY_NAME}-access"
 # The image's CMD reads /usr/local/etc/haproxy/haproxy.cfg.
 CONFIG_DIR = "/usr/local/etc/haproxy"
 CONFIG_PATH = f"{CONFIG_DIR}/{CONFIG_KEY}"
@@ -108,9 +110,14 @@ NLB_ANNOTATIONS = {
     f"{AWS_LB}type": "external",
     f"{AWS_LB}nlb-target-type": "ip",
     f"{AWS_LB}scheme": "internet-facing",
-    # Source-IP affinity: a legacy client's requests keep reaching the gateway replica whose stick
-    # table knows its mcp-session-id (the tables are per replica).
-    f"{AWS_LB}target-group-attributes": "stickiness.enabled=true,stickiness.type=source_ip",
+    # Client IP preservation: IP targets behind TCP and TLS listeners see the NLB's address unless it is
+    # on (AWS, "Edit target group attributes for your Network Load Balancer"), and HAProxy rate limits
+    # unauthenticated requests by client address and tells the router who called (X-Forwarded-For).
+    # Source-IP affinity keeps a client on one replica, whose rate counters (per replica) then see all of
+    # its requests; sessions need none (any router replica opens a session id the router sealed).
+    f"{AWS_LB}target-group-attributes": (
+        "preserve_client_ip.enabled=true,stickiness.enabled=true,stickiness.type=source_ip"
+    ),
 }
 NLB_TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
@@ -124,21 +131,12 @@ def serving_port(settings: Environment) -> int:
     return TLS_PORT if terminates_tls(settings) else PLAIN_PORT
 
 
-def peer_names(settings: Environment) -> list[str]:
-    """StatefulSet pod names, for every replica the autoscaler may run."""
-    return [f"{GATEWAY_NAME}-{index}" for index in range(settings.gateway.max_replicas)]
-
-
-def peer_service_name(pod: str) -> str:
-    return f"{pod}-peer"
-
-
-def peer_service_host(settings: Environment, pod: str) -> str:
-    return f"{peer_service_name(pod)}.{settings.gateway_namespace}.svc.{CLUSTER_DOMAIN}"
+def router_endpoints_host(settings: Environment) -> str:
+    return f"{ROUTER_ENDPOINTS_SERVICE_NAME}.{settings.gateway_namespace}.svc.{CLUSTER_DOMAIN}"
 
 
 def endpoints_service_name(server: FleetServer) -> str:
-    """The headless Service through which the gateway resolves every ready pod of server."""
+    """The headless Service through which the MCP router resolves every ready pod of server."""
     return f"{server.name}{ENDPOINTS_SUFFIX}"
 
 
@@ -147,7 +145,7 @@ def endpoints_host(server: FleetServer) -> str:
 
 
 GatewayConfig = Mapping[str, str]
-"""The gateway's configuration directory: file name -> text, haproxy.cfg and the files it reads."""
+"""A configuration directory: file name -> text (haproxy.cfg and the map files it reads; router.json)."""
 
 
 def config_hash(config: GatewayConfig) -> str:
@@ -162,7 +160,7 @@ def config_hash(config: GatewayConfig) -> str:
 
 
 def selector() -> dict[str, str]:
-    """Stable: a Deployment cannot change its selector. Contains GATEWAY_POD_LABELS, which servers admit."""
+    """Stable: a Deployment cannot change its selector. Holds GATEWAY_POD_LABELS, which the router admits."""
     return {**GATEWAY_POD_LABELS, "app.kubernetes.io/instance": GATEWAY_NAME}
 
 
@@ -192,16 +190,8 @@ def service_account(settings: Environment) -> K8sObject:
         "apiVersion": "v1",
         "kind": "ServiceAccount",
         "metadata": _metadata(settings, GATEWAY_SERVICE_ACCOUNT),
-        # HAProxy never calls the Kubernetes API: it finds pods through DNS.
+        # HAProxy never calls the Kubernetes API: it finds the router's pods through DNS.
         "automountServiceAccountToken": False,
-    }
-
-
-def config_map_data(config: GatewayConfig) -> dict[str, dict[str, str]]:
-    """The configuration's files by the ConfigMap that carries them."""
-    return {
-        CONFIG_MAP_NAME: {name: text for name, text in config.items() if name != ACCESS_FILE},
-        ACCESS_CONFIG_MAP_NAME: {name: text for name, text in config.items() if name == ACCESS_FILE},
     }
 
 
@@ -213,7 +203,7 @@ def config_map(settings: Environment, name: str, data: Mapping[str, str]) -> K8s
     size = config_map_size(data)
     if size > CONFIG_MAP_LIMIT_BYTES:
         raise ValueError(
-            f"the gateway configuration's ConfigMap {name} ({', '.join(data)}) is {size} bytes, over the"
+            f"the configuration's ConfigMap {name} ({', '.join(data)}) is {size} bytes, over the"
             f" {CONFIG_MAP_LIMIT_BYTES} bytes a ConfigMap may hold"
         )
     return {
@@ -248,12 +238,9 @@ def _container(settings: Environment) -> K8sObject:
         # HAProxy itself rather than the image entrypoint script: master-worker (-W), in the foreground (-db).
         "command": ["haproxy"],
         "args": ["-W", "-db", "-f", CONFIG_PATH],
-        # The configuration finds its own replica among the peers by pod name (StatefulSet: stable).
-        "env": [{"name": "HOSTNAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
         "ports": [
             {"name": "mcp", "containerPort": serving_port(settings), "protocol": "TCP"},
             {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
-            {"name": "peers", "containerPort": PEER_PORT, "protocol": "TCP"},
         ],
         "resources": {
             "requests": {"cpu": CPU_REQUEST, "memory": MEMORY_REQUEST},
@@ -269,16 +256,8 @@ def _container(settings: Environment) -> K8sObject:
 
 def _volumes(settings: Environment) -> list[K8sObject]:
     volumes: list[K8sObject] = [
-        {
-            "name": "config",
-            # One directory: haproxy.cfg and the map and pattern files it reads beside it.
-            "projected": {
-                "sources": [
-                    {"configMap": {"name": CONFIG_MAP_NAME}},
-                    {"configMap": {"name": ACCESS_CONFIG_MAP_NAME}},
-                ]
-            },
-        },
+        # One directory: haproxy.cfg and the map files it reads beside it.
+        {"name": "config", "configMap": {"name": CONFIG_MAP_NAME}},
         {"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE}},
         {
             "name": "jwt",
@@ -311,29 +290,27 @@ def _spread(settings: Environment) -> list[K8sObject]:
             "topologyKey": key,
             "whenUnsatisfiable": rule,
             "labelSelector": {"matchLabels": selector()},
-            # A StatefulSet's revision label: spread each rollout's pods, not old and new together.
-            "matchLabelKeys": ["controller-revision-hash"],
+            # Spread each rollout's pods, not old and new together.
+            "matchLabelKeys": ["pod-template-hash"],
         }
         for key, rule in ((ZONE_KEY, zone_rule), (HOST_KEY, "ScheduleAnyway"))
     ]
 
 
-def stateful_set(settings: Environment, config: GatewayConfig) -> K8sObject:
-    """A StatefulSet, not a Deployment: each replica needs a stable name to find itself among its peers."""
+def deployment(settings: Environment, config: GatewayConfig) -> K8sObject:
+    """Replicas are interchangeable: no state of their own (rate counters are per replica, sessions live
+    in the router's sealed ids), so a Deployment."""
     return {
         "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
+        "kind": "Deployment",
         "metadata": _metadata(settings),
         "spec": {
             # The autoscaler owns the count afterwards (the component ignores later changes to it).
             "replicas": settings.gateway.replicas,
             "revisionHistoryLimit": 5,
-            "serviceName": peers_service_name(),
             "selector": {"matchLabels": selector()},
-            # Replicas hold no volume of their own: start and stop them together, not one by one.
-            "podManagementPolicy": "Parallel",
-            # One pod at a time, the others keep serving (and keep the shared sessions).
-            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+            # Surge first, never drop below the running count: the load balancer keeps its targets.
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
             "template": {
                 "metadata": {
                     "labels": gateway_labels(),
@@ -350,39 +327,6 @@ def stateful_set(settings: Environment, config: GatewayConfig) -> K8sObject:
                     "topologySpreadConstraints": _spread(settings),
                 },
             },
-        },
-    }
-
-
-def peers_service_name() -> str:
-    return f"{GATEWAY_NAME}-peers"
-
-
-def peers_service(settings: Environment) -> K8sObject:
-    """The StatefulSet's governing (headless) Service."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": _metadata(settings, peers_service_name()),
-        "spec": {
-            "clusterIP": "None",
-            "selector": selector(),
-            "ports": [{"name": "tcp-peers", "port": PEER_PORT, "targetPort": "peers", "protocol": "TCP"}],
-        },
-    }
-
-
-def peer_service(settings: Environment, pod: str) -> K8sObject:
-    """One ClusterIP per replica: a name that resolves whether or not the pod runs, which HAProxy 2.6
-    needs (it resolves peers once, at start), and that follows the pod when it comes back elsewhere."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": _metadata(settings, peer_service_name(pod)),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": {**selector(), "statefulset.kubernetes.io/pod-name": pod},
-            "ports": [{"name": "tcp-peers", "port": PEER_PORT, "targetPort": "peers", "protocol": "TCP"}],
         },
     }
 
@@ -456,7 +400,7 @@ def autoscaler(settings: Environment) -> K8sObject:
         "kind": "HorizontalPodAutoscaler",
         "metadata": _metadata(settings),
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": GATEWAY_NAME},
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": GATEWAY_NAME},
             "minReplicas": settings.gateway.replicas,
             "maxReplicas": settings.gateway.max_replicas,
             "metrics": [
@@ -491,7 +435,8 @@ def _tcp(*ports: int) -> list[K8sObject]:
 
 
 def network_policy(fleet: Fleet) -> K8sObject:
-    """In: the serving port from anywhere, metrics from Prometheus only. Out: DNS and the servers' pods."""
+    """In: the serving port from anywhere, metrics from Prometheus only. Out: DNS and the router's pods,
+    nothing else: HAProxy reaches no server itself."""
     settings = fleet.settings
     prometheus = {
         "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: settings.monitoring_namespace}},
@@ -506,29 +451,11 @@ def network_policy(fleet: Fleet) -> K8sObject:
         ],
         "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
     }
-    # One rule per server namespace: its servers' pods, on their ports (and the mesh tunnel's).
-    by_namespace: dict[str, list[FleetServer]] = defaultdict(list)
-    for server in fleet.servers:
-        by_namespace[server.namespace].append(server)
-    egress: list[K8sObject] = [dns]
-    for ns, servers in sorted(by_namespace.items()):
-        names = sorted(s.name for s in servers)
-        ports = sorted({s.spec.transport.port for s in servers} | {HBONE_PORT})
-        egress.append(
-            {
-                "to": [
-                    {
-                        "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: ns}},
-                        "podSelector": {
-                            "matchExpressions": [
-                                {"key": "app.kubernetes.io/name", "operator": "In", "values": names}
-                            ]
-                        },
-                    }
-                ],
-                "ports": _tcp(*ports),
-            }
-        )
+    # The router runs in this namespace; its ports, and the mesh tunnel's that carries them.
+    router = {
+        "to": [{"podSelector": {"matchLabels": dict(ROUTER_POD_LABELS)}}],
+        "ports": _tcp(ROUTER_PORT, ROUTER_METRICS_PORT, HBONE_PORT),
+    }
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -540,16 +467,8 @@ def network_policy(fleet: Fleet) -> K8sObject:
                 {"ports": _tcp(serving_port(settings))},
                 {"from": [prometheus], "ports": _tcp(METRICS_PORT, HBONE_PORT)},
                 {"from": [{"ipBlock": {"cidr": AMBIENT_PROBE_SOURCE}}], "ports": _tcp(METRICS_PORT)},
-                # The other replicas, sharing stick tables.
-                {
-                    "from": [{"podSelector": {"matchLabels": selector()}}],
-                    "ports": _tcp(PEER_PORT, HBONE_PORT),
-                },
             ],
-            "egress": [
-                *egress,
-                {"to": [{"podSelector": {"matchLabels": selector()}}], "ports": _tcp(PEER_PORT, HBONE_PORT)},
-            ],
+            "egress": [dns, router],
         },
     }
 
@@ -574,10 +493,11 @@ def peer_authentication(settings: Environment) -> K8sObject:
 
 
 def endpoints_service(server: FleetServer) -> K8sObject:
-    """Headless: DNS answers with every ready pod, so HAProxy can stick a session to one replica.
+    """Headless: DNS answers with every ready pod, so the MCP router can keep a legacy session on the
+    replica that opened it (its sealed session id names the pod).
 
     (Through the server's ClusterIP Service every request would be balanced anew by kube-proxy or the
-    mesh, and the stick table would pin nothing.)
+    mesh, and a session would land on a replica that does not know it.)
     """
     return {
         "apiVersion": "v1",
@@ -659,17 +579,10 @@ def gateway_objects(fleet: Fleet, config: GatewayConfig, jwt_public_key: str) ->
     objects: dict[str, K8sObject] = {
         NAMESPACE_RESOURCE: gateway_namespace(settings),
         "gateway-service-account": service_account(settings),
-        **{
-            resource: config_map(settings, name, data)
-            for resource, (name, data) in zip(
-                ("gateway-config", "gateway-access"), config_map_data(config).items(), strict=True
-            )
-        },
+        "gateway-config": config_map(settings, CONFIG_MAP_NAME, config),
         "gateway-jwt": jwt_config_map(settings, jwt_public_key),
-        "gateway-statefulset": stateful_set(settings, config),
+        "gateway-deployment": deployment(settings, config),
         "gateway-service": service(settings),
-        "gateway-peers-service": peers_service(settings),
-        **{f"gateway-peer-{pod}": peer_service(settings, pod) for pod in peer_names(settings)},
         "gateway-metrics-service": metrics_service(settings),
         "gateway-autoscaler": autoscaler(settings),
         "gateway-network-policy": network_policy(fleet),

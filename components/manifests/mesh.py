@@ -24,9 +24,9 @@ from typing import Any
 
 from components.manifests import K8sObject
 from components.manifests.labels import (
-    GATEWAY_SERVICE_ACCOUNT,
     PART_OF,
     PROMETHEUS_SERVICE_ACCOUNT,
+    ROUTER_SERVICE_ACCOUNT,
     selector_labels,
     server_labels,
 )
@@ -144,15 +144,17 @@ def principal(namespace: str, service_account: str) -> str:
 
 
 def caller_principals(settings: Environment) -> list[str]:
-    """The only identities that may open a connection to a server: the gateway and Prometheus."""
+    """The only identities that may open a connection to a server: the MCP router (which runs in the
+    gateway's namespace: every request has passed HAProxy and the router's own checks) and Prometheus.
+    HAProxy itself is not among them: nothing reaches a server without the router deciding on it."""
     return [
-        principal(settings.gateway_namespace, GATEWAY_SERVICE_ACCOUNT),
+        principal(settings.gateway_namespace, ROUTER_SERVICE_ACCOUNT),
         principal(settings.monitoring_namespace, PROMETHEUS_SERVICE_ACCOUNT),
     ]
 
 
 def authorization_policy(server: FleetServer, settings: Environment) -> K8sObject:
-    """ALLOW the gateway and Prometheus on the server's port; with an ALLOW policy in place, ztunnel denies
+    """ALLOW the router and Prometheus on the server's port; with an ALLOW policy in place, ztunnel denies
     every other caller."""
     return {
         "apiVersion": "security.istio.io/v1",

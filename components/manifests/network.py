@@ -1,5 +1,5 @@
-"""Per-server NetworkPolicy: in from the gateway and the scraper (through the mesh) and kubelet probes only;
-out to DNS and declared egress.
+"""Per-server NetworkPolicy: in from the MCP router and the scraper (through the mesh) and kubelet probes
+only; out to DNS and declared egress.
 """
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import ipaddress
 
 from components.manifests import K8sObject
 from components.manifests.labels import (
-    GATEWAY_POD_LABELS,
     PROMETHEUS_POD_LABELS,
+    ROUTER_POD_LABELS,
     selector_labels,
     server_labels,
 )
@@ -63,13 +63,14 @@ def network_policy(server: FleetServer, settings: Environment) -> K8sObject:
             "podSelector": {"matchLabels": selector_labels(server)},
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [
-                # The ambient mesh carries the gateway's and Prometheus's connections as mTLS tunnels to
+                # The ambient mesh carries the router's and Prometheus's connections as mTLS tunnels to
                 # HBONE_PORT, never to the server's own port: a NetworkPolicy is enforced on the node,
                 # before ztunnel unwraps the tunnel inside the pod. Plaintext to the server port would be
-                # refused by STRICT mTLS anyway, so it is not opened.
+                # refused by STRICT mTLS anyway, so it is not opened. HAProxy's pods are not admitted:
+                # every request reaches a server through the router.
                 {
                     "from": [
-                        _peer(settings.gateway_namespace, GATEWAY_POD_LABELS),
+                        _peer(settings.gateway_namespace, ROUTER_POD_LABELS),
                         _peer(settings.monitoring_namespace, PROMETHEUS_POD_LABELS),
                     ],
                     "ports": [{"protocol": "TCP", "port": HBONE_PORT}],

@@ -30,6 +30,7 @@ from mcpfleet.plan.reports import render_junit, render_markdown, render_sarif
 from mcpfleet.stacks.loader import (
     GATEWAY_JWT_KEY,
     GRAFANA_PASSWORD_KEY,
+    ROUTER_SESSION_KEYS_KEY,
     SECRETS_KEY,
     load_stack_config,
     stack_file,
@@ -214,6 +215,7 @@ def _offline_secrets(config: dict[str, Any], fleet: Fleet) -> dict[str, Any]:
     config = {
         **config,
         GRAFANA_PASSWORD_KEY: "offline plan: value not read",
+        ROUTER_SESSION_KEYS_KEY: "offline plan: value not read",
         # Not a secret, but set per stack outside the repository like one.
         GATEWAY_JWT_KEY: "offline plan: the issuer public key from `pulumi config set gatewayJwtPublicKey`",
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,28 @@ from mcpfleet.yamlfile import YamlDocument, YamlError, read_yaml
 
 # Keys of ours that a stack file may hold besides the environment settings: the catalog folder, local
 # secret values (`pulumi config set --secret --path 'mcpfleet:secrets.<store key>'`) and Grafana's
-# admin password (`pulumi config set --secret grafanaAdminPassword`), and the token issuer's public key
-# (`pulumi config set gatewayJwtPublicKey -- "$(cat issuer-public.pem)"`).
+# admin password (`pulumi config set --secret grafanaAdminPassword`), the token issuer's public key
+# (`pulumi config set gatewayJwtPublicKey -- "$(cat issuer-public.pem)"`), the MCP router's session
+# keys (`pulumi config set --secret routerSessionKeys`) and the router build to run, by digest
+# (`pulumi config set routerImage <repository>@sha256:<digest>`, which the deploy workflow sets).
 SECRETS_KEY = "mcpfleet:secrets"
 GRAFANA_PASSWORD_KEY = "mcpfleet:grafanaAdminPassword"
 GATEWAY_JWT_KEY = "mcpfleet:gatewayJwtPublicKey"
-KNOWN_KEYS = {CONFIG_KEY, "mcpfleet:catalogDir", SECRETS_KEY, GRAFANA_PASSWORD_KEY, GATEWAY_JWT_KEY}
+ROUTER_SESSION_KEYS_KEY = "mcpfleet:routerSessionKeys"
+ROUTER_IMAGE_KEY = "mcpfleet:routerImage"
+KNOWN_KEYS = {
+    CONFIG_KEY,
+    "mcpfleet:catalogDir",
+    SECRETS_KEY,
+    GRAFANA_PASSWORD_KEY,
+    GATEWAY_JWT_KEY,
+    ROUTER_SESSION_KEYS_KEY,
+    ROUTER_IMAGE_KEY,
+}
+# `<repository>@sha256:<digest>`, a tag between them allowed (`<repository>:<tag>@sha256:<digest>`).
+_PINNED_IMAGE = re.compile(
+    r"^(?P<repository>[^@:\s]+(:[0-9]+/[^@:\s]+)?)(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[a-f0-9]{64}$"
+)
 
 
 def stack_file(stacks_dir: Path, env: str) -> Path:
@@ -70,7 +87,27 @@ def load_stack_config(stacks_dir: Path, env: str) -> tuple[dict[str, Any], Envir
     environment, found = validate_document(Environment, document, shown, ("config", CONFIG_KEY))
     if environment is None:
         raise InvalidInput(found)
+    if ROUTER_IMAGE_KEY in config:
+        problem = router_image_problem(config[ROUTER_IMAGE_KEY], environment)
+        if problem is not None:
+            line = document.line_of(("config", ROUTER_IMAGE_KEY))
+            raise InvalidInput([InputProblem(shown, line, f"config.{ROUTER_IMAGE_KEY}", problem)])
     return config, environment
+
+
+def router_image_problem(value: Any, environment: Environment) -> str | None:
+    """What is wrong with a `routerImage` setting, or None: it must name an image of the stack's
+    `router.imageRepository` by digest, the pin the release workflow reports."""
+    repository = environment.router.image_repository
+    match = _PINNED_IMAGE.match(value) if isinstance(value, str) else None
+    if match is None:
+        return (
+            f"expected {repository}@sha256:<64 hex digits> (the digest the release workflow reports),"
+            f" got {value!r}"
+        )
+    if match.group("repository") != repository:
+        return f"names an image of {match.group('repository')}, not of router.imageRepository ({repository})"
+    return None
 
 
 def environment_from_config(raw: Any, where: str, env: str | None = None) -> Environment:

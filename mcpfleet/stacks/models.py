@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
+from mcpfleet.catalog.models import ImageRepository
 from mcpfleet.model import Cidr, DnsLabel, Hostname, HttpsUrl, Model, RateLimits
 
 CONFIG_KEY = "mcpfleet:environment"
@@ -236,8 +237,8 @@ class GatewayAuth(Model):
     roles_claim: ClaimName = Field(
         default="roles",
         description=(
-            "Claim holding the caller's roles as one space-separated string (as OAuth `scope`): HAProxy"
-            " 2.6 cannot read JSON arrays out of a token."
+            "Claim holding the caller's roles: one space-separated string (as OAuth `scope`) or a list of"
+            " strings. The MCP router reads it from the verified token; the gateway refuses other types."
         ),
     )
     subject_claim: ClaimName = Field(
@@ -269,6 +270,15 @@ class Gateway(Model):
     rate_limits: RateLimits = Field(
         default_factory=RateLimits, description="Default rate limits; a catalog entry may set its own."
     )
+    unauthenticated_per_source_per_minute: int = Field(
+        default=120,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "Requests a minute one client address may make without a valid token (metadata lookups,"
+            " unknown paths, refusals) before the gateway answers 429; counted per gateway replica."
+        ),
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Gateway:
@@ -278,6 +288,33 @@ class Gateway(Model):
             raise ValueError("tls acm needs acmCertificateArn")
         if self.tls == "cert-manager" and self.cluster_issuer is None:
             raise ValueError("tls cert-manager needs clusterIssuer")
+        return self
+
+
+class Router(Model):
+    """The MCP router behind the gateway (docs/router.md): the one place that reads each MCP message and
+    decides on it (method, tool, access, session ownership). Only the gateway reaches it; only it reaches
+    the servers.
+
+    Its image is built and pushed by `.github/workflows/release-router.yml`; the build a stack runs is
+    named by digest outside the repository, as the deploy workflow does:
+    `pulumi config set routerImage <imageRepository>@sha256:<digest>`.
+    """
+
+    image_repository: ImageRepository = Field(
+        default="ghcr.io/example/mcpfleet-router",
+        description=(
+            "Where the release workflow pushes the router's image: `ghcr.io/<GitHub owner>/mcpfleet-router`."
+            " `routerImage` must name an image of this repository."
+        ),
+    )
+    replicas: int = Field(default=1, ge=1, le=50, description="Router replicas at rest.")
+    max_replicas: int = Field(default=2, ge=1, le=100, description="Most replicas the autoscaler adds.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Router:
+        if self.max_replicas < self.replicas:
+            raise ValueError("maxReplicas is below replicas")
         return self
 
 
@@ -323,6 +360,7 @@ class Environment(Model):
     secrets: Secrets = Field(default_factory=Secrets, description="Secret delivery.")
     monitoring: Monitoring = Field(default_factory=Monitoring, description="Metrics, alerts, dashboards.")
     gateway: Gateway = Field(description="The gateway in front of the servers.")
+    router: Router = Field(default_factory=Router, description="The MCP router between gateway and servers.")
     servers: list[Annotated[str, StringConstraints(pattern=r"^(\*|[a-z]([-a-z0-9]*[a-z0-9])?)$")]] = Field(
         default_factory=lambda: ["*"],
         description="Servers to deploy among those the catalog enables here; `*` for all of them.",

@@ -7,9 +7,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from policies.rules._k8s import containers, pod_spec, where
+from policies.rules._k8s import _POD_SPEC_PATHS, containers, dig, kind_of, pod_spec, where
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+# A pod template annotation the program writes when a workload's image is named by its release tag until
+# deploy, where its digest is set (the MCP router: `pulumi config set routerImage`, which `pulumi up`
+# requires). Such an image is reported by image-digest-at-deploy, never as pinned.
+DIGEST_AT_DEPLOY_ANNOTATION = "mcpfleet.io/image-digest"
 
 
 @dataclass(frozen=True)
@@ -46,3 +50,12 @@ def images(resource_type: str, inputs: Mapping[str, Any]) -> Iterator[tuple[str,
         image = container.get("image")
         if isinstance(image, str):
             yield where(resource_type, inputs, container), parse_image(image)
+
+
+def digest_at_deploy(resource_type: str, inputs: Mapping[str, Any]) -> str | None:
+    """What a workload's pod template says about where its images' digest comes from, if it says so."""
+    path = _POD_SPEC_PATHS.get(kind_of(resource_type) or "")
+    if path is None:
+        return None
+    value = dig(inputs, *path[:-1], "metadata", "annotations", DIGEST_AT_DEPLOY_ANNOTATION)
+    return value if isinstance(value, str) and value else None

@@ -44,11 +44,7 @@ RULE = Rule(
                     AUTHORIZATION_POLICY,
                     "alpha",
                     _policy(
-                        {
-                            "from": [
-                                {"source": {"principals": ["cluster.local/ns/mcp-gateway/sa/mcp-gateway"]}}
-                            ]
-                        }
+                        {"from": [{"source": {"principals": ["cluster.local/ns/mcp-gateway/sa/mcp-router"]}}]}
                     ),
                 ),
             ),

@@ -56,11 +56,12 @@ RULE = Rule(
     description="Where strictness is strict, workloads never run fewer than two replicas (blocking in prod).",
     severity="medium",
     remediation="Run at least two replicas, and let no autoscaler scale in below two: for a server, "
-    "scaling.replicas and scaling.minReplicas in its catalog entry; for the gateway, gateway.replicas in "
-    "the stack file.",
+    "scaling.replicas and scaling.minReplicas in its catalog entry; for the gateway and the MCP router, "
+    "gateway.replicas and router.replicas in the stack file.",
     catalog_fix="set `environments.{env}.scaling.minReplicas` and `environments.{env}.scaling.replicas` to "
     "at least the number required (or remove them: the stack file's minimumReplicas then applies)",
-    stack_fix="set `gateway.replicas` to at least the number required (it is also the autoscaler's floor)",
+    stack_fix="set `gateway.replicas` (the gateway) or `router.replicas` (the MCP router) to at least the "
+    "number required (it is also the autoscaler's floor)",
     validate_stack=validate,
     enforcement=PROD_ONLY,
     config_schema={"minReplicas": {"type": "integer", "minimum": 1, "default": 2}},

@@ -2,7 +2,8 @@
 
 Asked of environments whose strictness is `standard` or `strict` (staging warns of what prod will
 block); a relaxed environment (dev) runs what its tags name today, and image-no-latest-tag keeps those
-tags fixed.
+tags fixed. A workload whose pod template says its digest is supplied at deploy (the MCP router in an
+offline plan or a preview) is image-digest-at-deploy's to report: `pulumi up` refuses to run it unpinned.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from typing import Any
 
 from policies.rules._examples import C0, deployment
 from policies.rules._framework import PROD_ONLY, Case, Context, Rule
-from policies.rules._images import images
+from policies.rules._images import DIGEST_AT_DEPLOY_ANNOTATION, digest_at_deploy, images
 
 
 def validate(resource_type: str, inputs: Mapping[str, Any], context: Context) -> list[str]:
-    if not context.at_least("standard"):
+    if not context.at_least("standard") or digest_at_deploy(resource_type, inputs):
         return []
     return [
         f"{w} runs {image.text}, not pinned by digest"
@@ -51,6 +52,18 @@ RULE = Rule(
             (deployment({f"{C0}.image": "ghcr.io/example/alpha:1.2.3"}),),
             environment="staging",
             stack={"strictness": "standard"},
+        ),
+        Case(
+            "tag with its digest supplied at deploy (reported by image-digest-at-deploy)",
+            "pass",
+            (
+                deployment(
+                    {
+                        f"{C0}.image": "ghcr.io/example/alpha:1.2.3",
+                        "spec.template.metadata.annotations": {DIGEST_AT_DEPLOY_ANNOTATION: "at deploy"},
+                    }
+                ),
+            ),
         ),
         Case(
             "tag only where relaxed",

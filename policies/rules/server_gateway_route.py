@@ -1,11 +1,16 @@
-"""MCP: every server is routed by the gateway (a line `<name> <name>/<endpoint>` in its `routes.map`).
+"""MCP: every server is routed by the gateway and known to the MCP router behind it.
 
-A server without a route is deployed but unreachable: usually a gateway that was not re-rendered.
+HAProxy routes a server when its route map (`routes.map` in the gateway's ConfigMap) has a line
+`<name> <name>/<endpoint>`; the router forwards to it when its configuration (`router.json` in the
+router's ConfigMap) has an entry under `servers`. A server missing from either is deployed but
+unreachable: usually a gateway or a router that was not re-rendered from the same catalog.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from policies.rules._examples import CONFIG_MAP, k8s, server
 from policies.rules._framework import Case, CaseResource, Context, Finding, Resource, Rule
@@ -13,6 +18,8 @@ from policies.rules._k8s import as_map, dig, kind_of
 
 DEFAULT_CONFIG_MAP = "mcp-gateway-config"
 ROUTE_MAP_KEY = "routes.map"
+DEFAULT_ROUTER_CONFIG_MAP = "mcp-router-config"
+ROUTER_CONFIG_KEY = "router.json"
 
 
 def routed_servers(route_map: str) -> set[str]:
@@ -24,24 +31,60 @@ def routed_servers(route_map: str) -> set[str]:
     }
 
 
-def validate(resources: Sequence[Resource], context: Context) -> list[Finding]:
-    name = str(context.config.get("gatewayConfigMap", DEFAULT_CONFIG_MAP))
-    maps = [
-        str(as_map(r.inputs.get("data")).get(ROUTE_MAP_KEY, ""))
+def router_servers(router_json: str) -> set[str] | None:
+    """The server names router.json holds; None when it is not the JSON object the router reads."""
+    try:
+        document = json.loads(router_json)
+    except ValueError:
+        return None
+    servers = document.get("servers") if isinstance(document, dict) else None
+    return set(servers) if isinstance(servers, dict) else None
+
+
+def _data(resources: Sequence[Resource], name: str, key: str) -> list[str]:
+    return [
+        str(as_map(r.inputs.get("data")).get(key, ""))
         for r in resources
         if kind_of(r.type) == "ConfigMap" and dig(r.inputs, "metadata", "name") == name
     ]
+
+
+def validate(resources: Sequence[Resource], context: Context) -> list[Finding]:
+    name = str(context.config.get("gatewayConfigMap", DEFAULT_CONFIG_MAP))
+    router_name = str(context.config.get("routerConfigMap", DEFAULT_ROUTER_CONFIG_MAP))
     servers = [r for r in resources if r.type == "mcpfleet:index:McpServer"]
-    if servers and not maps:
-        return [Finding(f"no gateway ConfigMap {name}: no server is routed")]
+    if not servers:
+        return []
+    findings = []
+    maps = _data(resources, name, ROUTE_MAP_KEY)
+    if not maps:
+        findings.append(Finding(f"no gateway ConfigMap {name}: no server is routed"))
     routed = set().union(*(routed_servers(text) for text in maps))
-    return [
-        Finding(
-            f"server {s.name} has no gateway route (no line in {ROUTE_MAP_KEY} of ConfigMap {name})", s.urn
+    configs = [router_servers(text) for text in _data(resources, router_name, ROUTER_CONFIG_KEY)]
+    if not configs:
+        findings.append(Finding(f"no router ConfigMap {router_name}: the router forwards to no server"))
+    elif None in configs:
+        findings.append(
+            Finding(f"{ROUTER_CONFIG_KEY} of ConfigMap {router_name} is not a router configuration")
         )
-        for s in servers
-        if s.name not in routed
-    ]
+    known = set().union(*(c for c in configs if c is not None))
+    for s in servers:
+        if maps and s.name not in routed:
+            findings.append(
+                Finding(
+                    f"server {s.name} has no gateway route (no line in {ROUTE_MAP_KEY} of ConfigMap {name})",
+                    s.urn,
+                )
+            )
+        if configs and None not in configs and s.name not in known:
+            findings.append(
+                Finding(
+                    f"server {s.name} is unknown to the router (no entry in {ROUTER_CONFIG_KEY} of ConfigMap"
+                    f" {router_name})",
+                    s.urn,
+                )
+            )
+    return findings
 
 
 def _route_map(text: str) -> CaseResource:
@@ -52,21 +95,53 @@ def _gateway(*routes: str) -> CaseResource:
     return _route_map("# routes\n" + "".join(f"{r} {r}/mcp\n" for r in routes))
 
 
+def _router_json(text: str) -> CaseResource:
+    return k8s(CONFIG_MAP, "mcp-router-config", {"data": {ROUTER_CONFIG_KEY: text}})
+
+
+def _router(*names: str) -> CaseResource:
+    servers: Mapping[str, Any] = {n: {"publicPath": f"/servers/{n}/mcp"} for n in names}
+    return _router_json(json.dumps({"environment": "prod", "servers": servers}))
+
+
 RULE = Rule(
     id="server-gateway-route",
-    description="Every MCP server has a route at the gateway.",
+    description="Every MCP server has a route at the gateway and an entry in the MCP router's configuration.",
     severity="high",
-    remediation="Re-render the gateway from the same catalog (the Gateway component routes every server of "
-    "the fleet); a server must not be deployed outside the Fleet component.",
+    remediation="Re-render the gateway and the router from the same catalog (the Gateway and Router "
+    "components route every server of the fleet); a server must not be deployed outside the Fleet "
+    "component.",
     validate_stack=validate,
-    config_schema={"gatewayConfigMap": {"type": "string", "default": DEFAULT_CONFIG_MAP}},
+    config_schema={
+        "gatewayConfigMap": {"type": "string", "default": DEFAULT_CONFIG_MAP},
+        "routerConfigMap": {"type": "string", "default": DEFAULT_ROUTER_CONFIG_MAP},
+    },
     tags=("mcp",),
     cases=(
-        Case("routed", "pass", (server("alpha"), _gateway("alpha"))),
-        Case("prefix of another name is not a route", "violate", (server("alpha"), _gateway("alpha-two"))),
         Case(
-            "a commented-out route is none", "violate", (server("alpha"), _route_map("# alpha alpha/mcp\n"))
+            "routed and known to the router", "pass", (server("alpha"), _gateway("alpha"), _router("alpha"))
         ),
-        Case("no gateway", "violate", (server("alpha"),)),
+        Case(
+            "prefix of another name is not a route",
+            "violate",
+            (server("alpha"), _gateway("alpha-two"), _router("alpha")),
+        ),
+        Case(
+            "a commented-out route is none",
+            "violate",
+            (server("alpha"), _route_map("# alpha alpha/mcp\n"), _router("alpha")),
+        ),
+        Case("no gateway", "violate", (server("alpha"), _router("alpha"))),
+        Case(
+            "routed, but the router does not know it",
+            "violate",
+            (server("alpha"), _gateway("alpha"), _router("beta")),
+        ),
+        Case("no router", "violate", (server("alpha"), _gateway("alpha"))),
+        Case(
+            "a router configuration that is not JSON",
+            "violate",
+            (server("alpha"), _gateway("alpha"), _router_json('{"servers": {"alpha": ')),
+        ),
     ),
 )

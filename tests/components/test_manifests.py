@@ -105,16 +105,24 @@ def test_stdio_server_runs_behind_the_bridge() -> None:
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
 
 
-def test_network_policy_admits_gateway_and_scraper_and_declared_egress_only() -> None:
+def test_network_policy_admits_the_router_and_the_scraper_and_declared_egress_only() -> None:
     server, settings = fleet_server("search")
     spec = network_policy(server, settings)["spec"]
     assert spec["policyTypes"] == ["Ingress", "Egress"]
     # Callers come through the ambient mesh (HBONE on 15008); kubelet probes from its link-local address.
+    # The MCP router's pods, not HAProxy's: nothing reaches a server without the router deciding on it.
     callers, probes = spec["ingress"]
     sources = {
-        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in callers["from"]
+        (
+            peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+            tuple(peer["podSelector"]["matchLabels"].items()),
+        )
+        for peer in callers["from"]
     }
-    assert sources == {settings.gateway_namespace, settings.monitoring_namespace}
+    assert sources == {
+        (settings.gateway_namespace, (("app.kubernetes.io/name", "mcp-router"),)),
+        (settings.monitoring_namespace, (("app.kubernetes.io/name", "prometheus"),)),
+    }
     assert callers["ports"] == [{"protocol": "TCP", "port": 15008}]
     assert probes == {
         "from": [{"ipBlock": {"cidr": "169.254.7.127/32"}}],

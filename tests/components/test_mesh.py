@@ -64,7 +64,8 @@ def monitor() -> Iterator[Recorder]:
 # The pure builders
 
 
-def test_only_the_gateway_and_prometheus_identities_may_call_a_server() -> None:
+def test_only_the_router_and_prometheus_identities_may_call_a_server() -> None:
+    """Not HAProxy's: every request reaches a server through the MCP router, which decided on it."""
     server, settings_ = golden_server("search"), environment("prod")
     policy = mesh_server_objects(server, settings_)["search-authorization-policy"]
     assert policy["apiVersion"] == "security.istio.io/v1" and policy["kind"] == "AuthorizationPolicy"
@@ -77,7 +78,7 @@ def test_only_the_gateway_and_prometheus_identities_may_call_a_server() -> None:
         {
             "source": {
                 "principals": [
-                    "cluster.local/ns/mcp-gateway/sa/mcp-gateway",
+                    "cluster.local/ns/mcp-gateway/sa/mcp-router",
                     "cluster.local/ns/monitoring/sa/kube-prometheus-stack-prometheus",
                 ]
             }

@@ -31,6 +31,7 @@ def test_secret_values_never_leave_the_secret(
         f"{PROJECT}:catalogDir": str(REPO / "catalog"),
         f"{PROJECT}:secrets": {key: f"{SENTINEL}-{index}" for index, key in enumerate(keys)},
         f"{PROJECT}:grafanaAdminPassword": SENTINEL,
+        f"{PROJECT}:routerSessionKeys": f"{SENTINEL}-router",
     }
     caplog.set_level(logging.DEBUG)
     registrations = run_program(fleet_program, project=PROJECT, stack="local", config=config)
@@ -41,6 +42,9 @@ def test_secret_values_never_leave_the_secret(
     for text in [*outputs, captured.out, captured.err, caplog.text]:
         assert SENTINEL not in text
     secrets = [r.inputs for r in registrations if r.inputs.get("kind") == "Secret"]
-    assert len(secrets) == len({s.name for s in fleet.servers if s.spec.secrets}) + 1  # + Grafana's
+    # + Grafana's, + the MCP router's session keys
+    assert len(secrets) == len({s.name for s in fleet.servers if s.spec.secrets}) + 2
     for secret in secrets:
         assert set(secret["stringData"].values()) <= {"[secret]", "admin"}
+    [router] = [s for s in secrets if s["metadata"]["name"] == "mcp-router-session-keys"]
+    assert router["stringData"] == {"keys": "[secret]"}

@@ -64,13 +64,17 @@ def test_prod_has_a_secrets_manager_secret_per_reference_synced_by_external_secr
     assert "external-secrets" in {r.inputs["chart"] for r in of_type("prod", "kubernetes:helm.sh/v4:Chart")}
 
 
-def test_prod_gateway_is_highly_available() -> None:
-    [gateway] = [d for d in of_kind("prod", "StatefulSet") if d["metadata"]["name"] == "mcp-gateway"]
-    assert gateway["spec"]["replicas"] >= 2
-    spread = gateway["spec"]["template"]["spec"]["topologySpreadConstraints"]
-    assert any(c["topologyKey"] == "topology.kubernetes.io/zone" for c in spread)
+def test_prod_gateway_and_router_are_highly_available() -> None:
     budgets = {b["metadata"]["name"] for b in of_kind("prod", "PodDisruptionBudget")}
-    assert "mcp-gateway" in budgets
+    for name in ("mcp-gateway", "mcp-router"):
+        [deployment] = [d for d in of_kind("prod", "Deployment") if d["metadata"]["name"] == name]
+        assert deployment["spec"]["replicas"] >= 2
+        spread = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        assert any(
+            c["topologyKey"] == "topology.kubernetes.io/zone" and c["whenUnsatisfiable"] == "DoNotSchedule"
+            for c in spread
+        )
+        assert name in budgets
     [balancer] = [s for s in of_kind("prod", "Service") if s["spec"].get("type") == "LoadBalancer"]
     assert balancer["metadata"]["name"] == "mcp-gateway"
     assert "service.beta.kubernetes.io/aws-load-balancer-type" in balancer["metadata"]["annotations"]
@@ -102,9 +106,9 @@ def test_no_local_secret_value_reaches_the_plan_output() -> None:
 
 
 @pytest.mark.parametrize("env", ["local", "dev", "staging", "prod"])
-def test_every_environment_has_mesh_gateway_and_secrets(env: str) -> None:
+def test_every_environment_has_mesh_gateway_router_and_secrets(env: str) -> None:
     types = Counter(r.type for r in planned(env).registrations)
-    for component in ("Mesh", "Gateway", "Secrets", "Fleet"):
+    for component in ("Mesh", "Gateway", "Router", "Secrets", "Fleet"):
         assert types[f"mcpfleet:index:{component}"] == 1, (env, component)
 
 

@@ -1,0 +1,469 @@
+"""The MCP router's Kubernetes objects (docs/router.md): a hardened Deployment in the gateway's namespace,
+reached only by HAProxy (and the scraper), reaching only the servers. Pure builders, no Pulumi.
+
+Its configuration, router.json, comes from `components.gateway.router_config`; its image from
+`images/router/Dockerfile`, built and pushed by `.github/workflows/release-router.yml`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections import defaultdict
+from typing import Any
+
+from components.manifests import K8sObject
+from components.manifests.gateway import (
+    AMBIENT_PROBE_SOURCE,
+    CONFIG_HASH_ANNOTATION,
+    HBONE_PORT,
+    JWT_CONFIG_MAP_NAME,
+    JWT_KEY_FILE,
+    ROUTER_ENDPOINTS_SERVICE_NAME,
+    ROUTER_HEALTH_PATH,
+    ROUTER_METRICS_PORT,
+    ROUTER_PORT,
+    config_hash,
+    config_map,
+)
+from components.manifests.labels import (
+    GATEWAY_POD_LABELS,
+    GATEWAY_SERVICE_ACCOUNT,
+    PART_OF,
+    PROMETHEUS_POD_LABELS,
+    PROMETHEUS_SERVICE_ACCOUNT,
+    ROUTER_NAME,
+    ROUTER_POD_LABELS,
+    ROUTER_SERVICE_ACCOUNT,
+    label_value,
+)
+from components.manifests.mesh import principal
+from components.manifests.network import NAMESPACE_NAME_LABEL
+from components.manifests.workload import (
+    HOST_KEY,
+    ZONE_KEY,
+    hardened_container_context,
+    hardened_pod_context,
+)
+from mcpfleet.fleet import Fleet, FleetServer
+from mcpfleet.stacks.models import Environment
+
+# The release the repository's router is: the image tag the release workflow pushes besides the digest.
+ROUTER_RELEASE = importlib.metadata.version("mcpfleet")
+# images/router/Dockerfile creates this user and runs as it.
+ROUTER_UID = 10001
+# Until `routerImage` names the digest to run, the pod template says where it comes from (an offline plan
+# or a preview: `pulumi up` refuses to run without it, see components/program.py). The policy review
+# reports such an image as unpinned until deploy rather than as pinned, and never passes it silently.
+DIGEST_AT_DEPLOY_ANNOTATION = "mcpfleet.io/image-digest"
+DIGEST_AT_DEPLOY = (
+    "supplied at deploy by the release workflow (.github/workflows/release-router.yml):"
+    " pulumi config set routerImage <repository>@sha256:<digest>"
+)
+
+CONFIG_MAP_NAME = f"{ROUTER_NAME}-config"
+CONFIG_KEY = "router.json"
+SESSION_KEYS_SECRET_NAME = f"{ROUTER_NAME}-session-keys"
+SESSION_KEYS_KEY = "keys"
+CONFIG_DIR = "/etc/mcp-router/config"
+JWT_DIR = "/etc/mcp-router/jwt"
+SESSION_KEYS_DIR = "/etc/mcp-router/session"
+METRICS_SERVICE_PORT_NAME = "http-metrics"
+
+TARGET_CPU_UTILIZATION = 70
+TMP_SIZE = "16Mi"
+# Long enough for every HAProxy replica to stop sending new requests (a failed check or a DNS refresh,
+# each within 15 s) before the router stops accepting; then SIGTERM lets open requests finish.
+PRE_STOP_SLEEP_SECONDS = 15
+TERMINATION_GRACE_SECONDS = 60
+# One event loop: one core at most; memory for the parsed messages in flight and the session cache.
+CPU_REQUEST, CPU_LIMIT = "250m", "1"
+MEMORY_REQUEST, MEMORY_LIMIT = "256Mi", "512Mi"
+
+
+def release_image(settings: Environment) -> str:
+    """The release tag of the repository's router: what an offline plan shows until a digest is set."""
+    return f"{settings.router.image_repository}:{ROUTER_RELEASE}"
+
+
+def selector() -> dict[str, str]:
+    """Stable: a Deployment cannot change its selector. Contains ROUTER_POD_LABELS, which servers admit."""
+    return {**ROUTER_POD_LABELS, "app.kubernetes.io/instance": ROUTER_NAME}
+
+
+def router_labels() -> dict[str, str]:
+    return {
+        **selector(),
+        "app.kubernetes.io/component": "router",
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": "pulumi",
+        "app.kubernetes.io/version": label_value(ROUTER_RELEASE),
+    }
+
+
+def _metadata(settings: Environment, name: str = ROUTER_NAME) -> K8sObject:
+    return {"name": name, "namespace": settings.gateway_namespace, "labels": router_labels()}
+
+
+def service_account(settings: Environment) -> K8sObject:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _metadata(settings, ROUTER_SERVICE_ACCOUNT),
+        # The router never calls the Kubernetes API: it finds server pods through DNS.
+        "automountServiceAccountToken": False,
+    }
+
+
+def router_config_map(settings: Environment, router_json: str) -> K8sObject:
+    return config_map(settings, CONFIG_MAP_NAME, {CONFIG_KEY: router_json})
+
+
+def session_keys_secret(settings: Environment, keys: Any) -> K8sObject:
+    """keys: a Pulumi secret (`pulumi config set --secret routerSessionKeys`), one base64 32-byte key a
+    line, the first sealing new sessions; this builder only places it, never reads it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(settings, SESSION_KEYS_SECRET_NAME),
+        "type": "Opaque",
+        "stringData": {SESSION_KEYS_KEY: keys},
+    }
+
+
+def _http_probe(period: int, failures: int) -> K8sObject:
+    return {
+        "httpGet": {"path": ROUTER_HEALTH_PATH, "port": "metrics"},
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "failureThreshold": failures,
+    }
+
+
+def _container(image: str) -> K8sObject:
+    return {
+        "name": "router",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["python", "-m", "mcpfleet.router"],
+        "args": [
+            *("--config", f"{CONFIG_DIR}/{CONFIG_KEY}"),
+            *("--jwt-key", f"{JWT_DIR}/{JWT_KEY_FILE}"),
+            *("--session-keys", f"{SESSION_KEYS_DIR}/{SESSION_KEYS_KEY}"),
+            *("--host", "0.0.0.0"),
+            *("--port", str(ROUTER_PORT)),
+            *("--metrics-port", str(ROUTER_METRICS_PORT)),
+        ],
+        "ports": [
+            {"name": "mcp", "containerPort": ROUTER_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": ROUTER_METRICS_PORT, "protocol": "TCP"},
+        ],
+        "resources": {
+            "requests": {"cpu": CPU_REQUEST, "memory": MEMORY_REQUEST},
+            "limits": {"cpu": CPU_LIMIT, "memory": MEMORY_LIMIT},
+        },
+        "livenessProbe": _http_probe(10, 3),
+        "readinessProbe": _http_probe(5, 2),
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}},
+        "securityContext": hardened_container_context(ROUTER_UID),
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "jwt", "mountPath": JWT_DIR, "readOnly": True},
+            {"name": "session-keys", "mountPath": SESSION_KEYS_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+
+
+def _volumes() -> list[K8sObject]:
+    return [
+        {"name": "config", "configMap": {"name": CONFIG_MAP_NAME}},
+        # The gateway's copy of the issuer's public key: one key, read by both.
+        {
+            "name": "jwt",
+            "configMap": {
+                "name": JWT_CONFIG_MAP_NAME,
+                "items": [{"key": JWT_KEY_FILE, "path": JWT_KEY_FILE}],
+            },
+        },
+        {
+            "name": "session-keys",
+            "secret": {
+                "secretName": SESSION_KEYS_SECRET_NAME,
+                "items": [{"key": SESSION_KEYS_KEY, "path": SESSION_KEYS_KEY}],
+                # Owner root, group fsGroup (the router's): readable by the router and nobody else.
+                "defaultMode": 0o440,
+            },
+        },
+        {"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE}},
+    ]
+
+
+def _spread(settings: Environment) -> list[K8sObject]:
+    zone_rule = "DoNotSchedule" if settings.strictness == "strict" else "ScheduleAnyway"
+    return [
+        {
+            "maxSkew": 1,
+            "topologyKey": key,
+            "whenUnsatisfiable": rule,
+            "labelSelector": {"matchLabels": selector()},
+            "matchLabelKeys": ["pod-template-hash"],
+        }
+        for key, rule in ((ZONE_KEY, zone_rule), (HOST_KEY, "ScheduleAnyway"))
+    ]
+
+
+def deployment(settings: Environment, router_json: str, image: str, digest_at_deploy: bool) -> K8sObject:
+    """digest_at_deploy: image is the release tag, its digest to come from `routerImage` at deploy."""
+    annotations = {CONFIG_HASH_ANNOTATION: config_hash({CONFIG_KEY: router_json})}
+    if digest_at_deploy:
+        annotations[DIGEST_AT_DEPLOY_ANNOTATION] = DIGEST_AT_DEPLOY
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(settings),
+        "spec": {
+            # The autoscaler owns the count afterwards (the component ignores later changes to it).
+            "replicas": settings.router.replicas,
+            "revisionHistoryLimit": 5,
+            "selector": {"matchLabels": selector()},
+            # Surge first, never drop below the running count. Replicas hold no session state: a
+            # session sealed by one is opened by any other.
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                "metadata": {"labels": router_labels(), "annotations": annotations},
+                "spec": {
+                    "serviceAccountName": ROUTER_SERVICE_ACCOUNT,
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+                    "securityContext": hardened_pod_context(ROUTER_UID),
+                    "containers": [_container(image)],
+                    "volumes": _volumes(),
+                    "topologySpreadConstraints": _spread(settings),
+                },
+            },
+        },
+    }
+
+
+def service(settings: Environment) -> K8sObject:
+    """Cluster-internal: the router's ports by name (its metrics for the scraper)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(settings),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector(),
+            "ports": [
+                {
+                    "name": "http-mcp",
+                    "port": ROUTER_PORT,
+                    "targetPort": "mcp",
+                    "protocol": "TCP",
+                    "appProtocol": "http",
+                },
+                {
+                    "name": METRICS_SERVICE_PORT_NAME,
+                    "port": ROUTER_METRICS_PORT,
+                    "targetPort": "metrics",
+                    "protocol": "TCP",
+                    "appProtocol": "http",
+                },
+            ],
+        },
+    }
+
+
+def endpoints_service(settings: Environment) -> K8sObject:
+    """Headless: DNS answers with every ready router pod, which HAProxy balances and health-checks itself
+    (through a ClusterIP, one connection would stick to one pod for its life)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(settings, ROUTER_ENDPOINTS_SERVICE_NAME),
+        "spec": {
+            "clusterIP": "None",
+            "selector": selector(),
+            "ports": [
+                {
+                    "name": "http-mcp",
+                    "port": ROUTER_PORT,
+                    "targetPort": "mcp",
+                    "protocol": "TCP",
+                    "appProtocol": "http",
+                }
+            ],
+        },
+    }
+
+
+def autoscaler(settings: Environment) -> K8sObject:
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _metadata(settings),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": ROUTER_NAME},
+            "minReplicas": settings.router.replicas,
+            "maxReplicas": settings.router.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": TARGET_CPU_UTILIZATION},
+                    },
+                }
+            ],
+            # Scale in slowly: removing a replica cuts the streams it carries.
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
+        },
+    }
+
+
+def disruption_budget(settings: Environment) -> K8sObject | None:
+    """Only with more than one replica: a budget on a single pod would block node drains forever."""
+    if settings.router.replicas < 2:
+        return None
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(settings),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector()}},
+    }
+
+
+def _tcp(*ports: int) -> list[K8sObject]:
+    return [{"protocol": "TCP", "port": port} for port in ports]
+
+
+def server_egress(servers: tuple[FleetServer, ...]) -> list[K8sObject]:
+    """One rule per server namespace: its servers' pods, on their ports (and the mesh tunnel's)."""
+    by_namespace: dict[str, list[FleetServer]] = defaultdict(list)
+    for server in servers:
+        by_namespace[server.namespace].append(server)
+    rules = []
+    for ns, members in sorted(by_namespace.items()):
+        names = sorted(s.name for s in members)
+        ports = sorted({s.spec.transport.port for s in members} | {HBONE_PORT})
+        rules.append(
+            {
+                "to": [
+                    {
+                        "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: ns}},
+                        "podSelector": {
+                            "matchExpressions": [
+                                {"key": "app.kubernetes.io/name", "operator": "In", "values": names}
+                            ]
+                        },
+                    }
+                ],
+                "ports": _tcp(*ports),
+            }
+        )
+    return rules
+
+
+def network_policy(fleet: Fleet) -> K8sObject:
+    """In: HAProxy's pods (MCP and health checks), Prometheus (metrics) and kubelet probes. Out: DNS and
+    the servers' pods, nothing else."""
+    settings = fleet.settings
+    prometheus = {
+        "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: settings.monitoring_namespace}},
+        "podSelector": {"matchLabels": dict(PROMETHEUS_POD_LABELS)},
+    }
+    dns = {
+        "to": [
+            {
+                "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: "kube-system"}},
+                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+            }
+        ],
+        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+    }
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(settings),
+        "spec": {
+            "podSelector": {"matchLabels": selector()},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [
+                # HAProxy runs in this namespace. Under the ambient mesh its connections arrive as
+                # tunnels on HBONE_PORT; the application ports stay listed for a cluster without it.
+                {
+                    "from": [{"podSelector": {"matchLabels": dict(GATEWAY_POD_LABELS)}}],
+                    "ports": _tcp(ROUTER_PORT, ROUTER_METRICS_PORT, HBONE_PORT),
+                },
+                {"from": [prometheus], "ports": _tcp(ROUTER_METRICS_PORT, HBONE_PORT)},
+                {"from": [{"ipBlock": {"cidr": AMBIENT_PROBE_SOURCE}}], "ports": _tcp(ROUTER_METRICS_PORT)},
+            ],
+            "egress": [dns, *server_egress(fleet.servers)],
+        },
+    }
+
+
+def authorization_policy(settings: Environment) -> K8sObject:
+    """ALLOW HAProxy on both ports and Prometheus on the metrics port; with an ALLOW policy in place,
+    ztunnel denies every other caller: nothing in the mesh reaches the router around the gateway."""
+    return {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "AuthorizationPolicy",
+        "metadata": _metadata(settings),
+        "spec": {
+            "selector": {"matchLabels": selector()},
+            "action": "ALLOW",
+            "rules": [
+                {
+                    "from": [
+                        {
+                            "source": {
+                                "principals": [principal(settings.gateway_namespace, GATEWAY_SERVICE_ACCOUNT)]
+                            }
+                        }
+                    ],
+                    "to": [{"operation": {"ports": [str(ROUTER_PORT), str(ROUTER_METRICS_PORT)]}}],
+                },
+                {
+                    "from": [
+                        {
+                            "source": {
+                                "principals": [
+                                    principal(settings.monitoring_namespace, PROMETHEUS_SERVICE_ACCOUNT)
+                                ]
+                            }
+                        }
+                    ],
+                    "to": [{"operation": {"ports": [str(ROUTER_METRICS_PORT)]}}],
+                },
+            ],
+        },
+    }
+
+
+def router_objects(
+    fleet: Fleet, router_json: str, session_keys: Any, image: str | None
+) -> dict[str, K8sObject]:
+    """The router's objects by Pulumi resource name.
+
+    image: the pinned image (`routerImage`), or None for the release tag with its digest to come at
+    deploy (an offline plan). session_keys: the Pulumi secret holding them."""
+    settings = fleet.settings
+    objects: dict[str, K8sObject] = {
+        "router-service-account": service_account(settings),
+        "router-config": router_config_map(settings, router_json),
+        "router-session-keys": session_keys_secret(settings, session_keys),
+        "router-deployment": deployment(
+            settings, router_json, image or release_image(settings), digest_at_deploy=image is None
+        ),
+        "router-service": service(settings),
+        "router-endpoints-service": endpoints_service(settings),
+        "router-autoscaler": autoscaler(settings),
+        "router-network-policy": network_policy(fleet),
+        "router-authorization-policy": authorization_policy(settings),
+    }
+    budget = disruption_budget(settings)
+    if budget is not None:
+        objects["router-disruption-budget"] = budget
+    return objects
