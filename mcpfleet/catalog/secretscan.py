@@ -156,26 +156,18 @@ class GitleaksRules:
                 )
             )
         self.rules = tuple(rules)
-        # One pass over the text finds which keywords occur (gitleaks' prefilter): a rule runs only then.
-        self._keywords = frozenset(k for rule in self.rules for k in rule.keywords)
-        self._keyword_regex = _compile("|".join(re.escape(k) for k in sorted(self._keywords)))
-        self._keyword_lengths = sorted({len(k) for k in self._keywords})
+        # One pass over the text finds every keyword that occurs, overlapping ones included ("sk_live"
+        # holds "sk_"): gitleaks' Aho-Corasick prefilter, as an RE2 set of literals.
+        self._keywords = sorted({k for rule in self.rules for k in rule.keywords})
+        self._keyword_set = re2.Set.SearchSet()
+        for keyword in self._keywords:
+            self._keyword_set.Add(re.escape(keyword))
+        self._keyword_set.Compile()
 
     def candidates(self, text: str) -> tuple[_Rule, ...]:
         """The rules whose keywords occur in text (all of them for a rule without keywords)."""
-        lowered = text.lower()
-        present = set()
-        # A regex reports one keyword per position and resumes after it, but keywords overlap ("sk_live"
-        # holds "sk_"): every keyword starting inside a hit is read off the text itself.
-        for hit in self._keyword_regex.finditer(lowered):
-            for start in range(hit.start(), hit.end()):
-                for length in self._keyword_lengths:
-                    word = lowered[start : start + length]
-                    if word in self._keywords:
-                        present.add(word)
-        return tuple(
-            rule for rule in self.rules if not rule.keywords or not present.isdisjoint(rule.keywords)
-        )
+        present = {self._keywords[index] for index in self._keyword_set.Match(text.lower()) or ()}
+        return tuple(r for r in self.rules if not r.keywords or not present.isdisjoint(r.keywords))
 
     def scan(self, text: str, rules: Sequence[_Rule] | None = None) -> list[Finding]:
         """Findings in text; rules, when given, are candidates() of a text holding this one."""
