@@ -4,8 +4,8 @@
 
 Prints seconds, resources and resources/s per size, how time grows against the smallest size
 (1.0x per 1.0x more servers is linear), and how much of its ConfigMap's 1 MiB the gateway's
-configuration takes. Includes loading and validating the catalog and writing
-build output, as `mcpfleet plan` does.
+configuration (haproxy.cfg and its map files) and the MCP router's (router.json) each take.
+Includes loading and validating the catalog and writing build output, as `mcpfleet plan` does.
 """
 
 from __future__ import annotations
@@ -19,12 +19,8 @@ from typing import Any
 
 import yaml
 
-from components.manifests.gateway import (
-    ACCESS_CONFIG_MAP_NAME,
-    CONFIG_MAP_LIMIT_BYTES,
-    CONFIG_MAP_NAME,
-    config_map_size,
-)
+from components.manifests.gateway import CONFIG_MAP_LIMIT_BYTES, CONFIG_MAP_NAME, config_map_size
+from components.manifests.router import CONFIG_MAP_NAME as ROUTER_CONFIG_MAP_NAME
 from mcpfleet.plan.engine import Registration
 from mcpfleet.plan.run import plan
 
@@ -54,14 +50,13 @@ def cloned_catalog(root: Path, size: int, env: str) -> Path:
     return root
 
 
-def gateway_config_share(registrations: Sequence[Registration]) -> str:
-    """The fullest of the gateway's ConfigMaps, as a share of the 1 MiB Kubernetes allows one."""
-    names = {CONFIG_MAP_NAME, ACCESS_CONFIG_MAP_NAME}
-    size = max(
+def config_share(registrations: Sequence[Registration], name: str) -> str:
+    """The size of ConfigMap name, and its share of the 1 MiB Kubernetes allows one."""
+    [size] = [
         config_map_size(r.inputs["data"])
         for r in registrations
-        if r.inputs.get("kind") == "ConfigMap" and r.inputs["metadata"]["name"] in names
-    )
+        if r.inputs.get("kind") == "ConfigMap" and r.inputs["metadata"]["name"] == name
+    ]
     return f"{size / 1024:.0f} KiB ({size / CONFIG_MAP_LIMIT_BYTES:.0%})"
 
 
@@ -74,7 +69,7 @@ def main() -> None:
     print(f"mcpfleet plan --env {args.env}, catalogs cloned from catalog/servers")
     print(
         f"{'servers':>8} {'seconds':>8} {'resources':>10} {'resources/s':>12} {'time vs first':>14}"
-        f" {'fullest ConfigMap':>18}"
+        f" {'gateway ConfigMap':>18} {'router ConfigMap':>18}"
     )
     first: tuple[int, float] | None = None
     with tempfile.TemporaryDirectory() as scratch:
@@ -94,7 +89,8 @@ def main() -> None:
             growth = f"{seconds / first[1]:.1f}x / {size / first[0]:.0f}x"
             print(
                 f"{size:>8} {seconds:>8.2f} {resources:>10} {resources / seconds:>12.0f} {growth:>14}"
-                f" {gateway_config_share(result.registrations):>18}"
+                f" {config_share(result.registrations, CONFIG_MAP_NAME):>18}"
+                f" {config_share(result.registrations, ROUTER_CONFIG_MAP_NAME):>18}"
             )
 
 

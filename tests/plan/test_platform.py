@@ -35,7 +35,9 @@ def test_prod_builds_the_cluster_network_encryption_logs_nodes_and_identity() ->
     [cluster] = of_type("prod", "aws:eks/cluster:Cluster")
     assert cluster.inputs["encryptionConfig"]["resources"] == ["secrets"]
     assert "audit" in cluster.inputs["enabledClusterLogTypes"]
-    assert cluster.inputs["vpcConfig"]["endpointPublicAccess"] is False
+    # Public to the deploy runners' CIDRs only (the deploy runs outside the VPC it creates).
+    assert cluster.inputs["vpcConfig"]["endpointPublicAccess"] is True
+    assert cluster.inputs["vpcConfig"]["publicAccessCidrs"] and "0.0.0.0/0" not in str(cluster.inputs)
     assert of_type("prod", "aws:eks/nodeGroup:NodeGroup")
     assert of_type("prod", "aws:iam/openIdConnectProvider:OpenIdConnectProvider")
     [template] = of_type("prod", "aws:ec2/launchTemplate:LaunchTemplate")
