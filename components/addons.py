@@ -86,6 +86,13 @@ LBC_SERVICE_ACCOUNT = "aws-load-balancer-controller"
 LBC_POLICY_FILE = Path(__file__).resolve().parent / "cluster" / "aws-load-balancer-controller-iam-policy.json"
 
 CERT_MANAGER_SERVICE_ACCOUNT = "cert-manager"
+# pulumi-kubernetes (4.18+; pinned 4.34.2) waits on an object carrying this annotation until the JSONPath
+# matches: here, until cainjector has put the CA into cert-manager's webhook configurations. Before that the
+# API server cannot call the webhook, and a ClusterIssuer or Certificate created then fails for good
+# (Pulumi retries only NotFound). The expression is the one of pulumi/pulumi-kubernetes#3134, whose
+# end-to-end test deploys cert-manager with it.
+WAIT_FOR_ANNOTATION = "pulumi.com/waitFor"
+CA_BUNDLE_INJECTED = "jsonpath={.webhooks[*].clientConfig.caBundle}"
 CERT_MANAGER_API_VERSION = "cert-manager.io/v1"
 # The Secret holding the ACME account's private key, in cert-manager's namespace (ClusterIssuer secrets
 # live in the chart's `clusterResourceNamespace`, by default the namespace cert-manager runs in).
@@ -132,10 +139,24 @@ def cert_manager_chart(role_arn: pulumi.Input[str] | None = None) -> ChartReleas
     installation needs comes from them. Disabled here so that no hook object is rendered at all; Pulumi's
     own readiness checks on the Deployments take their place.
 
+    The chart counts as ready (and what depends on it starts) only once its webhook can be called: its
+    webhook configurations carry the `pulumi.com/waitFor` annotation for their injected CA bundle, the
+    check the skipped startupapicheck hook would have made.
+
     role_arn: the IAM role the controller acts as in Route53 (IRSA annotation on its ServiceAccount, named
     explicitly so the role's trust policy can name it too).
     """
-    values: dict[str, Any] = {"crds": {"enabled": True}, "startupapicheck": {"enabled": False}}
+    ready_when_injected = {WAIT_FOR_ANNOTATION: CA_BUNDLE_INJECTED}
+    values: dict[str, Any] = {
+        "crds": {"enabled": True},
+        "startupapicheck": {"enabled": False},
+        # Chart values `webhook.validatingWebhookConfigurationAnnotations` and `...mutating...` (its
+        # values.yaml and templates/webhook-*-webhook.yaml).
+        "webhook": {
+            "validatingWebhookConfigurationAnnotations": ready_when_injected,
+            "mutatingWebhookConfigurationAnnotations": dict(ready_when_injected),
+        },
+    }
     if role_arn is not None:
         values["serviceAccount"] = {
             "name": CERT_MANAGER_SERVICE_ACCOUNT,

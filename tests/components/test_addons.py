@@ -108,7 +108,8 @@ def test_chart_versions_are_pinned_exactly() -> None:
 
 def test_cert_manager_installs_its_crds_and_renders_no_hook() -> None:
     release = cert_manager_chart()
-    assert release.values == {"crds": {"enabled": True}, "startupapicheck": {"enabled": False}}
+    assert release.values["crds"] == {"enabled": True}
+    assert release.values["startupapicheck"] == {"enabled": False}
     assert release.namespace == CERT_MANAGER_NAMESPACE == "cert-manager"
 
 
@@ -368,3 +369,12 @@ def test_eks_gets_a_default_encrypted_gp3_storage_class(cloud: Recorder) -> None
     assert storage.inputs["volumeBindingMode"] == "WaitForFirstConsumer"
     assert storage.inputs["allowVolumeExpansion"] is True
     assert built["addons"].storage_class is not None
+
+
+def test_cert_manager_is_ready_only_once_its_webhook_can_be_called() -> None:
+    # Without the injected CA the API server cannot call the webhook, and the issuer's create fails for good.
+    webhook = cert_manager_chart().values["webhook"]
+    wait = {"pulumi.com/waitFor": "jsonpath={.webhooks[*].clientConfig.caBundle}"}
+    assert webhook["validatingWebhookConfigurationAnnotations"] == wait
+    assert webhook["mutatingWebhookConfigurationAnnotations"] == wait
+    assert cert_manager_chart("arn:aws:iam::210987654321:role/x").values["webhook"] == webhook
