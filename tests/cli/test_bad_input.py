@@ -285,3 +285,39 @@ def test_input_the_program_raised_on_is_refused_by_validate_and_plan(
         for text in expected:
             assert text in stderr, (command, text, stderr)
     assert not out.exists()
+
+
+def test_the_names_validate_reserves_are_those_the_program_uses() -> None:
+    """Validation keeps its own copy of names the components derive (it may not import them): they agree."""
+    from components.addons import CERT_MANAGER_NAMESPACE, LBC_NAMESPACE, METRICS_SERVER_NAMESPACE
+    from components.manifests.gateway import endpoints_service_name
+    from components.manifests.mesh import ISTIO_NAMESPACE
+    from components.manifests.secrets import ESO_NAMESPACE
+    from mcpfleet.fleet import ENDPOINTS_SUFFIX, RESERVED_NAMESPACES
+    from tests.components.test_mesh import golden_server
+
+    platform = {
+        CERT_MANAGER_NAMESPACE,
+        LBC_NAMESPACE,
+        METRICS_SERVER_NAMESPACE,
+        ISTIO_NAMESPACE,
+        ESO_NAMESPACE,
+    }
+    assert platform <= set(RESERVED_NAMESPACES)
+    server = golden_server("search", "dev")
+    assert endpoints_service_name(server) == f"{server.name}{ENDPOINTS_SUFFIX}"
+
+
+def test_the_cloud_secret_resource_name_validate_checks_is_the_programs(
+    catalog_dir: Callable[..., Path],
+) -> None:
+    from mcpfleet.catalog.models import secret_resource_name
+    from mcpfleet.plan.run import plan
+
+    refs = [{"key": "alpha/api-key", "env": "API_KEY"}]
+    catalog = catalog_dir(alpha=dump(minimal_server("alpha", secrets=refs)))
+    result = plan("dev", catalog, REPO / "stacks", None, processes=1)
+    names = [
+        r.urn.rsplit("::", 1)[1] for r in result.registrations if r.type == "aws:secretsmanager/secret:Secret"
+    ]
+    assert names == [secret_resource_name("alpha", "alpha/api-key")]
