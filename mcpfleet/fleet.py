@@ -87,7 +87,9 @@ def resolve_fleet(catalog: Catalog, environment: EnvName, settings: Environment,
         for index, name in enumerate(settings.servers):
             field = f"config.{CONFIG_KEY}.servers[{index}]"
             server = by_name.get(name)
-            if server is None:
+            if name in settings.servers[:index]:
+                problems.append(InputProblem(stack_file, None, field, f"{name!r} is listed twice"))
+            elif server is None:
                 problems.append(InputProblem(stack_file, None, field, f"no catalog server is named {name!r}"))
             elif not server.enabled_in(environment):
                 problems.append(

@@ -230,6 +230,12 @@ CASES: dict[str, tuple[list[dict[str, Any]], Callable[[Path, str], None] | None,
         "dev",
         ["a.yaml:", "a-secret-b.yaml:", "secrets[0].key:", "'a-secret-b-secret-k'"],
     ),
+    "a server selected twice by a stack": (
+        [minimal_server("alpha")],
+        stack_edit(lambda settings: settings.update(servers=["alpha", "alpha"])),
+        "local",
+        ["Pulumi.local.yaml: config.mcpfleet:environment.servers[1]: 'alpha' is listed twice"],
+    ),
     "a CIDR octet over 255": (
         [minimal_server("alpha", egress=[{"cidr": "999.1.1.0/24", "ports": [443]}])],
         None,
