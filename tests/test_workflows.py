@@ -56,7 +56,7 @@ ALL = sorted(path.name for path in WORKFLOWS.glob("*.yml"))
 
 
 def test_the_expected_workflows_exist() -> None:
-    assert {"ci.yml", "review.yml", "deploy.yml"} <= set(ALL)
+    assert {"ci.yml", "review.yml", "deploy.yml", "release-router.yml"} <= set(ALL)
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -165,16 +165,25 @@ def test_review_triggers_permissions_and_steps() -> None:
     assert sarif and all(re.fullmatch(r"build/(dev|staging|prod)/policy-report\.sarif", f) for f in sarif)
 
 
+# Where each deploy job reads the MCP router's pinned image: the one build release-router.yml made.
+ROUTER_IMAGE_SOURCE = {
+    "dev": "needs.router-image.outputs.image",
+    "staging": "needs.dev.outputs.router-image",
+    "prod": "needs.staging.outputs.router-image",
+}
+
+
 def test_deploy_promotes_dev_then_staging_then_prod() -> None:
     workflow = load("deploy.yml")
     on = triggers(workflow)
     assert on["push"]["branches"] == ["main"] and "workflow_dispatch" in on
     assert workflow["permissions"] == {"contents": "read", "id-token": "write"}
     jobs = workflow["jobs"]
-    assert set(jobs) == {"dev", "staging", "prod"}
-    assert "needs" not in jobs["dev"]
+    assert set(jobs) == {"router-image", "dev", "staging", "prod"}
+    assert jobs["dev"]["needs"] in ("router-image", ["router-image"])
     assert jobs["staging"]["needs"] in ("dev", ["dev"]) and jobs["prod"]["needs"] in ("staging", ["staging"])
-    for env, job in jobs.items():
+    for env in ("dev", "staging", "prod"):
+        job = jobs[env]
         assert job["environment"] == env
         pulumi = [s for s in job["steps"] if s.get("uses", "").startswith("pulumi/actions@")]
         assert [s["with"]["command"] for s in pulumi] == ["preview", "up"]
@@ -182,12 +191,44 @@ def test_deploy_promotes_dev_then_staging_then_prod() -> None:
             assert step["with"]["stack-name"] == env
             assert step["with"]["policyPacks"] == "policies"
             assert step["with"]["policyPackConfigs"] == f"policies/config/{env}.json"
+            # The router's digest, as the stack setting `pulumi up` requires (YAML flow text).
+            config = yaml.safe_load(step["with"]["config-map"])
+            assert config == {
+                "routerImage": {"value": f"${{{{ {ROUTER_IMAGE_SOURCE[env]} }}}}", "secret": False}
+            }
         aws = next(
             s for s in job["steps"] if s.get("uses", "").startswith("aws-actions/configure-aws-credentials@")
         )
         assert aws["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"  # OIDC, no key
         assert not {"aws-access-key-id", "aws-secret-access-key"} & set(aws["with"])
     assert "protected" in (WORKFLOWS / "deploy.yml").read_text(encoding="utf-8").lower()
+
+
+def test_deploy_builds_the_router_image_once_and_passes_its_digest_down() -> None:
+    jobs = load("deploy.yml")["jobs"]
+    assert jobs["router-image"]["uses"] == "./.github/workflows/release-router.yml"
+    assert jobs["router-image"]["permissions"] == {"contents": "read", "packages": "write"}
+    assert jobs["dev"]["outputs"]["router-image"] == "${{ needs.router-image.outputs.image }}"
+    assert jobs["staging"]["outputs"]["router-image"] == "${{ needs.dev.outputs.router-image }}"
+
+
+def test_release_router_pushes_the_dockerfiles_image_and_reports_its_digest() -> None:
+    workflow = load("release-router.yml")
+    on = triggers(workflow)
+    assert on["push"]["tags"] == ["router-v*"] and "workflow_dispatch" in on
+    assert on["workflow_call"]["outputs"]["image"]["value"] == "${{ jobs.image.outputs.image }}"
+    assert workflow["permissions"] == {"contents": "read"}
+    [job] = workflow["jobs"].values()
+    assert job["permissions"] == {"contents": "read", "packages": "write"}
+    # The pin is the digest the registry computed, never a tag.
+    assert job["outputs"]["image"] == "${{ vars.ROUTER_IMAGE_REPOSITORY }}@${{ steps.build.outputs.digest }}"
+    build = next(s for s in job["steps"] if s.get("uses", "").startswith("docker/build-push-action@"))
+    assert build["id"] == "build" and build["with"]["push"] is True
+    assert build["with"]["context"] == "." and build["with"]["file"] == "images/router/Dockerfile"
+    assert (REPO / build["with"]["file"]).is_file()
+    meta = next(s for s in job["steps"] if s.get("uses", "").startswith("docker/metadata-action@"))
+    assert "type=match,pattern=router-v(.*),group=1" in meta["with"]["tags"]
+    assert build["with"]["tags"] == "${{ steps.meta.outputs.tags }}"
 
 
 def test_codeowners_cover_catalog_and_policies_with_teams() -> None:
