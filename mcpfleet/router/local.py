@@ -21,7 +21,10 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mcpfleet.router.app import Router
 
 START_SECONDS = 20.0
 
@@ -51,6 +54,8 @@ class RunningRouter:
     audit: Path | None
     """The process's stdout: one audit record per line (subprocess only)."""
     log: Path | None
+    app: Router | None = None
+    """The router itself, when it runs in this process."""
 
     @property
     def base(self) -> str:
@@ -149,26 +154,15 @@ def router_thread(
     host: str = "127.0.0.1",
 ) -> Iterator[RunningRouter]:
     """The router in this process (a thread with its own event loop): for tests that read its state."""
-    import asyncio
-
-    import uvicorn
-
     from mcpfleet.router.app import build_app
-    from mcpfleet.router.serve import Surface, listen
+    from mcpfleet.router.serve import listen, uvicorn_server
 
     router = build_app(config, jwt_key_pem, session_keys)
     port, metrics_port = free_port(host), free_port(host)
     sockets = [listen(host, port), listen(host, metrics_port)]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            Surface(router, metrics_port),
-            lifespan="on",
-            access_log=False,
-            log_level="warning",
-            http="httptools",
-        )
-    )
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=sockets)), daemon=True)
+    server = uvicorn_server(router, metrics_port)
+    # uvicorn installs no signal handlers off the main thread; should_exit stops it.
+    thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True)
     thread.start()
     try:
         deadline = time.monotonic() + START_SECONDS
@@ -176,7 +170,7 @@ def router_thread(
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the in-process router did not start")
             time.sleep(0.05)
-        yield RunningRouter(host, port, metrics_port, None, None, None)
+        yield RunningRouter(host, port, metrics_port, None, None, None, router)
     finally:
         server.should_exit = True
         thread.join(timeout=10)

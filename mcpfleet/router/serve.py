@@ -71,9 +71,7 @@ def audit_to_stdout() -> None:
     logger.propagate = False
 
 
-def serve(router: Router, host: str, port: int, metrics_port: int, log_level: str = "warning") -> None:
-    """Serve until SIGINT/SIGTERM; sockets are bound before the loop starts, so a busy port fails fast."""
-    sockets = [listen(host, port), listen(host, metrics_port)]
+def uvicorn_server(router: Router, metrics_port: int, log_level: str = "warning") -> uvicorn.Server:
     options: dict[str, Any] = {
         "loop": "uvloop",
         "http": "httptools",
@@ -84,8 +82,12 @@ def serve(router: Router, host: str, port: int, metrics_port: int, log_level: st
         # The router reads X-Forwarded-For itself (HAProxy's one value); uvicorn must not rewrite the peer.
         "proxy_headers": False,
         "log_level": log_level,
-        # A refused message is answered before its body is read: no need to keep a client's pipeline.
         "timeout_keep_alive": 30,
     }
-    config = uvicorn.Config(Surface(router, metrics_port), **options)
-    uvicorn.Server(config).run(sockets=sockets)
+    return uvicorn.Server(uvicorn.Config(Surface(router, metrics_port), **options))
+
+
+def serve(router: Router, host: str, port: int, metrics_port: int, log_level: str = "warning") -> None:
+    """Serve until SIGINT/SIGTERM; sockets are bound before the loop starts, so a busy port fails fast."""
+    sockets = [listen(host, port), listen(host, metrics_port)]
+    uvicorn_server(router, metrics_port, log_level).run(sockets=sockets)
