@@ -30,11 +30,17 @@ def test_sample_secrets_are_references_only() -> None:
             )
 
 
-def test_some_sample_servers_reach_prod_with_high_availability() -> None:
+def test_sample_prod_holds_only_pinned_servers() -> None:
     servers = load_catalog(REPO / "catalog").servers
     prod = [s for s in servers if s.enabled_in("prod")]
-    assert len(prod) >= 4
+    assert prod, "the sample shows a server in prod"
     assert any(not s.enabled_in("prod") for s in servers), "keep some servers out of prod"
+    for server in prod:
+        override = server.environments["prod"].image
+        digest = override.digest if override and override.digest else server.image.digest
+        assert digest, f"{server.name}: in prod without a digest (`mcpfleet pin --env prod`)"
+        unpinned = [tool.name for tool in server.tools if tool.sha256 is None]
+        assert not unpinned, f"{server.name}: in prod with tools not pinned by hash: {unpinned}"
 
 
 def test_sample_sources_are_documented() -> None:

@@ -19,6 +19,7 @@ from mcpfleet.diff import Decommission, Snapshot, diff_environment, parse_decomm
 from tests.conftest import REPO
 
 runner = CliRunner()
+IN_PROD = ("fetch", "time")
 
 
 def git(cwd: Path, *args: str) -> None:
@@ -37,6 +38,13 @@ def repo(tmp_path: Path) -> Iterator[Path]:
     root.mkdir()
     shutil.copytree(REPO / "catalog", root / "catalog")
     shutil.copytree(REPO / "stacks", root / "stacks")
+    # The base runs fetch and time in prod, whatever the sample's prod holds today: the tests remove them.
+    for name in IN_PROD:
+        path = root / "catalog" / "servers" / f"{name}.yaml"
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data.pop("decommissioned", None)
+        data["environments"]["prod"] = {}
+        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     git(root, "init", "-q", "-b", "main")
     git(root, "add", ".")
     git(root, "commit", "-q", "-m", "base")

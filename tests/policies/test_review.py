@@ -17,27 +17,9 @@ from policies.rules import all_rules
 from tests.conftest import REPO, minimal_server
 
 # Mandatory prod violations of the shipped inputs that only new facts can fix, as (rule, server or
-# resource). Each is a gap in the inputs, not in the rule; remove an entry when it is fixed:
-# - image-pinned-by-digest: no catalog entry pins image.digest (catalog/SOURCES.md: no project or
-#   registry page read prints a digest for these tags). The gateway image is pinned (repo-info).
-# - fleet-tool-hashes-pinned: three servers whose tool lists no runnable package of the same build gives.
-SERVERS_IN_PROD = (
-    "brave-search",
-    "context7",
-    "fetch",
-    "github",
-    "grafana",
-    "kubernetes",
-    "playwright",
-    "terraform",
-    "time",
-)
-KNOWN_PROD_GAPS = {
-    *(("image-pinned-by-digest", s) for s in SERVERS_IN_PROD),
-    # Hashed from the published packages' tools/list (catalog/SOURCES.md); these three ship no
-    # package of the same build that runs here.
-    *(("fleet-tool-hashes-pinned", s) for s in ("github", "grafana", "terraform")),
-}
+# resource); remove an entry when it is fixed. None: prod runs only servers pinned by digest and tool
+# hash (catalog/SOURCES.md); the others wait outside prod until `mcpfleet pin` pins them.
+KNOWN_PROD_GAPS: set[tuple[str, str]] = set()
 
 
 @pytest.fixture(scope="module")
