@@ -10,7 +10,7 @@ Byte-stable: the same fleet always renders the same files (servers sorted, no ti
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,6 +169,9 @@ def render_gateway_config(fleet: Fleet, upstreams: Sequence[str | Upstream] | No
     upstreams, for a gateway on one machine, gives the router replicas fixed addresses (`"127.0.0.1:PORT"`,
     checked on the router's metrics port of the same host, or an Upstream naming another) instead of the
     router's headless Service, which cluster DNS resolves."""
+    if isinstance(upstreams, Mapping):
+        # The servers' own addresses are the router's business now (render_router_config's upstreams).
+        raise TypeError("upstreams are the MCP router's addresses, not a mapping of servers to addresses")
     settings = fleet.settings
     servers = sorted(fleet.servers, key=lambda s: s.name)
     auth = settings.gateway.auth

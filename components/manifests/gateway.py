@@ -366,6 +366,9 @@ def service(settings: Environment) -> K8sObject:
         "metadata": metadata,
         "spec": {
             "type": "LoadBalancer",
+            # The client's own address reaches HAProxy (no hop through another node's kube-proxy, which
+            # would replace it): it counts requests without a token per address and hands the address on.
+            "externalTrafficPolicy": "Local",
             "selector": selector(),
             "ports": [{"name": "https", "port": PUBLIC_PORT, "targetPort": "mcp", "protocol": "TCP"}],
         },

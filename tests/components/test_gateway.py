@@ -179,6 +179,8 @@ def test_rendering_is_byte_stable(env: str) -> None:
 
 
 def test_fixed_router_addresses_replace_cluster_dns_on_one_machine() -> None:
+    with pytest.raises(TypeError, match="MCP router's addresses"):
+        render_gateway_config(edge_fleet("local"), upstreams={"alpha": ["127.0.0.1:9100"]})  # type: ignore[arg-type]
     config = render_gateway_config(
         edge_fleet("local"), upstreams=["127.0.0.1:9100", Upstream("127.0.0.5:9100", metrics_port=9999)]
     )
@@ -893,6 +895,7 @@ def test_load_balancer_is_an_nlb_on_eks_only_and_metrics_stay_inside(env: str) -
     public = one(objects, "Service", "mcp-gateway")
     assert public["spec"]["type"] == "LoadBalancer"
     assert public["spec"]["ports"] == [{"name": "https", "port": 443, "targetPort": "mcp", "protocol": "TCP"}]
+    assert public["spec"]["externalTrafficPolicy"] == "Local"
     annotations = public["metadata"].get("annotations", {})
     if fleet.settings.cluster.provider == "eks":
         assert annotations == NLB_ANNOTATIONS
