@@ -83,6 +83,8 @@ def uvicorn_server(router: Router, metrics_port: int, log_level: str = "warning"
         "proxy_headers": False,
         "log_level": log_level,
         "timeout_keep_alive": 30,
+        # Open server streams would hold a stopping replica forever; clients reconnect to another one.
+        "timeout_graceful_shutdown": 10,
     }
     return uvicorn.Server(uvicorn.Config(Surface(router, metrics_port), **options))
 
