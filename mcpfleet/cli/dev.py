@@ -1,5 +1,5 @@
 """`mcpfleet dev`: try a catalog without a cluster: its servers from their published packages, behind the
-gateway on loopback, until Ctrl-C."""
+gateway (HAProxy, then the MCP router) on loopback, until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -65,7 +65,8 @@ def dev(
     ] = False,
 ) -> None:
     """Run the environment's servers that can run here (npm and PyPI packages; stdio ones behind the
-    Supergateway bridge) and the gateway (HAProxy) on 127.0.0.1; print the endpoints; stop on Ctrl-C."""
+    Supergateway bridge) and the gateway (HAProxy, then the MCP router) on 127.0.0.1; print the endpoints;
+    stop on Ctrl-C."""
     # The Pulumi-backed gateway renderer loads only for this command.
     from mcpfleet.dev.gateway import GatewayError
     from mcpfleet.dev.launch import Tools

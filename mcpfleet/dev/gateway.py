@@ -1,5 +1,5 @@
-"""The gateway on one machine: the fleet's HAProxy configuration, and what a pod would give HAProxy
-(its name, its certificate, the issuer's public key) made up locally for one run.
+"""The gateway on one machine: the fleet's HAProxy configuration, forwarding to local router replicas,
+and what a pod would give HAProxy (its certificate, the issuer's public key) made up locally for one run.
 
 Locally there is no identity provider: each run makes a throwaway signing key, gives HAProxy its public
 half, and mints one bearer token per server (that server's audience, every role its access rules name),
@@ -28,6 +28,7 @@ from components.gateway.config import (
     CERT_DIR_ENV,
     CONFIG_DIR_ENV,
     JWT_KEY_ENV,
+    Upstream,
     bind_address,
     public_path,
     render_gateway_config,
@@ -40,7 +41,6 @@ from components.manifests.gateway import (
     KEY_FILE,
     METRICS_PATH,
     METRICS_PORT,
-    peer_names,
     serving_port,
     terminates_tls,
 )
@@ -67,21 +67,31 @@ class GatewayFiles:
     """What one run wrote for HAProxy, and the environment HAProxy starts with."""
 
     config: Path
+    issuer_key: Path
+    """The throwaway issuer's public key (PEM), which the router checks tokens against too."""
     tokens: Path
     certificate: Path | None
     env: dict[str, str]
 
 
-def listen_on(config: str, fleet: Fleet, port: int) -> str:
-    """config with its MCP listener moved from the pod's port to port. The configuration writes that
-    listener as `bind "<address>:<serving port>"`; anything else means its shape changed under us."""
-    pod_port = serving_port(fleet.settings)
+def listen_on(config: str, fleet: Fleet, port: int, metrics_port: int | None = None) -> str:
+    """config with its MCP listener moved from the pod's port to port, and its metrics listener to
+    metrics_port when given (several gateways, or a gateway and a test, may share one machine)."""
+    moved = _move_listener(config, serving_port(fleet.settings), port, "MCP")
+    if metrics_port is not None:
+        moved = _move_listener(moved, METRICS_PORT, metrics_port, "metrics")
+    return moved
+
+
+def _move_listener(config: str, pod_port: int, port: int, what: str) -> str:
+    """The configuration writes each listener as `bind "<address>:<port>"...`; anything else means its
+    shape changed under us."""
     pattern = re.compile(rf'^(\s*bind "{re.escape(bind_address())}:){pod_port}(")', re.MULTILINE)
     found = pattern.findall(config)
     if len(found) != 1:
         raise GatewayError(
             f"the gateway configuration has {len(found)} listeners on port {pod_port} (expected one):"
-            " cannot move it to the local gateway port"
+            f" cannot move its {what} listener to port {port}"
         )
     return pattern.sub(rf"\g<1>{port}\g<2>", config)
 
@@ -91,28 +101,39 @@ def endpoint(fleet: Fleet, server: FleetServer, port: int) -> str:
     return f"{scheme}://{LOOPBACK}:{port}{public_path(server)}"
 
 
-def metrics_url() -> str:
-    return f"http://{LOOPBACK}:{METRICS_PORT}{METRICS_PATH}"
+def metrics_url(port: int = METRICS_PORT) -> str:
+    return f"http://{LOOPBACK}:{port}{METRICS_PATH}"
 
 
-def health_url() -> str:
-    return f"http://{LOOPBACK}:{METRICS_PORT}{HEALTH_PATH}"
+def health_url(port: int = METRICS_PORT) -> str:
+    return f"http://{LOOPBACK}:{port}{HEALTH_PATH}"
 
 
 def prepare(
-    fleet: Fleet, upstreams: Mapping[str, Sequence[str]], port: int, run_dir: Path, environ: Mapping[str, str]
+    fleet: Fleet,
+    routers: Sequence[str | Upstream],
+    port: int,
+    run_dir: Path,
+    environ: Mapping[str, str],
+    metrics_port: int | None = None,
 ) -> GatewayFiles:
     """Write the configuration, the issuer's public key, the tokens and (if HAProxy terminates TLS here)
-    a self-signed certificate into run_dir; return them with HAProxy's environment."""
+    a self-signed certificate into run_dir; return them with HAProxy's environment.
+
+    routers: the router replicas started here (`"127.0.0.1:PORT"`, or an Upstream naming its metrics
+    port), which HAProxy forwards every routed request to; metrics_port moves HAProxy's metrics and
+    health listener off the pod's fixed port."""
     settings = fleet.settings
     run_dir.mkdir(parents=True, exist_ok=True)
-    # The fleet's configuration as every environment ships it, but with the servers started here at
-    # their local addresses instead of cluster DNS names, and this gateway as its only peer.
-    files = render_gateway_config(fleet, upstreams=upstreams)
+    # The fleet's configuration as every environment ships it, but with the router replicas started
+    # here at their local addresses instead of the router's headless Service.
+    files = render_gateway_config(fleet, upstreams=routers)
     config_dir = run_dir / "config"
     config_dir.mkdir(exist_ok=True)
     for name, text in files.items():
-        _write(config_dir / name, listen_on(text, fleet, port) if name == CONFIG_KEY else text)
+        if name == CONFIG_KEY:
+            text = listen_on(text, fleet, port, metrics_port)
+        _write(config_dir / name, text)
     config = config_dir / CONFIG_KEY
 
     key = _signing_key(settings.gateway.auth.algorithm)
@@ -128,8 +149,6 @@ def prepare(
 
     env = {
         "PATH": environ.get("PATH", "/usr/sbin:/usr/bin:/bin"),
-        # The pod's name: the configuration finds itself among its peers by it.
-        "HOSTNAME": peer_names(settings)[0],
         ADDRESS_ENV: LOOPBACK,
         JWT_KEY_ENV: str(public_key),
         CONFIG_DIR_ENV: str(config_dir),
@@ -139,7 +158,7 @@ def prepare(
         cert_dir = run_dir / "certs"
         certificate = self_signed(cert_dir, settings.domain)
         env[CERT_DIR_ENV] = str(cert_dir)
-    return GatewayFiles(config=config, tokens=tokens, certificate=certificate, env=env)
+    return GatewayFiles(config=config, issuer_key=public_key, tokens=tokens, certificate=certificate, env=env)
 
 
 def mint_tokens(fleet: Fleet, key: SigningKey) -> dict[str, str]:

@@ -91,18 +91,22 @@ def start(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     port: int | None = None,
+    output: Path | None = None,
 ) -> Child:
     """Start argv in a new session (its own process group), stdin closed, output written to log.
 
     Output goes to a file, not a pipe: a chatty server would block on a full pipe nobody reads. The log
-    starts empty, so a failure never quotes an earlier run's lines."""
+    starts empty, so a failure never quotes an earlier run's lines. With output, stdout goes there and
+    log keeps stderr alone (the router's audit records are its stdout)."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as out:
+    with contextlib.ExitStack() as files:
+        err = files.enter_context(log.open("wb"))
+        out = files.enter_context(output.open("wb")) if output is not None else err
         process = subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
             stdout=out,
-            stderr=subprocess.STDOUT,
+            stderr=err,
             env=dict(env) if env is not None else None,
             cwd=cwd,
             start_new_session=True,

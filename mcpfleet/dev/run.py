@@ -1,13 +1,16 @@
 """`mcpfleet dev`: the fleet of one environment on this machine, behind the gateway, until Ctrl-C.
 
-Servers start in parallel, each in its own process group; HAProxy starts once they listen; SIGINT or
-SIGTERM stops HAProxy first (no new requests), then every server group, and nothing is left running.
+Servers start in parallel, each in its own process group; the MCP router starts once they listen, and
+HAProxy, which forwards to it, once the router is healthy: client -> HAProxy -> router -> servers, as in
+a cluster. SIGINT or SIGTERM stops HAProxy first (no new requests), then the router, then every server
+group, and nothing is left running.
 """
 
 from __future__ import annotations
 
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -15,12 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from mcpfleet.dev import gateway, process
-from mcpfleet.dev.launch import Launch, Skip, Tools, child_environment, plan_launches
+from components.gateway.config import Upstream
+from mcpfleet.dev import gateway, process, router
+from mcpfleet.dev.launch import Launch, Skip, Tools, base_environment, child_environment, plan_launches
 from mcpfleet.fleet import Fleet
+from mcpfleet.router.local import healthy
 
 LOOPBACK = "127.0.0.1"
 HAPROXY_START_SECONDS = 15.0
+ROUTER_START_SECONDS = 30.0
 # npx and uvx fetch a package on its first start.
 DEFAULT_START_SECONDS = 180.0
 POLL_SECONDS = 0.5
@@ -72,6 +78,7 @@ def print_plan(plan: Plan, echo: Echo, dry_run: bool) -> None:
             echo(f"  {skip.server}: {skip.reason}")
     where = plan.haproxy or "haproxy (not found: apt-get install haproxy)"
     echo(f"gateway: {where} -f <config> -db, on {LOOPBACK}:{plan.gateway_port}")
+    echo(f"router: {sys.executable} -m mcpfleet.router, between the gateway and the servers (free ports)")
     started = {launch.server for launch in plan.launches}
     for server in fleet.servers:
         if server.name in started:
@@ -115,12 +122,30 @@ def run(
         servers = _start_servers(plan, tools, environ, run_dir, start_timeout, stop, echo, children)
         if stop.event.is_set():
             return
+        router_port, router_metrics_port, metrics_port = _free_ports(3, taken={plan.gateway_port})
         upstreams = {child.name: [f"{LOOPBACK}:{child.port}"] for child in servers}
-        files = gateway.prepare(plan.fleet, upstreams, plan.gateway_port, run_dir, environ)
+        routers = [Upstream(f"{LOOPBACK}:{router_port}", router_metrics_port)]
+        files = gateway.prepare(plan.fleet, routers, plan.gateway_port, run_dir, environ, metrics_port)
+        router_files = router.prepare(
+            plan.fleet, upstreams, files.issuer_key, run_dir, router_port, router_metrics_port
+        )
+        logs = run_dir / "logs"
+        router_child = process.start(
+            "router",
+            router_files.argv,
+            logs / router.LOG_FILE,
+            env=base_environment(environ),
+            port=router_port,
+            output=logs / router.AUDIT_FILE,
+        )
+        children.append(router_child)
+        _wait_healthy(router_child, router_files, ROUTER_START_SECONDS, stop)
+        if stop.event.is_set():
+            return
         haproxy = process.start(
             "haproxy",
             [plan.haproxy, "-f", str(files.config), "-db"],
-            run_dir / "logs" / "haproxy.log",
+            logs / "haproxy.log",
             env=files.env,
         )
         children.append(haproxy)
@@ -128,12 +153,36 @@ def run(
             process.wait_for_port(haproxy, LOOPBACK, plan.gateway_port, HAPROXY_START_SECONDS)
         except process.ProcessFailed as exc:
             raise DevFailed(str(exc)) from None
-        _print_ready(plan, files, haproxy, servers, run_dir, echo)
-        _serve(stop, haproxy, servers, echo)
+        _print_ready(plan, files, haproxy, metrics_port, router_child, router_files, servers, run_dir, echo)
+        _serve(stop, [haproxy, router_child], servers, echo)
     finally:
         _stop_all(children, echo)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _free_ports(count: int, taken: set[int]) -> list[int]:
+    """count distinct free loopback ports, none of them in taken."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = process.free_port(LOOPBACK)
+        if port not in taken and port not in ports:
+            ports.append(port)
+    return ports
+
+
+def _wait_healthy(child: process.Child, files: router.RouterFiles, timeout: float, stop: _Stop) -> None:
+    """Until the router answers its health check: HAProxy would otherwise route to it before it serves."""
+    deadline = time.monotonic() + timeout
+    while not stop.event.is_set():
+        if not child.running():
+            what = f"exited with status {child.process.returncode} before serving {files.port}"
+            raise DevFailed(child.failure(what).args[0])
+        if healthy(LOOPBACK, files.metrics_port):
+            return
+        if time.monotonic() > deadline:
+            raise DevFailed(child.failure(f"not healthy at {files.health_url} within {timeout:.0f}s").args[0])
+        stop.event.wait(0.1)
 
 
 def _start_servers(
@@ -190,27 +239,37 @@ def _print_ready(
     plan: Plan,
     files: gateway.GatewayFiles,
     haproxy: process.Child,
+    metrics_port: int,
+    router_child: process.Child,
+    router_files: router.RouterFiles,
     servers: list[process.Child],
     run_dir: Path,
     echo: Echo,
 ) -> None:
     started = {child.name for child in servers}
+    logs = run_dir / "logs"
     echo(f"gateway on {LOOPBACK}:{plan.gateway_port} (HAProxy pid {haproxy.process.pid})")
     for server in plan.fleet.servers:
         if server.name in started:
             echo(f"  {server.name}: {gateway.endpoint(plan.fleet, server, plan.gateway_port)}")
+    echo(
+        f"router on {LOOPBACK}:{router_files.port} (pid {router_child.process.pid});"
+        f" metrics: {router_files.metrics_url}; audit records: {logs / router.AUDIT_FILE}"
+    )
     echo(f"bearer tokens, one per server: {files.tokens}")
     if files.certificate is not None:
         echo(f"TLS certificate to trust (self-signed): {files.certificate}")
-    echo(f"metrics: {gateway.metrics_url()}; logs: {run_dir / 'logs'}")
+    echo(f"gateway metrics: {gateway.metrics_url(metrics_port)}; logs: {logs}")
     echo("press Ctrl-C to stop")
 
 
-def _serve(stop: _Stop, haproxy: process.Child, servers: list[process.Child], echo: Echo) -> None:
+def _serve(stop: _Stop, essential: list[process.Child], servers: list[process.Child], echo: Echo) -> None:
+    """Until stopped; the run fails when HAProxy or the router exits, a server's exit is reported."""
     reported: set[str] = set()
     while not stop.event.wait(POLL_SECONDS):
-        if not haproxy.running():
-            raise DevFailed(haproxy.failure(f"exited with status {haproxy.process.returncode}").args[0])
+        for child in essential:
+            if not child.running():
+                raise DevFailed(child.failure(f"exited with status {child.process.returncode}").args[0])
         for child in servers:
             if not child.running() and child.name not in reported:
                 reported.add(child.name)
@@ -218,7 +277,8 @@ def _serve(stop: _Stop, haproxy: process.Child, servers: list[process.Child], ec
 
 
 def _stop_all(children: list[process.Child], echo: Echo) -> None:
-    """HAProxy first (it was started last), so no request reaches a server that is going away."""
+    """HAProxy first (it was started last), then the router, so no request reaches a server that is going
+    away."""
     for child in reversed(children):
         process.stop(child)
     if children:

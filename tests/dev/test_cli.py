@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,6 +81,9 @@ def test_dry_run_of_the_sample_catalog() -> None:
         "  time: pypi package mcp-server-time==2026.10.19 needs uvx (pip install uv), not found",
     ]
     assert "gateway: /usr/sbin/haproxy -f <config> -db, on 127.0.0.1:8080" in lines
+    # The router runs from this Python, as `python -m mcpfleet.router` runs in its image.
+    router = f"router: {sys.executable} -m mcpfleet.router, between the gateway and the servers (free ports)"
+    assert router in lines
     # The local stack terminates TLS at the gateway (self-signed).
     assert "  https://127.0.0.1:8080/servers/everything/mcp" in lines
     assert "  https://127.0.0.1:8080/servers/github/mcp" not in lines

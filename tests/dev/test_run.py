@@ -1,5 +1,6 @@
 """`mcpfleet dev` for real: the examples catalog (three mcp SDK servers from this Python, server-everything
-from npm on Node 22) behind HAProxy, then Ctrl-C, after which nothing it started is left running."""
+from npm on Node 22) behind HAProxy and the MCP router, then Ctrl-C, after which nothing it started is left
+running."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -110,15 +112,19 @@ def post(url: str, body: object, token: str | None, cafile: Path) -> tuple[int, 
         return error.code, error.read().decode()
 
 
-def wait_for_log_entry(log: Path, expected: dict[str, str], seconds: float) -> bool:
-    """Whether an access log entry holding expected appears in log within seconds."""
+def log_entries(log: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+
+
+def wait_for_log_entry(log: Path, expected: Mapping[str, object], seconds: float) -> dict[str, object] | None:
+    """The first JSON log entry holding expected that appears in log within seconds, or None."""
     deadline = time.monotonic() + seconds
     while True:
-        entries = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
-        if any(expected.items() <= entry.items() for entry in entries):
-            return True
+        found = [entry for entry in log_entries(log) if expected.items() <= entry.items()]
+        if found:
+            return found[0]
         if time.monotonic() > deadline:
-            return False
+            return None
         time.sleep(0.1)
 
 
@@ -194,19 +200,38 @@ def test_dev_runs_the_examples_catalog_and_stops_cleanly(tmp_path: Path) -> None
         assert status == 401 and json.loads(body)["error"]["code"] == -32001
         status, _ = post(endpoints["everything"], INITIALIZE, tokens["notes"], cafile)
         assert status == 401
-        # With its own token the request reaches the server, started here, through the gateway.
+        # With its own token the request reaches the server, started here, through HAProxy and the router.
         status, _ = post(endpoints["everything"], INITIALIZE, tokens["everything"], cafile)
         assert status == 200
         # HAProxy logs a request when its answer ends, which may be just after the client has read it.
-        expected = {"server": "server_everything", "caller": "mcpfleet-dev", "rpc_method": "initialize"}
-        assert wait_for_log_entry(run_dir / "logs" / "haproxy.log", expected, LOG_SECONDS)
+        logs = run_dir / "logs"
+        expected: dict[str, object] = {"server": "everything", "caller": "mcpfleet-dev", "status": 200}
+        forwarded = wait_for_log_entry(logs / "haproxy.log", expected, LOG_SECONDS)
+        assert forwarded is not None
+        # The router read that very request (HAProxy's request id) and forwarded it to the server.
+        audit = logs / "router-audit.jsonl"
+        record = wait_for_log_entry(audit, {"request_id": forwarded["request_id"]}, LOG_SECONDS)
+        assert record is not None
+        assert record["server"] == "everything" and record["method"] == "initialize"
+        assert record["caller"] == "mcpfleet-dev" and record["outcome"] == "ok"
+        # Its session key was made for this run, readable by its owner only.
+        assert (run_dir / "router" / "session-keys").stat().st_mode & 0o077 == 0
 
-        # A whole MCP session through the gateway, with the mcp SDK client.
+        # A whole MCP session through the gateway, with the mcp SDK client: every message of it passed
+        # the router, the tool listing included.
+        before = len(log_entries(audit))
         assert "add_note" in list_tools(endpoints["notes"], tokens["notes"], cafile)
+        listed = {"server": "notes", "method": "tools/list", "era": "legacy", "outcome": "ok"}
+        assert wait_for_log_entry(audit, listed, LOG_SECONDS) is not None
+        session = [entry for entry in log_entries(audit)[before:] if entry["server"] == "notes"]
+        assert session[0]["method"] == "initialize"
+        assert all(entry["caller"] == "mcpfleet-dev" for entry in session)
+        # One session id through the router: the session record of every message after initialize.
+        assert len({entry["session"] for entry in session[1:]}) == 1 and session[1]["session"] is not None
 
         children = descendants(dev.pid)
         groups = {os.getpgid(pid) for pid in children if alive(pid)}
-        assert len(groups) == 5  # four servers and HAProxy, a process group each
+        assert len(groups) == 6  # four servers, the router and HAProxy, a process group each
     finally:
         dev.send_signal(signal.SIGINT)
         try:
@@ -217,6 +242,6 @@ def test_dev_runs_the_examples_catalog_and_stops_cleanly(tmp_path: Path) -> None
     while (line := lines.get(timeout=5)) is not None:
         output.append(line)
     assert code == 0, "\n".join(output)
-    assert output[-1] == "stopped 5 process groups"
+    assert output[-1] == "stopped 6 process groups"
     assert [pid for pid in children if alive(pid)] == []
     assert [pgid for pgid in groups if process.group_members(pgid)] == []
