@@ -209,14 +209,21 @@ class CallLog:
     Tests compare it with what a gateway in front claims: the tool that really ran, the request id and
     forwarding headers that arrived, and which header names reached the server (never argument values)."""
 
+    # Headers that say who asked and through which hops: every value that arrived is recorded, so a test
+    # sees a client's copy arriving beside the gateway's.
+    FORWARDING_HEADERS = ("x-request-id", "x-forwarded-for", "x-forwarded-proto", "x-real-ip", "forwarded")
+
     def __init__(self, path: str, replica_id: str) -> None:
         self.path = path
         self.replica_id = replica_id
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        # Over HTTP the SDK hands the Starlette request along; its headers are what arrived here.
+        # Over HTTP the SDK hands the Starlette request along; its headers are what arrived here (items()
+        # lists a repeated header once per copy).
         raw = getattr(ctx.request, "headers", None)
-        headers = {str(k).lower(): str(v) for k, v in raw.items()} if raw is not None else {}
+        pairs = [(str(k).lower(), str(v)) for k, v in raw.items()] if raw is not None else []
+        headers = dict(pairs)
+        names = [k for k, _ in pairs]
         name = ctx.params.get("name") if ctx.method == "tools/call" and ctx.params else None
         entry = {
             "replica": self.replica_id,
@@ -226,6 +233,10 @@ class CallLog:
             "forwarded_for": headers.get("x-forwarded-for"),
             "session": headers.get("mcp-session-id"),
             "headers": sorted(headers),
+            "repeated": sorted({k for k in names if names.count(k) > 1}),
+            "forwarding": {
+                key: [v for k, v in pairs if k == key] for key in self.FORWARDING_HEADERS if key in headers
+            },
         }
         with open(self.path, "a", encoding="utf-8") as sink:  # noqa: PTH123 (one short append per message)
             sink.write(json.dumps(entry) + "\n")

@@ -1,11 +1,35 @@
-"""The prod gateway end to end on one machine: the fleet's real servers behind the HAProxy configuration
-that `mcpfleet plan --env prod` ships, byte for byte.
+"""The prod data plane end to end on one machine: two HAProxy replicas running the gateway configuration
+`mcpfleet plan --env prod` ships, byte for byte, in front of two MCP router replicas running the plan's
+router.json, byte for byte, in front of the fleet's real servers (notes x2, units, text,
+server-everything, the conformance target). Every process is real; what a cluster would give the pods is
+made up, and nothing else:
 
-What a cluster would give the gateway pods is made up here, and nothing else: cluster DNS answers each
-server's headless endpoints name with the loopback addresses its replicas listen on, and each gateway
-peer's Service name with the address of that gateway replica (tests/sandbox.py); a self-signed
-certificate stands in for cert-manager's; a throwaway RSA key pair stands in for the identity provider.
+- cluster DNS (tests/sandbox.py) answers the router's headless Service with both router replicas'
+  addresses, and each server's headless `<server>-gateway` Service with its replicas' addresses; HAProxy
+  and the routers run in a private mount namespace whose /etc/resolv.conf points there, so they resolve
+  cluster names as in a pod;
+- every replica listens on a loopback address of its own (a pod IP), on the port its pod would use;
+- a self-signed certificate stands in for cert-manager's, a throwaway key pair for the identity
+  provider, and one session-keys file (the Secret) is shared by both router replicas.
+
 Every process runs in its own process group and is stopped whole, even when a test fails.
+
+The API (for the e2e tests and the adversarial corpus in tests/e2e/attacks/):
+
+- `running_fleet(workdir)`: a context manager yielding a `RunningFleet`, all of it running.
+- `RunningFleet`: `url(server, gateway=0)` and `endpoint(gateway)` (https, `tls()` trusts it);
+  `issuer.token(server, subject, roles="engineer", **claims)` mints a valid bearer token (`issuer.sign`
+  signs any claims, `issuer.key` is the private key); `replicas[server]`, `routers`, `gateways` with
+  `start_*`, `stop_*`, `kill_*` and `whole()` (everything back up and served); `planned` is the plan.
+- What happened: `mark()` then `server_calls(since)` (what the reference servers and the conformance
+  target executed: `tests.e2e.ServerCall`), `audit_records(since)` (the routers' audit lines),
+  `gateway_entries(since)` (HAProxy's access logs), and `audit(since, excused=...)`, which joins the three
+  by request id and lists every disagreement (`tests.e2e.audit.check`); `wait_audit` waits for records
+  still being written (a record is written when its answer ends) and returns the join: call
+  `.assert_agrees()` on it.
+- Clients: `request(url, tls, token, body, headers)` sends one raw POST and returns (status, headers,
+  JSON or text); `mcp_client(url, token, mode, tls, seen)` is the mcp SDK's client (`legacy` or
+  `MODERN`), `Seen` collects the answers it got (status, replica, X-Request-ID, method and tool).
 """
 
 from __future__ import annotations
@@ -26,7 +50,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
 from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,24 +64,28 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from mcp import Client
 
-from components.gateway.config import CERT_DIR_ENV, CONFIG_DIR_ENV, JWT_KEY_ENV
+from components.gateway.config import CERT_DIR_ENV, CONFIG_DIR_ENV, JWT_KEY_ENV, ROUTER_BACKEND
+from components.manifests import gateway as gateway_manifests
+from components.manifests import router as router_manifests
 from components.manifests.gateway import (
-    ACCESS_CONFIG_MAP_NAME,
     ADDRESS_ENV,
-    CONFIG_KEY,
-    CONFIG_MAP_NAME,
     METRICS_PATH,
     METRICS_PORT,
+    ROUTER_HEALTH_PATH,
+    ROUTER_METRICS_PORT,
+    ROUTER_PORT,
     endpoints_host,
-    peer_names,
-    peer_service_host,
+    router_endpoints_host,
     serving_port,
 )
+from components.manifests.labels import GATEWAY_NAME, ROUTER_NAME
 from mcpfleet.dev import process
 from mcpfleet.dev.gateway import self_signed
 from mcpfleet.fleet import Fleet, FleetServer
 from mcpfleet.model import EnvName
+from mcpfleet.router.local import new_session_keys, session_keys_text
 from tests.e2e import node
+from tests.e2e.audit import Audit, AuditRecord, ServerCall, audit_lines, check, json_lines
 from tests.sandbox import Records, cluster_dns, in_sandbox
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,12 +97,12 @@ ENV: EnvName = "prod"
 MODERN = "2026-07-28"
 REPLICA_HEADER = "x-replica-id"
 SESSION_HEADER = "mcp-session-id"
+REQUEST_ID_HEADER = "x-request-id"
 
 # One loopback address per gateway replica (MCP_GATEWAY_ADDRESS), as pods have one IP each.
 GATEWAY_ADDRESSES = ("127.0.0.2", "127.0.0.3")
-# The peers the autoscaler may add (prod runs up to gateway.maxReplicas) resolve, as their Services do,
-# but nothing answers there.
-ABSENT_PEER_ADDRESS = "127.0.0.4"
+# One per router replica; each listens on the router's ports there, as in its pod.
+ROUTER_ADDRESSES = ("127.0.0.21", "127.0.0.22")
 # Each server's replicas: every one on the catalog's port, on addresses of their own, like pods.
 REPLICA_ADDRESSES: Mapping[str, tuple[str, ...]] = {
     "notes": ("127.0.0.31", "127.0.0.32"),
@@ -82,16 +110,19 @@ REPLICA_ADDRESSES: Mapping[str, tuple[str, ...]] = {
     "text": ("127.0.0.34",),
     # server-everything listens on every address (it has no host setting); DNS names this one.
     "everything": ("127.0.0.35",),
-    # The conformance suite's dns-rebinding scenario wants a URL on 127.0.0.1 or localhost, and the
-    # baseline run goes straight to the server.
+    # The conformance suite's dns-rebinding scenario wants a URL on 127.0.0.1 or localhost.
     "conformance": ("127.0.0.1",),
 }
+# Servers whose every replica writes what it executed (examples/servers/common.py CallLog, and the
+# conformance target); server-everything cannot, and is compared through what it returns.
+RECORDED_SERVERS = frozenset({"notes", "units", "text", "conformance"})
 START_TIMEOUT = 60.0
 SERVED_TIMEOUT = 45.0
+AUDIT_TIMEOUT = 10.0
 
 
 class HarnessError(Exception):
-    """The fleet or a gateway could not be brought up as the tests need it."""
+    """The fleet, a router or a gateway could not be brought up as the tests need it."""
 
 
 # The plan
@@ -99,15 +130,21 @@ class HarnessError(Exception):
 
 @dataclass(frozen=True)
 class PlannedGateway:
-    """`mcpfleet plan --env prod` of the e2e catalog: the fleet, and the gateway ConfigMaps' data."""
+    """`mcpfleet plan --env prod` of the e2e catalog: the fleet, and the ConfigMaps' data as planned."""
 
     fleet: Fleet
     files: dict[str, str]
-    """Every key of the mcp-gateway-config and mcp-gateway-access ConfigMaps: the config directory."""
+    """Every key of the gateway's mcp-gateway-config ConfigMap: HAProxy's config directory."""
+    router_files: dict[str, str]
+    """Every key of the router's mcp-router-config ConfigMap: router.json."""
     returncode: int
     output: str
     catalog: Path
     out_dir: Path
+
+    @property
+    def router_json(self) -> str:
+        return self.router_files[router_manifests.CONFIG_KEY]
 
 
 def e2e_catalog(directory: Path) -> Path:
@@ -122,42 +159,56 @@ def e2e_catalog(directory: Path) -> Path:
     return directory
 
 
+def planned_config_maps(out_dir: Path) -> dict[str, dict[str, str]]:
+    """Every ConfigMap of the plan's platform manifests, by name: its data."""
+    maps: dict[str, dict[str, str]] = {}
+    for manifest in sorted((out_dir / "manifests" / "platform").glob("*.yaml")):
+        for obj in yaml.safe_load_all(manifest.read_text(encoding="utf-8")):
+            if obj and obj.get("kind") == "ConfigMap":
+                name = obj["metadata"]["name"]
+                if name in maps:
+                    raise HarnessError(f"two ConfigMaps named {name} in {out_dir}")
+                maps[name] = obj.get("data", {})
+    return maps
+
+
 def plan_gateway(catalog: Path, out_dir: Path) -> PlannedGateway:
-    """Run the plan command as users do and read the gateway's ConfigMaps from what it wrote."""
+    """Run the plan command as users do and read the gateway's and the router's ConfigMaps it wrote."""
     command = ["mcpfleet", "plan", "--env", ENV, "--catalog", str(catalog), "--out", str(out_dir)]
     result = subprocess.run(
         [sys.executable, "-m", *command],
         capture_output=True,
         text=True,
         cwd=REPO,
-        timeout=120,
+        timeout=180,
     )
-    gateway_yaml = out_dir / "manifests" / "platform" / "gateway.yaml"
-    if not gateway_yaml.is_file():
-        raise HarnessError(f"the plan wrote no {gateway_yaml} (exit {result.returncode}):\n{result.stderr}")
-    maps = {
-        obj["metadata"]["name"]: obj.get("data", {})
-        for obj in yaml.safe_load_all(gateway_yaml.read_text(encoding="utf-8"))
-        if obj and obj.get("kind") == "ConfigMap"
-    }
-    files: dict[str, str] = {}
-    for name in (CONFIG_MAP_NAME, ACCESS_CONFIG_MAP_NAME):
-        for key, text in maps[name].items():
-            if key in files:
-                raise HarnessError(f"{key} is in two gateway ConfigMaps")
-            files[key] = text
+    maps = planned_config_maps(out_dir)
+    wanted = (gateway_manifests.CONFIG_MAP_NAME, router_manifests.CONFIG_MAP_NAME)
+    missing = [name for name in wanted if name not in maps]
+    if missing:
+        raise HarnessError(
+            f"the plan wrote no ConfigMap {', '.join(missing)} (exit {result.returncode}):\n{result.stderr}"
+        )
     from mcpfleet.plan.run import load_inputs  # the Pulumi program's imports: only where a plan is read
 
     _, fleet = load_inputs(ENV, catalog, STACKS)
-    return PlannedGateway(fleet, files, result.returncode, result.stdout + result.stderr, catalog, out_dir)
+    return PlannedGateway(
+        fleet,
+        dict(maps[gateway_manifests.CONFIG_MAP_NAME]),
+        dict(maps[router_manifests.CONFIG_MAP_NAME]),
+        result.returncode,
+        result.stdout + result.stderr,
+        catalog,
+        out_dir,
+    )
 
 
 def write_config(files: Mapping[str, str], directory: Path) -> Path:
-    """The ConfigMaps' keys as the pod's projected volume shows them: one file each, bytes unchanged."""
+    """A ConfigMap's keys as the pod's volume shows them: one file each, bytes unchanged; the directory."""
     directory.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (directory / name).write_bytes(text.encode("utf-8"))
-    return directory / CONFIG_KEY
+    return directory
 
 
 # Identity and TLS
@@ -169,24 +220,24 @@ class Issuer:
     def __init__(self, fleet: Fleet, directory: Path) -> None:
         self.fleet = fleet
         self.auth = fleet.settings.gateway.auth
-        self._key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+        self.key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
         if self.auth.algorithm.startswith("ES"):
             curves = {"ES256": ec.SECP256R1(), "ES384": ec.SECP384R1(), "ES512": ec.SECP521R1()}
-            self._key = ec.generate_private_key(curves[self.auth.algorithm])
+            self.key = ec.generate_private_key(curves[self.auth.algorithm])
         else:
-            self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         directory.mkdir(parents=True, exist_ok=True)
         self.public_key_file = directory / "issuer.pem"
         self.public_key_file.write_bytes(
-            self._key.public_key().public_bytes(
+            self.key.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             )
         )
 
-    def token(self, server: str, subject: str, roles: str = "engineer", **claims: Any) -> str:
-        """A token for server (its audience), for subject with roles (the claim is space-separated)."""
+    def claims(self, server: str, subject: str, roles: Any = "engineer", **claims: Any) -> dict[str, Any]:
+        """The claims of a valid token for server (its audience), for subject with roles."""
         now = int(time.time())
-        payload = {
+        return {
             "iss": self.auth.issuer,
             "aud": self.fleet.audience(server),
             self.auth.subject_claim: subject,
@@ -195,7 +246,14 @@ class Issuer:
             "exp": now + 3600,
             **claims,
         }
-        return jwt.encode(payload, self._key, algorithm=self.auth.algorithm)
+
+    def sign(self, claims: Mapping[str, Any], headers: Mapping[str, Any] | None = None) -> str:
+        """Any claims, signed with the issuer's key and algorithm."""
+        return jwt.encode(dict(claims), self.key, algorithm=self.auth.algorithm, headers=dict(headers or {}))
+
+    def token(self, server: str, subject: str, roles: Any = "engineer", **claims: Any) -> str:
+        """A token for server (its audience), for subject with roles (a space-separated string or a list)."""
+        return self.sign(self.claims(server, subject, roles, **claims))
 
 
 def trusting(certificate: Path) -> ssl.SSLContext:
@@ -206,6 +264,19 @@ def trusting(certificate: Path) -> ssl.SSLContext:
 # The running fleet
 
 
+@dataclass(frozen=True)
+class Mark:
+    """A point in the run: how many lines each log had. Logs only grow (a restart opens a new one)."""
+
+    lines: Mapping[Path, int]
+
+    def start(self, path: Path) -> int:
+        return self.lines.get(path, 0)
+
+
+BEGINNING = Mark({})
+
+
 @dataclass
 class Replica:
     """One server process, as one pod of its Deployment."""
@@ -214,12 +285,14 @@ class Replica:
     index: int
     address: str
     port: int
+    call_log: Path | None
+    """Where it writes each message it executes (None: server-everything, which cannot)."""
     child: process.Child | None = None
     drift: bool = False
 
     @property
     def label(self) -> str:
-        """Its X-Replica-Id (the examples servers send it)."""
+        """Its X-Replica-Id (the examples servers send it) and its name in call records."""
         return f"{self.server}-{self.index}"
 
     @property
@@ -227,13 +300,22 @@ class Replica:
         # server-everything closes and exits 0 on SIGINT.
         return signal.SIGINT if self.server == "everything" else signal.SIGTERM
 
+    def running(self) -> bool:
+        return self.child is not None and self.child.running()
+
+    def calls(self, since: Mark = BEGINNING) -> list[ServerCall]:
+        if self.call_log is None:
+            return []
+        entries, _ = json_lines(self.call_log, since.start(self.call_log))
+        return [ServerCall.from_line(self.server, entry) for entry in entries]
+
 
 @dataclass
-class Gateway:
-    """One HAProxy process: one replica of the gateway StatefulSet."""
+class Pod:
+    """One replica of the gateway's or the router's Deployment: a process and its logs, one per start."""
 
     index: int
-    pod: str
+    name: str
     address: str
     log_dir: Path
     child: process.Child | None = None
@@ -243,19 +325,49 @@ class Gateway:
     def running(self) -> bool:
         return self.child is not None and self.child.running()
 
+    def next_log(self) -> Path:
+        self.logs.append(self.log_dir / f"{self.name}.{len(self.logs) + 1}.log")
+        return self.logs[-1]
+
+    def entries(self, since: Mark = BEGINNING) -> list[dict[str, Any]]:
+        """The JSON lines of every start's log (HAProxy's access log; the router's audit records)."""
+        found: list[dict[str, Any]] = []
+        for log in self.logs:
+            entries, _ = json_lines(log, since.start(log))
+            found += entries
+        return found
+
+
+class Gateway(Pod):
+    """One HAProxy process: one replica of the gateway Deployment."""
+
+
+class RouterReplica(Pod):
+    """One `python -m mcpfleet.router` process: one replica of the router Deployment."""
+
+    def audit_records(self, since: Mark = BEGINNING) -> list[AuditRecord]:
+        return audit_lines(self.name, self.entries(since))
+
 
 @dataclass
 class RunningFleet:
-    """The servers, the gateways, and what clients need to reach them."""
+    """The servers, the routers, the gateways, and what clients need to reach them."""
 
     planned: PlannedGateway
     config_dir: Path
+    """HAProxy's: the gateway ConfigMap's keys."""
+    router_config_dir: Path
+    """The router's: the router ConfigMap's keys."""
+    session_keys_file: Path
     workdir: Path
     certificate: Path
     issuer: Issuer
     dns: Records
+    dns_answers: dict[str, list[str]]
+    """What cluster DNS answers now, by name (change it with set_dns)."""
     resolv_conf: Path
     replicas: dict[str, list[Replica]] = field(default_factory=dict)
+    routers: list[RouterReplica] = field(default_factory=list)
     gateways: list[Gateway] = field(default_factory=list)
 
     @property
@@ -278,11 +390,16 @@ class RunningFleet:
     def tls(self) -> ssl.SSLContext:
         return trusting(self.certificate)
 
+    def set_dns(self, name: str, addresses: Sequence[str]) -> None:
+        """Change what cluster DNS answers for name, as kube-dns does when pods come and go."""
+        self.dns.set(name, addresses)
+        self.dns_answers[name] = list(addresses)
+
     # Servers
 
     def start_replica(self, replica: Replica, drift: bool = False) -> None:
         """Start (or restart) one replica of an examples server or of the conformance target."""
-        if replica.child is not None and replica.child.running():
+        if replica.running():
             raise HarnessError(f"{replica.label} is running already")
         server = self.server(replica.server)
         log = self.workdir / "logs" / f"{replica.label}.log"
@@ -295,7 +412,7 @@ class RunningFleet:
             # tests/e2e/conformance_server.py's server, also accepting the gateways' addresses as Host
             # (see serve_conformance_target).
             argv = [sys.executable, "-m", "tests.e2e.gateway", "--host", replica.address]
-            argv += ["--port", str(replica.port)]
+            argv += ["--port", str(replica.port), "--replica-id", replica.label]
             for address in GATEWAY_ADDRESSES:
                 argv += ["--allowed-host", f"{address}:*"]
             env = dict(process_env())
@@ -309,6 +426,8 @@ class RunningFleet:
                 argv.append("--drift")
             # The pod's environment as the catalog gives it in prod (MCP_ALLOWED_HOSTS: the public name).
             env = {**process_env(), **server.env}
+        if replica.call_log is not None:
+            argv += ["--call-log", str(replica.call_log)]
         replica.drift = drift
         replica.child = process.start(replica.label, argv, log, env=env, cwd=REPO, port=replica.port)
 
@@ -330,13 +449,63 @@ class RunningFleet:
         self.start_replica(replica, drift)
         self.wait_replica(replica)
 
+    # Routers
+
+    def start_router(self, index: int) -> RouterReplica:
+        """The router's container command as the plan's Deployment gives it, with this replica's address
+        for 0.0.0.0 and the files where the pod mounts them: in the sandbox, so it resolves cluster names."""
+        router = self.routers[index]
+        if router.running():
+            raise HarnessError(f"{router.name} is running already")
+        argv = [sys.executable, "-m", "mcpfleet.router"]
+        argv += ["--config", str(self.router_config_dir / router_manifests.CONFIG_KEY)]
+        argv += ["--jwt-key", str(self.issuer.public_key_file)]
+        argv += ["--session-keys", str(self.session_keys_file)]
+        argv += ["--host", router.address, "--port", str(ROUTER_PORT)]
+        argv += ["--metrics-port", str(ROUTER_METRICS_PORT)]
+        router.child = process.start(
+            router.name, in_sandbox(self.resolv_conf, argv), router.next_log(), env=process_env(), cwd=REPO
+        )
+        return router
+
+    def wait_router(self, index: int, timeout: float = START_TIMEOUT) -> dict[str, int]:
+        """Until the router answers its health check having resolved every server's pods (as many as DNS
+        names); returns its pods per server."""
+        router = self.routers[index]
+        expected = {
+            server.name: len(self.dns_answers.get(endpoints_host(server), ()))
+            for server in self.fleet.servers
+        }
+        deadline = time.monotonic() + timeout
+        pods: dict[str, int] = {}
+        while time.monotonic() < deadline:
+            if not router.running():
+                raise HarnessError(f"{router.name} exited:\n{process.log_tail(router.logs[-1], 40)}")
+            pods = router_health(router.address).get("pods", {})
+            if pods == expected:
+                return pods
+            time.sleep(0.1)
+        raise HarnessError(
+            f"{router.name}: pods {pods}, expected {expected} within {timeout:.0f}s\n"
+            + process.log_tail(router.logs[-1], 40)
+        )
+
+    def stop_router(self, index: int, sig: signal.Signals = signal.SIGTERM) -> None:
+        router = self.routers[index]
+        if router.child is not None:
+            process.stop(router.child, sig)
+
+    def kill_router(self, index: int) -> None:
+        """SIGKILL: in-flight requests are cut and their audit records never written."""
+        self.stop_router(index, signal.SIGKILL)
+
     # Gateways
 
     def gateway_env(self, gateway: Gateway) -> dict[str, str]:
         """What the pod gives HAProxy: its name, its address, and where the mounts are."""
         return {
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-            "HOSTNAME": gateway.pod,
+            "HOSTNAME": gateway.name,
             ADDRESS_ENV: gateway.address,
             CONFIG_DIR_ENV: str(self.config_dir),
             CERT_DIR_ENV: str(self.certificate.parent),
@@ -346,10 +515,10 @@ class RunningFleet:
     def start_gateway(self, index: int) -> Gateway:
         gateway = self.gateways[index]
         if gateway.running():
-            raise HarnessError(f"{gateway.pod} is running already")
-        argv = in_sandbox(self.resolv_conf, [haproxy(), "-db", "-f", str(self.config_dir / CONFIG_KEY)])
-        gateway.logs.append(gateway.log_dir / f"{gateway.pod}.{len(gateway.logs) + 1}.log")
-        gateway.child = process.start(gateway.pod, argv, gateway.logs[-1], env=self.gateway_env(gateway))
+            raise HarnessError(f"{gateway.name} is running already")
+        config = self.config_dir / gateway_manifests.CONFIG_KEY
+        argv = in_sandbox(self.resolv_conf, [haproxy(), "-db", "-f", str(config)])
+        gateway.child = process.start(gateway.name, argv, gateway.next_log(), env=self.gateway_env(gateway))
         return gateway
 
     def stop_gateway(self, index: int, sig: signal.Signals = signal.SIGTERM) -> None:
@@ -357,40 +526,95 @@ class RunningFleet:
         if gateway.child is not None:
             process.stop(gateway.child, sig)
 
-    def wait_served(
-        self, index: int, timeout: float = SERVED_TIMEOUT, expected: Mapping[str, int] | None = None
-    ) -> dict[str, int]:
-        """Until the gateway's backends have every running replica UP (DNS resolved, checks passed), or
-        the expected number per server; returns the UP count per server."""
+    def wait_served(self, index: int, timeout: float = SERVED_TIMEOUT, routers: int | None = None) -> int:
+        """Until the gateway has every running router replica UP in its router pool (DNS resolved, health
+        checks passed), or `routers` of them; returns how many are UP."""
         gateway = self.gateways[index]
-        expected = expected or {
-            name: sum(1 for r in replicas if r.child is not None and r.child.running())
-            for name, replicas in self.replicas.items()
-        }
+        expected = sum(1 for router in self.routers if router.running()) if routers is None else routers
         deadline = time.monotonic() + timeout
-        up: dict[str, int] = {}
+        up = 0
         while time.monotonic() < deadline:
-            if gateway.child is None or not gateway.child.running():
-                raise HarnessError(f"{gateway.pod} exited:\n{process.log_tail(gateway.logs[-1], 40)}")
+            if not gateway.running():
+                raise HarnessError(f"{gateway.name} exited:\n{process.log_tail(gateway.logs[-1], 40)}")
             try:
-                up = servers_up(scrape(gateway.address))
+                up = routers_up(scrape(gateway.address))
             except OSError:
-                up = {}
-            if all(up.get(name, 0) >= count for name, count in expected.items()):
+                up = 0
+            if up == expected:
                 return up
             time.sleep(0.25)
         raise HarnessError(
-            f"{gateway.pod}: replicas UP {up}, expected {expected} within {timeout:.0f}s\n"
+            f"{gateway.name}: {up} router replicas UP, expected {expected} within {timeout:.0f}s\n"
             + process.log_tail(gateway.logs[-1], 40)
         )
 
-    def log_entries(self, index: int) -> list[dict[str, Any]]:
-        """The gateway's access log, every start of it: one JSON object per request."""
-        entries = []
-        for log in self.gateways[index].logs:
-            text = log.read_text(encoding="utf-8", errors="replace")
-            entries += [json.loads(line) for line in text.splitlines() if line.startswith('{"time"')]
-        return entries
+    def whole(self) -> None:
+        """Every replica, router and gateway running, and both router replicas UP in every gateway."""
+        for replicas in self.replicas.values():
+            for replica in replicas:
+                if not replica.running():
+                    self.restart_replica(replica)
+        for router in self.routers:
+            if not router.running():
+                self.start_router(router.index)
+                self.wait_router(router.index)
+        for gateway in self.gateways:
+            if not gateway.running():
+                self.start_gateway(gateway.index)
+        for gateway in self.gateways:
+            self.wait_served(gateway.index)
+
+    # What happened
+
+    def _logs(self) -> list[Path]:
+        paths = [r.call_log for rs in self.replicas.values() for r in rs if r.call_log is not None]
+        for pod in [*self.routers, *self.gateways]:
+            paths += pod.logs
+        return paths
+
+    def mark(self) -> Mark:
+        """Now, to read only what happens from here on."""
+        return Mark({path: json_lines(path)[1] for path in self._logs()})
+
+    def server_calls(self, since: Mark = BEGINNING) -> list[ServerCall]:
+        """Every message the recorded servers' replicas executed (see RECORDED_SERVERS)."""
+        return [call for rs in self.replicas.values() for replica in rs for call in replica.calls(since)]
+
+    def audit_records(self, since: Mark = BEGINNING) -> list[AuditRecord]:
+        return [record for router in self.routers for record in router.audit_records(since)]
+
+    def gateway_entries(self, since: Mark = BEGINNING) -> list[dict[str, Any]]:
+        """HAProxy's access log of every gateway: one JSON object per request (`request_id`, `router`:
+        the router slot that answered or `<NOSRV>`, `status`, `caller`, ...)."""
+        return [
+            {**entry, "gateway": gateway.name}
+            for gateway in self.gateways
+            for entry in gateway.entries(since)
+            if "request_id" in entry and "termination" in entry
+        ]
+
+    def audit(self, since: Mark = BEGINNING, excused: Collection[str] = ()) -> Audit:
+        """The routers' audit records joined with the servers' call logs and the gateways' access logs
+        (tests.e2e.audit.check)."""
+        return check(
+            self.audit_records(since),
+            self.server_calls(since),
+            self.gateway_entries(since),
+            recorded=RECORDED_SERVERS,
+            excused=excused,
+        )
+
+    def wait_audit(
+        self, since: Mark = BEGINNING, excused: Collection[str] = (), timeout: float = AUDIT_TIMEOUT
+    ) -> Audit:
+        """`audit`, once it has no problems or timeout has passed: records are written when answers end,
+        a little after the client has the last byte (and a stream's when it closes)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.audit(since, excused)
+            if not result.problems or time.monotonic() > deadline:
+                return result
+            time.sleep(0.2)
 
 
 def process_env() -> dict[str, str]:
@@ -406,116 +630,155 @@ def haproxy() -> str:
 
 
 def dns_records(planned: PlannedGateway) -> dict[str, list[str]]:
-    """What cluster DNS answers: each server's headless endpoints name -> its replicas' addresses, each
-    gateway peer's Service -> that replica's address."""
+    """What cluster DNS answers: each server's headless endpoints name -> its replicas' addresses; the
+    router's headless Service -> both router replicas' addresses."""
     fleet = planned.fleet
     records: dict[str, list[str]] = {}
     for server in fleet.servers:
         if server.name not in REPLICA_ADDRESSES:
             raise HarnessError(f"no loopback addresses for server {server.name}")
         records[endpoints_host(server)] = list(REPLICA_ADDRESSES[server.name])
-    for index, pod in enumerate(peer_names(fleet.settings)):
-        address = GATEWAY_ADDRESSES[index] if index < len(GATEWAY_ADDRESSES) else ABSENT_PEER_ADDRESS
-        records[peer_service_host(fleet.settings, pod)] = [address]
+    records[router_endpoints_host(fleet.settings)] = list(ROUTER_ADDRESSES)
     return records
 
 
 @contextlib.contextmanager
 def running_fleet(workdir: Path) -> Iterator[RunningFleet]:
-    """Plan, write the config, start every server and both gateways; stop all of it on the way out."""
+    """Plan, write the configs, start every server, both routers and both gateways; stop all of it on
+    the way out."""
     planned = plan_gateway(e2e_catalog(workdir / "catalog"), workdir / "plan")
-    config_dir = workdir / "config"
-    write_config(planned.files, config_dir)
+    config_dir = write_config(planned.files, workdir / "gateway-config")
+    router_config_dir = write_config(planned.router_files, workdir / "router-config")
     settings = planned.fleet.settings
     certificate = self_signed(
         workdir / "certs", settings.domain.removeprefix("*."), ["127.0.0.1", *GATEWAY_ADDRESSES]
     )
     issuer = Issuer(planned.fleet, workdir / "jwt")
+    # The router's Secret: one key, read by every replica.
+    session_keys_file = workdir / "session" / router_manifests.SESSION_KEYS_KEY
+    session_keys_file.parent.mkdir(parents=True)
+    fd = os.open(session_keys_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as sink:
+        sink.write(session_keys_text(new_session_keys()))
+    logs = workdir / "logs"
+    (workdir / "calls").mkdir()
     with ExitStack() as stack:
-        dns, resolv_conf = stack.enter_context(cluster_dns(dns_records(planned), workdir))
-        fleet = RunningFleet(planned, config_dir, workdir, certificate, issuer, dns, resolv_conf)
+        answers = dns_records(planned)
+        dns, resolv_conf = stack.enter_context(cluster_dns(answers, workdir))
+        fleet = RunningFleet(
+            planned,
+            config_dir,
+            router_config_dir,
+            session_keys_file,
+            workdir,
+            certificate,
+            issuer,
+            dns,
+            answers,
+            resolv_conf,
+        )
         stack.callback(_stop_all, fleet)
         fleet.gateways = [
-            Gateway(index, pod, address, workdir / "logs")
-            for index, (pod, address) in enumerate(zip(peer_names(settings), GATEWAY_ADDRESSES, strict=False))
+            Gateway(index, f"{GATEWAY_NAME}-{index}", address, logs)
+            for index, address in enumerate(GATEWAY_ADDRESSES)
+        ]
+        fleet.routers = [
+            RouterReplica(index, f"{ROUTER_NAME}-{index}", address, logs)
+            for index, address in enumerate(ROUTER_ADDRESSES)
         ]
         for server in planned.fleet.servers:
             port = server.spec.transport.port
             fleet.replicas[server.name] = [
-                Replica(server.name, index + 1, address, port)
+                Replica(
+                    server.name,
+                    index + 1,
+                    address,
+                    port,
+                    workdir / "calls" / f"{server.name}-{index + 1}.jsonl"
+                    if server.name in RECORDED_SERVERS
+                    else None,
+                )
                 for index, address in enumerate(REPLICA_ADDRESSES[server.name])
             ]
         started = [replica for replicas in fleet.replicas.values() for replica in replicas]
         for replica in started:
             fleet.start_replica(replica)
+        for router in fleet.routers:
+            fleet.start_router(router.index)
         for replica in started:
             fleet.wait_replica(replica)
-        # Gateway 0 starts while notes has one ready pod and learns of the second later; gateway 1 starts
-        # with both. HAProxy fills server-template slots as addresses appear (not in DNS answer order), so
-        # the two gateways hold notes' pods under different server names, as replicas that resolved at
-        # different times do in a cluster.
-        notes = endpoints_host(fleet.server("notes"))
-        fleet.dns.set(notes, REPLICA_ADDRESSES["notes"][:1])
-        fleet.start_gateway(0)
-        fleet.wait_served(
-            0, expected={name: len(addresses[:1]) for name, addresses in REPLICA_ADDRESSES.items()}
-        )
-        fleet.dns.set(notes, REPLICA_ADDRESSES["notes"])
-        fleet.start_gateway(1)
-        fleet.wait_served(1)
-        fleet.wait_served(0)
+        for router in fleet.routers:
+            fleet.wait_router(router.index)
+        for gateway in fleet.gateways:
+            fleet.start_gateway(gateway.index)
+        for gateway in fleet.gateways:
+            fleet.wait_served(gateway.index)
         yield fleet
 
 
 def _stop_all(fleet: RunningFleet) -> None:
-    for gateway in fleet.gateways:
-        if gateway.child is not None:
-            process.stop(gateway.child)
+    for pod in [*fleet.gateways, *fleet.routers]:
+        if pod.child is not None:
+            process.stop(pod.child)
     for replicas in fleet.replicas.values():
         for replica in replicas:
             fleet.stop_replica(replica)
 
 
-# Gateway metrics
+# Metrics and health
 
-_SERVER_STATUS = re.compile(
-    r'^haproxy_server_status\{proxy="server_([^"]+)",server="([^"]+)",state="UP"\} 1$'
+_ROUTER_UP = re.compile(
+    rf'^haproxy_server_status\{{proxy="{ROUTER_BACKEND}",server="([^"]+)",state="UP"\}} 1$'
 )
 
 
-def scrape(address: str) -> str:
-    with urllib.request.urlopen(f"http://{address}:{METRICS_PORT}{METRICS_PATH}", timeout=5) as response:
+def scrape(address: str, port: int = METRICS_PORT) -> str:
+    with urllib.request.urlopen(f"http://{address}:{port}{METRICS_PATH}", timeout=5) as response:
         text: str = response.read().decode()
         return text
 
 
-def servers_up(metrics: str) -> dict[str, int]:
-    up: dict[str, int] = {}
-    for line in metrics.splitlines():
-        match = _SERVER_STATUS.match(line)
-        if match:
-            up[match.group(1)] = up.get(match.group(1), 0) + 1
-    return up
+def routers_up(metrics: str) -> int:
+    """Router replicas UP in a gateway's router pool, from its Prometheus exporter."""
+    return sum(1 for line in metrics.splitlines() if _ROUTER_UP.match(line))
 
 
-def stick_entries(metrics: str, table: str) -> int | None:
-    """Entries in one of the gateway's stick tables (the exporter's haproxy_sticktable_used)."""
-    for line in metrics.splitlines():
-        if line.startswith(f'haproxy_sticktable_used{{name="{table}",'):
-            return int(float(line.rsplit(" ", 1)[1]))
-    return None
+def router_health(address: str) -> dict[str, Any]:
+    """A router replica's /healthz (`{"status": "ok", "pods": {server: resolved pods}}`), {} if none."""
+    url = f"http://{address}:{ROUTER_METRICS_PORT}{ROUTER_HEALTH_PATH}"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            answer: dict[str, Any] = json.loads(response.read())
+            return answer
+    except (OSError, ValueError):
+        return {}
 
 
 # Clients
 
 
+@dataclass(frozen=True)
+class Exchange:
+    """One HTTP exchange a client had through the gateway."""
+
+    http_method: str
+    method: str | None
+    """The JSON-RPC method it sent (None for GET and DELETE)."""
+    tool: str | None
+    status: int
+    request_id: str | None
+    """The gateway's X-Request-ID, as the answer carried it back."""
+    replica: str | None
+
+
 @dataclass
 class Seen:
-    """HTTP answers one client saw: statuses and the replicas that answered."""
+    """HTTP answers one client saw: statuses, the replicas that answered, sessions and every exchange."""
 
     statuses: list[int] = field(default_factory=list)
     replicas: list[str] = field(default_factory=list)
     sessions: set[str] = field(default_factory=set)
+    exchanges: list[Exchange] = field(default_factory=list)
 
     async def __call__(self, response: httpx2.Response) -> None:
         self.statuses.append(response.status_code)
@@ -525,6 +788,26 @@ class Seen:
         session = response.headers.get(SESSION_HEADER)
         if session:
             self.sessions.add(session)
+        method, tool = None, None
+        request = response.request
+        if request.method == "POST":
+            with contextlib.suppress(ValueError, httpx2.RequestNotRead):
+                body = json.loads(request.content)
+                if isinstance(body, dict):
+                    method = body.get("method")
+                    params = body.get("params")
+                    if method == "tools/call" and isinstance(params, dict):
+                        tool = params.get("name")
+        self.exchanges.append(
+            Exchange(
+                request.method,
+                method,
+                tool,
+                response.status_code,
+                response.headers.get(REQUEST_ID_HEADER),
+                replica,
+            )
+        )
 
 
 class Rerouted(httpx2.AsyncBaseTransport):
@@ -553,16 +836,19 @@ async def mcp_client(
     seen: Seen | None = None,
     transport: httpx2.AsyncBaseTransport | None = None,
     timeout: float = 20.0,
+    headers: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Client]:
     """The mcp SDK's client over Streamable HTTP: `legacy` (2025-11-25, initialize and a session) or a
-    modern version (2026-07-28, no session), with a bearer token and this TLS trust."""
+    modern version (2026-07-28, no session), with a bearer token, this TLS trust and extra headers."""
     from mcp.client.streamable_http import streamable_http_client
 
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    sent = {**(headers or {})}
+    if token:
+        sent["Authorization"] = f"Bearer {token}"
     hooks: dict[str, list[Any]] = {"response": [seen]} if seen is not None else {}
     async with (
         httpx2.AsyncClient(
-            headers=headers,
+            headers=sent,
             timeout=httpx2.Timeout(timeout),
             verify=tls,
             event_hooks=hooks,
@@ -584,26 +870,37 @@ def request(
     url: str,
     tls: ssl.SSLContext,
     token: str | None = None,
-    body: Mapping[str, Any] | None = None,
-    headers: Mapping[str, str] | None = None,
+    body: Mapping[str, Any] | bytes | None = None,
+    headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
     connection: http.client.HTTPSConnection | None = None,
 ) -> tuple[int, dict[str, str], Any]:
-    """One POST of a JSON-RPC body; (status, lower-cased headers, JSON or text body)."""
+    """One POST of a JSON-RPC body (a mapping, or bytes sent as they are); (status, lower-cased headers,
+    JSON or text body). headers may be pairs, to send one name several times."""
     parts = urllib.parse.urlsplit(url)
     own = connection is None
     conn = connection or http.client.HTTPSConnection(
         parts.hostname or "", parts.port, timeout=10, context=tls
     )
-    sent = {
-        "Content-Type": "application/json",
-        "Accept": "application/json, text/event-stream",
-        **(headers or {}),
-    }
+    pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers or [])
+    names = {name.lower() for name, _ in pairs}
+    if isinstance(body, bytes):
+        payload = body
+    else:
+        payload = json.dumps(body or {"jsonrpc": "2.0", "id": 1, "method": "ping"}).encode()
+    defaults = [
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+        ("Content-Length", str(len(payload))),
+    ]
+    sent = [(name, value) for name, value in defaults if name.lower() not in names] + pairs
     if token is not None:
-        sent["Authorization"] = f"Bearer {token}"
-    payload = json.dumps(body or {"jsonrpc": "2.0", "id": 1, "method": "ping"}).encode()
+        sent.append(("Authorization", f"Bearer {token}"))
     try:
-        conn.request("POST", parts.path, body=payload, headers=sent)
+        # Only what the caller chose is sent: Host too, when it names one.
+        conn.putrequest("POST", parts.path, skip_host="host" in names, skip_accept_encoding=True)
+        for name, value in sent:
+            conn.putheader(name, value)
+        conn.endheaders(payload)
         response = conn.getresponse()
         data = response.read()
         text = data.decode("utf-8", errors="replace")
@@ -749,9 +1046,10 @@ def bearer_forwarder(upstream: tuple[str, int], tls: ssl.SSLContext, token: str)
 
 
 def serve_conformance_target(argv: Sequence[str] | None = None) -> None:
-    """`python -m tests.e2e.gateway --host 127.0.0.1 --port N --allowed-host H`: the server of
+    """`python -m tests.e2e.gateway --host 127.0.0.1 --port N --allowed-host H --call-log F`: the server of
     tests/e2e/conformance_server.py with the mcp SDK's own DNS-rebinding protection for a loopback server
-    (Host and Origin must name 127.0.0.1, localhost or [::1], any port), plus the given hosts.
+    (Host and Origin must name 127.0.0.1, localhost or [::1], any port), plus the given hosts, writing
+    each message it executes to F as the examples servers do.
 
     The conformance suite reaches it with Host 127.0.0.1:<port>, which the gateway passes through;
     `mcpfleet verify` and the SDK clients dial the gateways' own addresses, and send those."""
@@ -759,13 +1057,18 @@ def serve_conformance_target(argv: Sequence[str] | None = None) -> None:
 
     from mcp.server.transport_security import TransportSecuritySettings
 
+    from examples.servers.common import CallLog
     from tests.e2e.conformance_server import server
 
     parser = argparse.ArgumentParser(prog="python -m tests.e2e.gateway", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--allowed-host", action="append", default=[])
+    parser.add_argument("--replica-id", default="conformance")
+    parser.add_argument("--call-log", help="Append one JSON line per message executed (as the examples do).")
     args = parser.parse_args(argv)
+    if args.call_log:
+        server.middleware.append(CallLog(args.call_log, args.replica_id))
     loopback = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
     hosts = [*loopback, *args.allowed_host]
     origins = [f"http://{host}" for host in loopback]

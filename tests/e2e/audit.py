@@ -1,0 +1,249 @@
+"""Audit acceptance: the MCP router's audit records joined, by request id, with what the servers themselves
+ran (their call logs) and with the gateway's access log, and every disagreement named.
+
+The three records of one request share its id: HAProxy makes it (`X-Request-ID`, written in its access
+log), the router writes it in its audit record (docs/router.md) and hands it on, and a reference server
+started with `--call-log` writes the id that reached it beside the message it executed
+(examples/servers/common.py, `CallLog`). `check` reads the three and lists every rule broken:
+
+- a server ran a message whose audit record names another method or tool, another server, or is missing;
+- a message reached a server with other than exactly one `X-Request-ID` (the gateway's) and one
+  `X-Forwarded-For` (the client address the gateway saw), or with `Forwarded` or `Authorization`;
+- one request id ran twice on the servers;
+- the router refused a message (or HAProxy did) and a server ran it anyway;
+- the router says a server answered a message successfully, and that server has no record of it.
+
+Servers without a call log (server-everything) are compared through what they return, by the tests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# What the router's audit record calls requests that carry no JSON-RPC message of their own.
+NOT_MESSAGES = frozenset({"GET", "DELETE", "response"})
+# Outcomes saying the server answered the message itself (docs/router.md, audit record).
+ANSWERED = frozenset({"ok", "tool_error"})
+# HAProxy's name for "no backend server": the gateway answered the request itself.
+NO_SERVER = "<NOSRV>"
+
+
+@dataclass(frozen=True)
+class ServerCall:
+    """One message a server executed, as its call log says."""
+
+    server: str
+    replica: str
+    method: str
+    tool: str | None
+    forwarding: Mapping[str, list[str]]
+    """Every value of each forwarding header that arrived (x-request-id, x-forwarded-for, forwarded, ...)."""
+    headers: frozenset[str]
+    """The names of the headers that arrived (never values)."""
+    repeated: frozenset[str]
+    session: str | None
+
+    @property
+    def request_id(self) -> str | None:
+        values = self.forwarding.get("x-request-id", [])
+        return values[0] if len(values) == 1 else None
+
+    @classmethod
+    def from_line(cls, server: str, entry: Mapping[str, Any]) -> ServerCall:
+        forwarding = entry.get("forwarding")
+        if forwarding is None:
+            raise ValueError(f"a call log line without `forwarding` (an older server?): {entry}")
+        return cls(
+            server=server,
+            replica=entry["replica"],
+            method=entry["method"],
+            tool=entry["tool"],
+            forwarding={k: list(v) for k, v in forwarding.items()},
+            headers=frozenset(entry["headers"]),
+            repeated=frozenset(entry.get("repeated", ())),
+            session=entry.get("session"),
+        )
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One line of a router's audit log (docs/router.md), and which router replica wrote it."""
+
+    router: str
+    request_id: str
+    client: str | None
+    caller: str | None
+    server: str | None
+    method: str | None
+    tool: str | None
+    outcome: str
+    status: int
+    rpc_code: int | None
+    session: str | None
+    era: str | None
+
+    @classmethod
+    def from_line(cls, router: str, entry: Mapping[str, Any]) -> AuditRecord:
+        return cls(
+            router=router,
+            request_id=entry["request_id"],
+            client=entry["client"],
+            caller=entry["caller"],
+            server=entry["server"],
+            method=entry["method"],
+            tool=entry["tool"],
+            outcome=entry["outcome"],
+            status=entry["status"],
+            rpc_code=entry["rpc_code"],
+            session=entry["session"],
+            era=entry["era"],
+        )
+
+
+def json_lines(path: Path, start: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """The JSON objects among a log's complete lines from line `start` on, and the line count.
+
+    A log may also hold other lines (a router's stderr shares its file) and, while its writer runs, a
+    last line not yet complete: only lines that end are read."""
+    if not path.exists():
+        return [], 0
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.split("\n")[:-1]  # the part after the last newline is not a line yet
+    found = []
+    for line in lines[start:]:
+        if line.startswith("{"):
+            try:
+                found.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return found, len(lines)
+
+
+def audit_lines(router: str, entries: Iterable[Mapping[str, Any]]) -> list[AuditRecord]:
+    return [AuditRecord.from_line(router, e) for e in entries if "request_id" in e and "outcome" in e]
+
+
+@dataclass
+class Audit:
+    """The join of one stretch of the run: the pairs that agree, and every rule broken."""
+
+    records: list[AuditRecord]
+    calls: list[ServerCall]
+    pairs: list[tuple[AuditRecord, ServerCall]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    excused: list[ServerCall] = field(default_factory=list)
+    """Calls without an audit record that the caller excused (messages in flight on a killed router)."""
+
+    def tools_run(self, server: str | None = None) -> Counter[str]:
+        """Tools the servers ran (and the router named alike), by name."""
+        return Counter(
+            call.tool for _, call in self.pairs if call.tool is not None and server in (None, call.server)
+        )
+
+    def summary(self) -> str:
+        refused = sum(1 for r in self.records if r.outcome == "refused")
+        return (
+            f"{len(self.records)} audit records, {len(self.calls)} messages run by servers,"
+            f" {len(self.pairs)} joined by request id with the same method and tool,"
+            f" {refused} refused by the router, {len(self.excused)} excused, {len(self.problems)} problems"
+        )
+
+    def assert_agrees(self) -> None:
+        assert not self.problems, f"{self.summary()}:\n" + "\n".join(self.problems[:40])
+
+
+def check(
+    records: Iterable[AuditRecord],
+    calls: Iterable[ServerCall],
+    gateway_entries: Iterable[Mapping[str, Any]] = (),
+    recorded: Collection[str] = (),
+    excused: Collection[str] = (),
+) -> Audit:
+    """Join router records, server calls and gateway entries of one stretch of the run by request id.
+
+    recorded: the servers whose every replica keeps a call log (a successful answer of theirs must have a
+    call). excused: request ids allowed to have run without an audit record (in flight on a router
+    replica that was killed: the router writes a record when the answer ends)."""
+    audit = Audit(list(records), list(calls))
+    by_id: dict[str, list[AuditRecord]] = defaultdict(list)
+    for record in audit.records:
+        by_id[record.request_id].append(record)
+    gateway_ids: dict[str, Mapping[str, Any]] = {e["request_id"]: e for e in gateway_entries}
+    ran: dict[str, list[ServerCall]] = defaultdict(list)
+    problems = audit.problems
+
+    for call in audit.calls:
+        where = f"{call.replica} ran {call.method}" + (f" {call.tool}" if call.tool else "")
+        ids = call.forwarding.get("x-request-id", [])
+        forwarded_for = call.forwarding.get("x-forwarded-for", [])
+        if len(ids) != 1:
+            problems.append(f"{where} with X-Request-ID {ids} (exactly one, the gateway's, expected)")
+        if len(forwarded_for) != 1:
+            problems.append(f"{where} with X-Forwarded-For {forwarded_for} (exactly one expected)")
+        for name in ("forwarded", "x-real-ip"):
+            if name in call.forwarding:
+                problems.append(f"{where} with {name}: {call.forwarding[name]}")
+        if "authorization" in call.headers:
+            problems.append(f"{where} with an Authorization header")
+        if call.repeated:
+            problems.append(f"{where} with repeated headers {sorted(call.repeated)}")
+        request_id = call.request_id
+        if request_id is None:
+            continue
+        ran[request_id].append(call)
+        logged = gateway_ids.get(request_id)
+        if gateway_ids and logged is None:
+            problems.append(f"{where} with request id {request_id}, which no gateway logged")
+        if logged is not None and forwarded_for and forwarded_for != [logged["client"]]:
+            problems.append(f"{where}: X-Forwarded-For {forwarded_for}, the gateway saw {logged['client']}")
+        matching = by_id.get(request_id, [])
+        if not matching:
+            if request_id in excused:
+                audit.excused.append(call)
+            else:
+                problems.append(f"{where} (request {request_id}) and no router wrote an audit record of it")
+            continue
+        if len(matching) > 1:
+            problems.append(f"request {request_id}: {len(matching)} audit records")
+        record = matching[0]
+        said = (record.server, record.method, record.tool)
+        if said != (call.server, call.method, call.tool):
+            problems.append(
+                f"{where} (request {request_id}); the audit record of {record.router} says"
+                f" server {record.server}, {record.method} {record.tool}"
+            )
+        else:
+            audit.pairs.append((record, call))
+
+    for request_id, runs in ran.items():
+        if len(runs) > 1:
+            problems.append(f"request {request_id} ran {len(runs)} times: {[c.replica for c in runs]}")
+    for record in audit.records:
+        runs = ran.get(record.request_id, [])
+        if record.outcome == "refused" and runs:
+            problems.append(
+                f"{record.router} refused request {record.request_id} ({record.method} {record.tool},"
+                f" {record.status}) and {runs[0].replica} ran it"
+            )
+        elif (
+            record.outcome in ANSWERED
+            and record.server in recorded
+            and record.method not in NOT_MESSAGES
+            and record.status < 300
+            and not runs
+        ):
+            problems.append(
+                f"{record.router}: request {record.request_id} to {record.server}, {record.method}"
+                f" {record.tool}, answered {record.outcome} ({record.status}), and no replica ran it"
+            )
+    for request_id, entry in gateway_ids.items():
+        if entry.get("router") == NO_SERVER and (ran.get(request_id) or by_id.get(request_id)):
+            problems.append(
+                f"the gateway answered request {request_id} itself ({entry['status']}), yet it ran"
+            )
+    return audit
