@@ -1,5 +1,6 @@
-"""Installs what the tests need besides Python packages: HAProxy 2.6, promtool, openssl and the end-to-end
-tests' Node tooling; as root through apt, otherwise unpacked from Debian packages into a tools folder.
+"""Installs what the tests need besides Python packages: HAProxy 2.6, promtool, openssl, a container
+registry with skopeo, and the end-to-end tests' Node tooling; as root through apt, otherwise unpacked
+from Debian packages into a tools folder.
 
 `make` runs it with the system Python before .venv exists (`--venv`), and before the tests (`--tools`), so
 it uses the standard library only. A second run finds everything in place and returns within a second.
@@ -95,6 +96,27 @@ TOOLS = (
         "1.x or 3.x",
         "makes the tests' certificates",
         (("OPENSSL_CONF", "etc/ssl/openssl.cnf"),),
+    ),
+    Tool(
+        "docker-registry",
+        "docker-registry",
+        "usr/bin/docker-registry",
+        ("--version",),
+        re.compile(r"docker-registry \S+ v?(\S+)"),
+        # CNCF distribution 2.x: the OCI distribution API `mcpfleet pin` is tested against.
+        re.compile(r"2\..*"),
+        "2.x",
+        "serves the registry `mcpfleet pin` is tested against",
+    ),
+    Tool(
+        "skopeo",
+        "skopeo",
+        "usr/bin/skopeo",
+        ("--version",),
+        re.compile(r"skopeo version (\S+)"),
+        re.compile(r"1\..*"),
+        "1.x",
+        "pushes the test images to that registry",
     ),
 )
 NAMES = (*(tool.command for tool in TOOLS), "node")
@@ -207,7 +229,7 @@ def apt_install(packages: Sequence[str], *, simulate: bool) -> None:
         what=f"apt-get install {' '.join(packages)}",
     )
     # The packages start their system services; the tests start processes of their own on their own ports.
-    for service in ("haproxy", "prometheus"):
+    for service in ("haproxy", "prometheus", "docker-registry"):
         if service in packages and shutil.which("service", path=system_path()):
             subprocess.run(["service", service, "stop"], capture_output=True, check=False)
 
