@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
+from mcpfleet.errors import FieldErrors, field_error
 from mcpfleet.model import (
     Cidr,
     CpuQuantity,
@@ -88,9 +89,9 @@ class Image(Model):
     @model_validator(mode="after")
     def _tag_or_digest(self) -> Image:
         if self.tag is None and self.digest is None:
-            raise ValueError("give a tag, a digest, or both")
+            raise field_error("give a tag, a digest, or both", "tag")
         if self.digest is not None and self.digest_source is None:
-            raise ValueError("a pinned digest needs `digestSource`: the public page it came from")
+            raise field_error("a pinned digest needs `digestSource`: the public page it came from", "digest")
         return self
 
     @property
@@ -116,7 +117,7 @@ class ImageOverride(Model):
     @model_validator(mode="after")
     def _digest_has_source(self) -> ImageOverride:
         if self.digest is not None and self.digest_source is None:
-            raise ValueError("a pinned digest needs `digestSource`: the public page it came from")
+            raise field_error("a pinned digest needs `digestSource`: the public page it came from", "digest")
         return self
 
 
@@ -159,9 +160,9 @@ class Transport(Model):
     @model_validator(mode="after")
     def _stdio_needs_command(self) -> Transport:
         if self.type == "stdio" and not self.command:
-            raise ValueError("`command` is required when type is stdio: the bridge must start it")
+            raise field_error("`command` is required when type is stdio: the bridge must start it", "command")
         if self.type != "stdio" and self.command:
-            raise ValueError("`command` is only for stdio servers; use `args` for the container")
+            raise field_error("`command` is only for stdio servers; use `args` for the container", "command")
         return self
 
 
@@ -234,8 +235,10 @@ class Egress(Model):
 
     @model_validator(mode="after")
     def _one_destination(self) -> Egress:
-        if (self.host is None) == (self.cidr is None):
-            raise ValueError("give exactly one of `host` or `cidr`")
+        if self.host is not None and self.cidr is not None:
+            raise field_error("give exactly one of `host` or `cidr`", "cidr")
+        if self.host is None and self.cidr is None:
+            raise field_error("give exactly one of `host` or `cidr`")
         return self
 
 
@@ -272,9 +275,9 @@ class Resources(Model):
     @model_validator(mode="after")
     def _requests_within_limits(self) -> Resources:
         if cpu_cores(self.requests.cpu) > cpu_cores(self.limits.cpu):
-            raise ValueError("requests.cpu is above limits.cpu")
+            raise field_error("requests.cpu is above limits.cpu", "requests", "cpu")
         if memory_bytes(self.requests.memory) > memory_bytes(self.limits.memory):
-            raise ValueError("requests.memory is above limits.memory")
+            raise field_error("requests.memory is above limits.memory", "requests", "memory")
         return self
 
 
@@ -295,7 +298,7 @@ class Scaling(Model):
     @model_validator(mode="after")
     def _ordered(self) -> Scaling:
         if self.min_replicas and self.max_replicas and self.min_replicas > self.max_replicas:
-            raise ValueError("minReplicas is above maxReplicas")
+            raise field_error("minReplicas is above maxReplicas", "minReplicas")
         return self
 
 
@@ -400,25 +403,41 @@ class Server(Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> Server:
-        problems = []
-        tool_names = [tool.name for tool in self.tools]
-        duplicated = sorted({name for name in tool_names if tool_names.count(name) > 1})
-        if duplicated:
-            problems.append(f"tools declared twice: {', '.join(duplicated)}")
-        env_names = [secret.env for secret in self.secrets]
-        if len(set(env_names)) != len(env_names):
-            problems.append("two secrets feed the same environment variable")
-        clash = sorted(set(env_names) & set(self.env))
-        if clash:
-            problems.append(f"{', '.join(clash)} set both as a secret and as a plain setting")
+        # Each finding names the field to change, so the message points at its line.
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        first_tool: dict[str, int] = {}
+        for index, tool in enumerate(self.tools):
+            first = first_tool.setdefault(tool.name, index)
+            if first != index:
+                problems.append(
+                    (("tools", index, "name"), f"tool {tool.name} declared twice (also tools[{first}])")
+                )
+        first_env: dict[str, int] = {}
+        for index, secret in enumerate(self.secrets):
+            first = first_env.setdefault(secret.env, index)
+            if first != index:
+                problems.append(
+                    (
+                        ("secrets", index, "env"),
+                        f"secrets[{first}] already feeds the environment variable {secret.env}",
+                    )
+                )
+        for name in sorted(set(first_env) & set(self.env)):
+            problems.append((("env", name), f"{name} set both as a secret and as a plain setting"))
         if self.decommissioned is not None:
-            still = [env for env in self.decommissioned.environments if self.enabled_in(env)]
-            if still:
-                problems.append(f"decommissioned from {', '.join(still)} but still enabled there")
+            for index, env in enumerate(self.decommissioned.environments):
+                if self.enabled_in(env):
+                    # Enabled by default (local and dev) when the entry lists no environments.
+                    where: tuple[str | int, ...] = (
+                        ("environments", env)
+                        if env in self.environments and "environments" in self.model_fields_set
+                        else ("decommissioned", "environments", index)
+                    )
+                    problems.append((where, f"decommissioned from {env} but still enabled there"))
         if self.transport.type == "stdio" and self.args:
-            problems.append("stdio servers take `transport.command`, not `args`")
+            problems.append((("args",), "stdio servers take `transport.command`, not `args`"))
         if problems:
-            raise ValueError("; ".join(problems))
+            raise FieldErrors(problems)
         return self
 
     def enabled_in(self, environment: EnvName) -> bool:

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from mcpfleet.catalog.models import ImageRepository
+from mcpfleet.errors import field_error
 from mcpfleet.model import Cidr, DnsLabel, Hostname, HttpsUrl, Model, RateLimits
 
 CONFIG_KEY = "mcpfleet:environment"
@@ -33,11 +34,12 @@ class NodeGroup(Model):
     @model_validator(mode="after")
     def _ordered(self) -> NodeGroup:
         if not self.min_size <= self.desired_size <= self.max_size:
-            raise ValueError("need minSize <= desiredSize <= maxSize")
+            raise field_error("need minSize <= desiredSize <= maxSize", "desiredSize")
         if len({is_arm64(instance_type) for instance_type in self.instance_types}) > 1:
-            raise ValueError(
+            raise field_error(
                 "instanceTypes mix arm64 (Graviton) and x86_64 types: one node group runs one"
-                " architecture's image; list types of one kind"
+                " architecture's image; list types of one kind",
+                "instanceTypes",
             )
         return self
 
@@ -134,19 +136,22 @@ class Cluster(Model):
         if self.provider == "existing":
             wrong = given & eks_only
             if self.context is None:
-                raise ValueError("an existing cluster needs `context`")
+                raise field_error("an existing cluster needs `context`", "context")
         else:
             wrong = given & existing_only
             missing = [f for f in ("region", "version", "node_group", "vpc_cidr") if getattr(self, f) is None]
             if missing:
-                raise ValueError(f"an eks cluster needs {', '.join(_camel(m) for m in missing)}")
+                raise field_error(f"an eks cluster needs {', '.join(_camel(m) for m in missing)}", "provider")
             if len(self.availability_zones) != 3 or len(set(self.availability_zones)) != 3:
-                raise ValueError("an eks cluster needs three distinct availabilityZones")
+                raise field_error(
+                    "an eks cluster needs three distinct availabilityZones", "availabilityZones"
+                )
             if any(not zone.startswith(self.region or "") for zone in self.availability_zones):
-                raise ValueError("availabilityZones must be in the cluster's region")
+                raise field_error("availabilityZones must be in the cluster's region", "availabilityZones")
         if wrong:
-            raise ValueError(
-                f"{', '.join(sorted(_camel(w) for w in wrong))} not allowed with provider {self.provider}"
+            raise field_error(
+                f"{', '.join(sorted(_camel(w) for w in wrong))} not allowed with provider {self.provider}",
+                _camel(sorted(wrong)[0]),
             )
         return self
 
@@ -283,11 +288,11 @@ class Gateway(Model):
     @model_validator(mode="after")
     def _consistent(self) -> Gateway:
         if self.max_replicas < self.replicas:
-            raise ValueError("maxReplicas is below replicas")
+            raise field_error("maxReplicas is below replicas", "maxReplicas")
         if self.tls == "acm" and self.acm_certificate_arn is None:
-            raise ValueError("tls acm needs acmCertificateArn")
+            raise field_error("tls acm needs acmCertificateArn", "tls")
         if self.tls == "cert-manager" and self.cluster_issuer is None:
-            raise ValueError("tls cert-manager needs clusterIssuer")
+            raise field_error("tls cert-manager needs clusterIssuer", "tls")
         return self
 
 
@@ -314,7 +319,7 @@ class Router(Model):
     @model_validator(mode="after")
     def _consistent(self) -> Router:
         if self.max_replicas < self.replicas:
-            raise ValueError("maxReplicas is below replicas")
+            raise field_error("maxReplicas is below replicas", "maxReplicas")
         return self
 
 
@@ -369,13 +374,13 @@ class Environment(Model):
     @model_validator(mode="after")
     def _dns_on_eks_only(self) -> Environment:
         if self.dns is not None and self.cluster.provider != "eks":
-            raise ValueError("dns is an eks setting (Route53); an existing cluster takes none")
+            raise field_error("dns is an eks setting (Route53); an existing cluster takes none", "dns")
         return self
 
     @model_validator(mode="after")
     def _consistent(self) -> Environment:
         if self.default_replicas < self.minimum_replicas:
-            raise ValueError("defaultReplicas is below minimumReplicas")
+            raise field_error("defaultReplicas is below minimumReplicas", "defaultReplicas")
         if self.default_max_replicas < self.default_replicas:
-            raise ValueError("defaultMaxReplicas is below defaultReplicas")
+            raise field_error("defaultMaxReplicas is below defaultReplicas", "defaultMaxReplicas")
         return self

@@ -124,7 +124,7 @@ def test_negative_or_zero_numbers(
 ) -> None:
     problem = only_problem(catalog_dir(alpha=minimal_server("alpha", **{field: value})))
     assert problem.field == path
-    assert "greater than" in problem.message
+    assert "1 or more" in problem.message
 
 
 def test_duplicate_keys(catalog_dir: Callable[..., Path]) -> None:
@@ -189,7 +189,7 @@ def test_missing_catalog_folder(tmp_path: Path) -> None:
             },
             "requests.cpu is above limits.cpu",
         ),
-        ({"tools": [{"name": "search"}, {"name": "search"}]}, "tools declared twice: search"),
+        ({"tools": [{"name": "search"}, {"name": "search"}]}, "tool search declared twice"),
         (
             {"secrets": [{"key": "a/b", "env": "TOKEN"}], "env": {"TOKEN": "x"}},
             "TOKEN set both as a secret and as a plain setting",

@@ -260,7 +260,7 @@ CASES: dict[str, tuple[list[dict[str, Any]], Callable[[Path, str], None] | None,
             lambda settings: settings["cluster"]["nodeGroup"].update(instanceTypes=["t3.large", "m7g.large"])
         ),
         "dev",
-        ["Pulumi.dev.yaml:", "cluster.nodeGroup: instanceTypes mix arm64"],
+        ["Pulumi.dev.yaml:", "cluster.nodeGroup.instanceTypes: instanceTypes mix arm64"],
     ),
     "a region outside the aws partition": (
         [minimal_server("alpha")],

@@ -56,21 +56,21 @@ def write_stack(stacks_dir: Path, env: str, mutate: dict[str, object]) -> None:
 @pytest.mark.parametrize(
     ("mutate", "field", "message"),
     [
-        ({"defaultReplicas": 0}, "config.mcpfleet:environment.defaultReplicas", "greater than or equal to 1"),
+        ({"defaultReplicas": 0}, "config.mcpfleet:environment.defaultReplicas", "must be 1 or more"),
         (
             {"strictness": "lax"},
             "config.mcpfleet:environment.strictness",
-            "'relaxed', 'standard' or 'strict'",
+            "must be one of: relaxed, standard, strict",
         ),
         ({"domian": "x.example.com"}, "config.mcpfleet:environment.domian", "unknown field"),
         (
             {"defaultReplicas": 1, "minimumReplicas": 2},
-            "config.mcpfleet:environment",
+            "config.mcpfleet:environment.defaultReplicas",
             "below minimumReplicas",
         ),
         (
             {"cluster": {"provider": "existing"}},
-            "config.mcpfleet:environment.cluster",
+            "config.mcpfleet:environment.cluster.context",
             "an existing cluster needs `context`",
         ),
     ],
