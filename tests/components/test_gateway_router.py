@@ -16,10 +16,10 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2
 import jwt
@@ -41,6 +41,7 @@ from tests.components.edge import ACM_ARN, REPO, with_gateway
 from tests.examples.running import reference_server
 
 pytestmark = pytest.mark.slow
+T = TypeVar("T")
 
 GATEWAY_ADDRESS = "127.0.0.161"
 CLIENT_ADDRESS = "127.0.0.162"
@@ -215,6 +216,16 @@ def test_the_router_takes_the_gateways_request_id_and_client_address_not_the_cli
     assert (record["method"], record["tool"], record["outcome"]) == ("tools/call", "word_count", "ok")
 
 
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """coroutine on a loop of its own: asyncio.run would leave the thread without a current loop, which
+    the Pulumi mock engine of later tests in this process needs."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
+
+
 @asynccontextmanager
 async def client(chain: Chain, server: str, token: str, mode: str) -> AsyncIterator[Client]:
     async with (
@@ -238,7 +249,7 @@ def test_a_legacy_session_runs_through_both_and_the_catalogs_access_holds(chain:
                 await session.call_tool("delete_note", {"id": 1})
             return "\n".join(getattr(block, "text", "") for block in listed.content)
 
-    assert "through haproxy and the router" in asyncio.run(scenario())
+    assert "through haproxy and the router" in run(scenario())
 
 
 def test_a_token_the_gateway_refuses_never_reaches_the_router(chain: Chain) -> None:
