@@ -1,40 +1,47 @@
-"""Benchmark the gateway: tools/call through HAProxy against straight to the server, modern and legacy.
+"""Benchmark the gateway's data plane: tools/call straight to a server, through HAProxy alone, through
+HAProxy and the MCP router, and through HAProxy and a peer of the router (fastmcp's proxy), in one run.
 
     python -m scripts.bench_gateway [--env dev] [--calls 1500] [--concurrency 8] [--warmup 200] [--rounds 5]
+        [--peer-backend shared|fresh]
 
 Two reference servers of examples/catalog start as `mcpfleet dev` starts them: text (stateless) for
 modern clients (2026-07-28: no session, `mcp-method`/`mcp-name` headers) and notes (stateful) for legacy
 clients (2025-11-25: `initialize`, then `mcp-session-id` on every request, a session seeded with notes
-that each call searches). In front of them runs the environment's own HAProxy configuration, written by
-the real renderer through `mcpfleet.dev.gateway.prepare`, with a throwaway issuer and one token per
-server, so every check a call meets in the cluster (bearer token signature, issuer, audience, expiry,
-route, method and tool from headers or body, access rules, rate counters, the access log) runs here too.
+that each call searches).
 
 Paths, for each mode:
 - direct: the server itself, plain HTTP on its loopback port, no token (a caller inside the cluster);
-- gateway: the configuration the environment renders when TLS ends at the load balancer (`tls: acm`):
-  the same transport as direct, so the ratio is the gateway's own cost;
-- gateway+tls: the environment's configuration as its stack file gives it, when HAProxy terminates TLS
-  there (cert-manager, self-signed): TLS 1.2+ with a self-signed certificate made for this run, on a
-  keep-alive connection (the handshake happens once, during the warm-up).
+- haproxy: the environment's HAProxy configuration (every edge check: bearer token signature, issuer,
+  audience and claim types, route, rate counters, request id and forwarding headers, access log) with
+  its router pool replaced by the servers themselves, the public path `/servers/<name>/mcp` rewritten
+  to the server's own: the gateway as it was before the router, so the router's own cost is the
+  difference between this path and the next;
+- haproxy+router: the environment's configuration as rendered, forwarding to the MCP router (the same
+  code as deployed, `python -m mcpfleet.router`, with router.json rendered from the fleet and the
+  servers' local addresses), which checks the token again, parses the message strictly, applies the
+  catalog's access rules, seals legacy sessions, writes its audit record and forwards to the server;
+- haproxy+fastmcp: the same HAProxy configuration forwarding to fastmcp's proxy (scripts/bench_peer.py:
+  token checked, message parsed and sent on by its own client) in front of the same server.
 
-Each configuration keeps the stack's checks but raises the rate limits to the most a stack may set, so
-that no call is refused (the counters are still tracked and compared on every request). The two
-gateways run side by side on loopback addresses of their own (the pod address, `MCP_GATEWAY_ADDRESS`),
-so the three paths are measured in turn, round after round, and drift on a busy machine hits them alike.
+TLS ends at the load balancer in every HAProxy configuration here (as with `tls: acm`), so that all
+paths share direct's transport. Rate limits are raised to the most a stack may set, so that no call is
+refused (the counters are still tracked on every request). The paths are measured in turn, round
+after round, so drift on a busy machine hits them alike.
 
-How calls are sent: each client is first opened with the mcp SDK's own `Client` (as `mcpfleet verify`
-opens them), which runs the handshake, seeds the legacy session and makes one tools/call; that request's
-exact method, path, headers (protocol version, `mcp-method`, `mcp-name`, session id, bearer token) and
-body are captured and then replayed, with a fresh JSON-RPC id each time, over one keep-alive
-`http.client` connection per client: the SDK client's own work (about 2 ms a call here, several times
-what HAProxy adds) would otherwise shrink every ratio towards 1. Callers through the gateway send the
-environment's public name as Host, as its real clients do; direct callers send the server's loopback
-address. Every answer is checked (status, JSON-RPC id, a result that is no tool error, the expected
-content) before it counts.
+How calls are sent: each client is first opened with the mcp SDK's own `Client`, which runs the
+handshake, seeds the legacy session and makes one tools/call; that request's exact method, path,
+headers (protocol version, `mcp-method`, `mcp-name`, session id, bearer token) and body are captured
+and then replayed, with a fresh JSON-RPC id each time, over one keep-alive `http.client` connection per
+client: the SDK client's own work (about 2 ms a call here) would otherwise shrink every ratio towards 1.
+Callers through HAProxy send the environment's public name as Host, as its real clients do. Every answer
+is checked (status, JSON-RPC id, a result that is no tool error, the expected content) before it counts,
+and every measured call through the router must have its audit record.
 
-Printed: calls/s from `--concurrency` clients at once, p50 and p99 latency of sequential calls on one
-connection, each path's ratios to direct, and whether p50 through the gateway is at most 1.5x direct.
+Printed: calls/s from `--concurrency` clients at once; p50 and p99 latency of sequential calls on one
+connection; CPU per call of the server, of HAProxy and of the proxy in between (router or fastmcp),
+from /proc/<pid>/stat (utime + stime) over the measured calls; each path's ratios to direct; the
+targets (the router adds at most 0.5 ms at p50 and 2 ms at p99 over HAProxy alone, calls/s at least
+0.7x direct, faster than the peer), met or not; the load average before and after.
 """
 
 from __future__ import annotations
@@ -42,13 +49,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import datetime
 import http.client
 import json
 import math
 import os
+import re
 import shutil
 import signal
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -67,13 +75,15 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from components.manifests.gateway import ADDRESS_ENV, METRICS_PORT, PEER_PORT, terminates_tls
+from components.gateway.config import ROUTER_BACKEND, Upstream
+from components.manifests.gateway import terminates_tls
 from mcpfleet.catalog.loader import load_catalog
-from mcpfleet.dev import gateway, process
-from mcpfleet.dev.launch import Tools, child_environment, plan_launches
+from mcpfleet.dev import gateway, process, router
+from mcpfleet.dev.launch import Tools, base_environment, child_environment, plan_launches
 from mcpfleet.errors import InvalidInput, display_path
 from mcpfleet.fleet import Fleet, resolve_fleet
 from mcpfleet.model import RateLimits
+from mcpfleet.router.local import healthy
 from mcpfleet.stacks.loader import load_stack_config, stack_file
 from mcpfleet.stacks.models import Gateway
 from mcpfleet.verify.listing import MODERN_VERSION
@@ -83,21 +93,27 @@ CATALOG = REPO / "examples" / "catalog"
 STACKS = REPO / "stacks"
 ENVIRONMENTS = ("local", "dev", "staging", "prod")
 LOOPBACK = "127.0.0.1"
-# Pod addresses for the gateways: any of 127.0.0.0/8 reaches loopback on Linux. Away from 127.0.0.1
-# (`mcpfleet dev`, whose gateway holds the same metrics and peer ports) and from the low addresses the
-# gateway tests use, so a benchmark and a test run can share the machine.
-GATEWAY_ADDRESSES = tuple(f"127.0.0.{host}" for host in range(200, 240))
 # What an NLB listener with an ACM certificate needs in the stack; nothing here calls AWS.
 PLACEHOLDER_ACM_ARN = "arn:aws:acm:eu-west-1:000000000000:certificate/00000000-0000-0000-0000-000000000000"
 UNLIMITED = RateLimits(per_caller_per_minute=1_000_000, per_server_per_minute=10_000_000)
-TARGET_P50_RATIO = 1.5
 START_SECONDS = 60.0
 HAPROXY_START_SECONDS = 15.0
 CALL_TIMEOUT_SECONDS = 30.0
 SDK_TIMEOUT_SECONDS = 30.0
+AUDIT_SECONDS = 10.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+# The targets (issue: the MCP router's benchmark), on the 2-core machine.
+TARGET_ADDED_P50_MS = 0.5
+TARGET_ADDED_P99_MS = 2.0
+TARGET_RATE_RATIO = 0.7
 
 Mode = Literal["modern", "legacy"]
-PathName = Literal["direct", "gateway", "gateway+tls"]
+PathName = Literal["direct", "haproxy", "haproxy+router", "haproxy+fastmcp"]
+PATHS: tuple[PathName, ...] = ("direct", "haproxy", "haproxy+router", "haproxy+fastmcp")
+GATEWAY_PATHS: tuple[PathName, ...] = PATHS[1:]
+Role = Literal["server", "haproxy", "router", "fastmcp"]
+PEER_BACKENDS = ("shared", "fresh")
 # Legacy clients open a session each on every path; the notes server keeps 1,000 notebooks at most.
 MAX_CONCURRENCY = 64
 
@@ -150,24 +166,14 @@ WORKLOADS: dict[Mode, Workload] = {
 
 @dataclass(frozen=True)
 class Target:
-    """Where a client reaches one server on one path."""
+    """Where a client reaches one server on one path, and the processes a call on it runs through."""
 
     path: PathName
     url: str
+    pids: Mapping[Role, int]
     host_header: str | None = None
-    """Host to send instead of the URL's (through the gateway: the environment's public name)."""
+    """Host to send instead of the URL's (through HAProxy: the environment's public name)."""
     token: str | None = None
-    certificate: Path | None = None
-    """The gateway's self-signed certificate, trusted for this run (gateway+tls only)."""
-
-    def ssl_context(self) -> ssl.SSLContext | None:
-        if self.certificate is None:
-            return None
-        context = ssl.create_default_context(cafile=str(self.certificate))
-        # The certificate itself is the only trust anchor; it names 127.0.0.1 and the domain, not the
-        # other loopback address the gateway listens on here.
-        context.check_hostname = False
-        return context
 
 
 @dataclass(frozen=True)
@@ -176,7 +182,6 @@ class Template:
 
     host: str
     port: int
-    tls: ssl.SSLContext | None
     method: str
     target: str
     headers: tuple[tuple[str, str], ...]
@@ -191,17 +196,14 @@ class Template:
         ).encode()
 
 
-def template_of(request: httpx2.Request, tls: ssl.SSLContext | None) -> Template:
+def template_of(request: httpx2.Request) -> Template:
     url = urlsplit(str(request.url))
     if url.hostname is None:
         raise BenchError(f"the SDK sent tools/call to {request.url}, which names no host")
-    default_port = 443 if url.scheme == "https" else 80
     target = url.path + (f"?{url.query}" if url.query else "")
     headers = tuple((k, v) for k, v in request.headers.multi_items() if k.lower() != "content-length")
     message = json.loads(request.content)
-    return Template(
-        url.hostname, url.port or default_port, tls, request.method, target, headers, message, request.content
-    )
+    return Template(url.hostname, url.port or 80, request.method, target, headers, message, request.content)
 
 
 def jsonrpc_answer(content_type: str, body: bytes) -> dict[str, Any]:
@@ -230,10 +232,9 @@ class Caller:
         self.last_headers: dict[str, str] = {}
 
     def _connect(self) -> http.client.HTTPConnection:
-        t = self.template
-        if t.tls is not None:
-            return http.client.HTTPSConnection(t.host, t.port, timeout=CALL_TIMEOUT_SECONDS, context=t.tls)
-        return http.client.HTTPConnection(t.host, t.port, timeout=CALL_TIMEOUT_SECONDS)
+        return http.client.HTTPConnection(
+            self.template.host, self.template.port, timeout=CALL_TIMEOUT_SECONDS
+        )
 
     def call(self) -> float:
         """One tools/call; returns its latency in seconds, from sending to the last byte of the answer."""
@@ -289,6 +290,18 @@ def percentile(samples: Sequence[float], p: float) -> float:
     return ordered[rank - 1]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process pid so far (every thread), from /proc/<pid>/stat."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except OSError as exc:
+        raise BenchError(f"process {pid} is gone (reading its CPU time: {exc.strerror})") from None
+    # The fields after the command name (which may hold spaces and parentheses) start at `state`
+    # (field 3): utime and stime are fields 14 and 15.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 @dataclass
 class Run:
     """Latencies of the calls of one kind of run on one path, and the wall time they took."""
@@ -315,13 +328,33 @@ class Run:
 
 @dataclass
 class PathResult:
-    """One mode on one path: sequential calls (latency) and concurrent calls (throughput)."""
+    """One mode on one path: sequential calls (latency), concurrent calls (throughput), CPU spent."""
 
     sequential: Run = field(default_factory=Run)
     concurrent: Run = field(default_factory=Run)
+    cpu: dict[Role, float] = field(default_factory=dict)
+    """CPU seconds each process of the path spent over the measured calls, sequential and concurrent."""
     reconnects: int = 0
     gateway_answered: bool = False
-    """Whether the answers carried the gateway's X-Request-ID (they must on the gateway paths only)."""
+    """Whether the answers carried HAProxy's X-Request-ID (they must on the gateway paths only)."""
+
+    @property
+    def calls(self) -> int:
+        return self.sequential.calls + self.concurrent.calls
+
+    def cpu_ms_per_call(self, role: Role) -> float | None:
+        if role not in self.cpu or not self.calls:
+            return None
+        return self.cpu[role] / self.calls * 1000
+
+
+@contextlib.contextmanager
+def cpu_charged(pids: Mapping[Role, int], result: PathResult) -> Iterator[None]:
+    """Charge to result the CPU time each process of pids spends inside the block."""
+    before = {role: cpu_seconds(pid) for role, pid in pids.items()}
+    yield
+    for role, pid in pids.items():
+        result.cpu[role] = result.cpu.get(role, 0.0) + cpu_seconds(pid) - before[role]
 
 
 def sequential(caller: Caller, calls: int, run: Run) -> None:
@@ -382,13 +415,9 @@ async def sdk_client(target: Target, workload: Workload) -> AsyncIterator[Templa
     headers = {"Authorization": f"Bearer {target.token}"} if target.token else {}
     if target.host_header:
         headers["Host"] = target.host_header
-    context = target.ssl_context()
     async with (
         httpx2.AsyncClient(
-            headers=headers,
-            timeout=SDK_TIMEOUT_SECONDS,
-            verify=context if context is not None else True,
-            event_hooks={"request": [record]},
+            headers=headers, timeout=SDK_TIMEOUT_SECONDS, event_hooks={"request": [record]}
         ) as http,
         Client(
             streamable_http_client(target.url, http_client=http), mode=workload.protocol, cache=None
@@ -405,7 +434,7 @@ async def sdk_client(target: Target, workload: Workload) -> AsyncIterator[Templa
         calls = [r for r in posts if json.loads(r.content or b"{}").get("method") == "tools/call"]
         if not calls:
             raise BenchError(f"{where}: the SDK sent no tools/call POST")
-        yield template_of(calls[-1], context)
+        yield template_of(calls[-1])
 
 
 @contextlib.contextmanager
@@ -427,13 +456,6 @@ def held_open(portal: BlockingPortal, manager: AbstractAsyncContextManager[Templ
             wrapped.__exit__(None, None, None)
 
 
-@dataclass
-class Servers:
-    """The started servers, by name: their loopback port."""
-
-    ports: dict[str, int]
-
-
 def load_fleet(env: str) -> Fleet:
     catalog = load_catalog(CATALOG)
     _, settings = load_stack_config(STACKS, env)
@@ -444,25 +466,61 @@ def load_fleet(env: str) -> Fleet:
     return fleet
 
 
-def gateway_variant(fleet: Fleet, tls: bool) -> Fleet:
-    """fleet with no rate limit in reach of the benchmark; with TLS ending at the load balancer unless tls."""
+def gateway_variant(fleet: Fleet) -> Fleet:
+    """fleet with no rate limit in reach of the benchmark, TLS ending at the load balancer, and only the
+    workloads' servers (the others are not started)."""
     current = fleet.settings.gateway
     changes: dict[str, Any] = {"rate_limits": UNLIMITED}
-    if not tls and terminates_tls(fleet.settings):
+    if terminates_tls(fleet.settings):
         changes.update(tls="acm", acm_certificate_arn=PLACEHOLDER_ACM_ARN, cluster_issuer=None)
     # Validated again as a stack file would be: the variant is one a stack could ship.
     changed = Gateway.model_validate(current.model_copy(update=changes).model_dump())
     settings = fleet.settings.model_copy(update={"gateway": changed})
-    return dataclasses.replace(fleet, settings=settings)
-
-
-def start_servers(fleet: Fleet, children: list[process.Child], run_dir: Path) -> Servers:
-    """The workloads' servers, started as `mcpfleet dev` starts them (same command and settings)."""
     names = {w.server for w in WORKLOADS.values()}
-    subset = dataclasses.replace(fleet, servers=tuple(s for s in fleet.servers if s.name in names))
+    servers = tuple(s for s in fleet.servers if s.name in names)
+    return dataclasses.replace(fleet, settings=settings, servers=servers)
+
+
+def direct_backend(config: str, servers: Mapping[str, tuple[str, str]]) -> str:
+    """config with its router pool (the last section) replaced by the servers themselves: HAProxy alone,
+    each public path `/servers/<name>/...` rewritten to the server's own path. servers: name ->
+    (address, path)."""
+    head, found, tail = config.partition(f"\nbackend {ROUTER_BACKEND}\n")
+    if not found or re.search(r"^\S", tail, re.MULTILINE):
+        raise BenchError(f"the gateway configuration no longer ends with its `backend {ROUTER_BACKEND}`")
+    lines = [
+        f"backend {ROUTER_BACKEND}",
+        "    # Benchmark: no router; each server reached straight, at its own path.",
+    ]
+    for name, (_, path) in sorted(servers.items()):
+        lines.append(f"    http-request set-path {path} if {{ var(txn.server) -m str {name} }}")
+    for name in sorted(servers):
+        lines.append(f"    use-server {name} if {{ var(txn.server) -m str {name} }}")
+    for name, (address, _) in sorted(servers.items()):
+        lines.append(f"    server {name} {address}")
+    return head + "\n" + "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    port: int
+    pid: int
+
+    @property
+    def address(self) -> str:
+        return f"{LOOPBACK}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}/mcp"
+
+
+def start_servers(fleet: Fleet, children: list[process.Child], run_dir: Path) -> dict[str, Server]:
+    """The workloads' servers, started as `mcpfleet dev` starts them (same command and settings)."""
     tools = Tools(npx=None, uvx=None, node=None)
     launches, skips = plan_launches(
-        subset,
+        fleet,
         tools,
         os.environ,
         allocate_port=lambda: process.free_port(LOOPBACK),
@@ -472,6 +530,8 @@ def start_servers(fleet: Fleet, children: list[process.Child], run_dir: Path) ->
         raise BenchError("; ".join(f"{skip.server}: {skip.reason}" for skip in skips))
     started = []
     for launch in launches:
+        if launch.path != "/mcp":
+            raise BenchError(f"{launch.server} serves MCP on {launch.path}, the benchmark expects /mcp")
         child = process.start(
             launch.server,
             launch.argv,
@@ -482,75 +542,220 @@ def start_servers(fleet: Fleet, children: list[process.Child], run_dir: Path) ->
         )
         children.append(child)
         started.append(child)
+    servers = {}
     for child in started:
         assert child.port is not None
-        try:
-            process.wait_for_port(child, LOOPBACK, child.port, START_SECONDS)
-        except process.ProcessFailed as exc:
-            raise BenchError(str(exc)) from None
-    return Servers({child.name: child.port for child in started if child.port is not None})
+        wait_listening(child, child.port, START_SECONDS)
+        servers[child.name] = Server(child.name, child.port, child.process.pid)
+    return servers
 
 
-def free_gateway_address(taken: set[str]) -> str:
-    """A loopback address whose metrics and peer ports are free (the configuration fixes both)."""
-    for address in GATEWAY_ADDRESSES:
-        if address in taken:
-            continue
-        if not any(process.port_open(address, port) for port in (METRICS_PORT, PEER_PORT)):
-            return address
-    raise BenchError(f"no loopback address among {GATEWAY_ADDRESSES[0]}..{GATEWAY_ADDRESSES[-1]} is free")
+def wait_listening(child: process.Child, port: int, seconds: float) -> None:
+    try:
+        process.wait_for_port(child, LOOPBACK, port, seconds)
+    except process.ProcessFailed as exc:
+        raise BenchError(str(exc)) from None
 
 
 @dataclass(frozen=True)
 class RunningGateway:
+    """One HAProxy of the benchmark, and what a call through it runs through besides the server."""
+
     path: PathName
     fleet: Fleet
-    address: str
     port: int
     files: gateway.GatewayFiles
+    pids: dict[Mode, dict[Role, int]]
 
 
-def start_gateway(
+@dataclass
+class Stand:
+    """Everything the benchmark started, by path."""
+
+    servers: dict[str, Server]
+    gateways: dict[PathName, RunningGateway]
+    audit: Path
+    """The router's audit records (its stdout)."""
+
+
+def start_haproxy(
     haproxy: str,
     path: PathName,
     fleet: Fleet,
-    servers: Servers,
+    routers: Sequence[Upstream],
     run_dir: Path,
     children: list[process.Child],
-    taken: set[str],
+    rewrite: Callable[[str], str] | None = None,
+    before_start: Callable[[gateway.GatewayFiles], dict[Mode, dict[Role, int]]] = lambda files: {},
 ) -> RunningGateway:
-    address = free_gateway_address(taken)
-    taken.add(address)
-    port = process.free_port(address)
-    upstreams = {name: [f"{LOOPBACK}:{server_port}"] for name, server_port in servers.ports.items()}
-    files = gateway.prepare(fleet, upstreams, port, run_dir / path, os.environ)
-    env = {**files.env, ADDRESS_ENV: address}
+    """HAProxy with fleet's configuration forwarding to routers (rewritten by rewrite, if given), on free
+    loopback ports; before_start runs once its files are written (the proxy behind it needs its issuer
+    key) and names the processes behind it."""
+    port, metrics_port = free_ports(2)
+    files = gateway.prepare(fleet, routers, port, run_dir / path, os.environ, metrics_port)
+    if rewrite is not None:
+        files.config.write_text(rewrite(files.config.read_text(encoding="utf-8")), encoding="utf-8")
+    behind = before_start(files)
+    check = subprocess.run(
+        [haproxy, "-c", "-f", str(files.config)], env=files.env, capture_output=True, text=True, check=False
+    )
+    if check.returncode != 0:
+        raise BenchError(f"{path}: HAProxy refused its configuration:\n{check.stdout}{check.stderr}")
     child = process.start(
-        path, [haproxy, "-f", str(files.config), "-db"], run_dir / "logs" / f"{path}.log", env=env
+        f"haproxy-{path}",
+        [haproxy, "-f", str(files.config), "-db"],
+        run_dir / "logs" / f"{path}.log",
+        env=files.env,
     )
     children.append(child)
-    try:
-        process.wait_for_port(child, address, port, HAPROXY_START_SECONDS)
-    except process.ProcessFailed as exc:
-        raise BenchError(str(exc)) from None
-    return RunningGateway(path, fleet, address, port, files)
+    wait_listening(child, port, HAPROXY_START_SECONDS)
+    pids = {mode: {**roles, "haproxy": child.process.pid} for mode, roles in behind.items()}
+    for mode in WORKLOADS:
+        pids.setdefault(mode, {"haproxy": child.process.pid})
+    return RunningGateway(path, fleet, port, files, pids)
 
 
-def targets_for(workload: Workload, servers: Servers, gateways: Sequence[RunningGateway]) -> list[Target]:
-    found = [Target("direct", f"http://{LOOPBACK}:{servers.ports[workload.server]}/mcp")]
-    for running in gateways:
-        server = next(s for s in running.fleet.servers if s.name == workload.server)
-        url = gateway.endpoint(running.fleet, server, running.port).replace(LOOPBACK, running.address, 1)
-        tokens = json.loads(running.files.tokens.read_text(encoding="utf-8"))
-        found.append(
-            Target(
-                running.path,
-                url,
-                running.fleet.settings.domain,
-                tokens[workload.server],
-                running.files.certificate,
-            )
+def free_ports(count: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < count:
+        port = process.free_port(LOOPBACK)
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+def start_router(
+    fleet: Fleet,
+    servers: Mapping[str, Server],
+    files: gateway.GatewayFiles,
+    ports: Sequence[int],
+    run_dir: Path,
+    children: list[process.Child],
+) -> tuple[process.Child, Path]:
+    """The MCP router as `mcpfleet dev` runs it; ready once healthy. Returns it and its audit file."""
+    port, metrics_port = ports
+    upstreams = {name: [server.address] for name, server in servers.items()}
+    router_files = router.prepare(fleet, upstreams, files.issuer_key, run_dir, port, metrics_port)
+    audit = run_dir / "logs" / router.AUDIT_FILE
+    child = process.start(
+        "router",
+        router_files.argv,
+        run_dir / "logs" / router.LOG_FILE,
+        env=base_environment(os.environ),
+        port=port,
+        output=audit,
+    )
+    children.append(child)
+    deadline = time.monotonic() + START_SECONDS
+    while not healthy(LOOPBACK, metrics_port):
+        if not child.running() or time.monotonic() > deadline:
+            raise BenchError(child.failure("did not become healthy").args[0])
+        time.sleep(0.05)
+    return child, audit
+
+
+def start_peers(
+    fleet: Fleet,
+    servers: Mapping[str, Server],
+    files: gateway.GatewayFiles,
+    ports: Mapping[Mode, int],
+    backend: str,
+    run_dir: Path,
+    children: list[process.Child],
+) -> dict[Mode, process.Child]:
+    """fastmcp's proxy (scripts/bench_peer.py) in front of each workload's server."""
+    auth = fleet.settings.gateway.auth
+    peers = {}
+    for mode, workload in WORKLOADS.items():
+        argv = [sys.executable, "-m", "scripts.bench_peer", "--upstream", servers[workload.server].url]
+        argv += ["--host", LOOPBACK, "--port", str(ports[mode]), "--mode", mode, "--backend", backend]
+        argv += ["--jwt-key", str(files.issuer_key), "--issuer", auth.issuer]
+        argv += ["--audience", fleet.audience(workload.server), "--algorithm", auth.algorithm]
+        argv += ["--allowed-host", fleet.settings.domain]
+        child = process.start(
+            f"fastmcp-{mode}",
+            argv,
+            run_dir / "logs" / f"fastmcp-{mode}.log",
+            env=base_environment(os.environ),
+            cwd=REPO,
+            port=ports[mode],
         )
+        children.append(child)
+        peers[mode] = child
+    for child in peers.values():
+        assert child.port is not None
+        wait_listening(child, child.port, START_SECONDS)
+    return peers
+
+
+def start_stand(
+    haproxy: str, fleet: Fleet, peer_backend: str, run_dir: Path, children: list[process.Child]
+) -> Stand:
+    servers = start_servers(fleet, children, run_dir)
+    gateways: dict[PathName, RunningGateway] = {}
+
+    # HAProxy alone: its router pool replaced by the servers.
+    straight = {name: (server.address, "/mcp") for name, server in servers.items()}
+    gateways["haproxy"] = start_haproxy(
+        haproxy,
+        "haproxy",
+        fleet,
+        [Upstream(s.address, s.port) for s in servers.values()],
+        run_dir,
+        children,
+        rewrite=lambda config: direct_backend(config, straight),
+    )
+
+    # HAProxy and the router, as rendered for the environment (one router replica, at a fixed address).
+    router_ports = free_ports(2)
+    audit: list[Path] = []
+
+    def with_router(files: gateway.GatewayFiles) -> dict[Mode, dict[Role, int]]:
+        child, audit_file = start_router(fleet, servers, files, router_ports, run_dir, children)
+        audit.append(audit_file)
+        return {mode: {"router": child.process.pid} for mode in WORKLOADS}
+
+    gateways["haproxy+router"] = start_haproxy(
+        haproxy,
+        "haproxy+router",
+        fleet,
+        [Upstream(f"{LOOPBACK}:{router_ports[0]}", router_ports[1])],
+        run_dir,
+        children,
+        before_start=with_router,
+    )
+
+    # HAProxy and the peer: the same configuration, fastmcp's proxies where the router was.
+    peer_ports: dict[Mode, int] = dict(zip(WORKLOADS, free_ports(len(WORKLOADS)), strict=True))
+    peers = {WORKLOADS[mode].server: (f"{LOOPBACK}:{port}", "/mcp") for mode, port in peer_ports.items()}
+
+    def with_peers(files: gateway.GatewayFiles) -> dict[Mode, dict[Role, int]]:
+        started = start_peers(fleet, servers, files, peer_ports, peer_backend, run_dir, children)
+        return {mode: {"fastmcp": child.process.pid} for mode, child in started.items()}
+
+    gateways["haproxy+fastmcp"] = start_haproxy(
+        haproxy,
+        "haproxy+fastmcp",
+        fleet,
+        [Upstream(address) for address, _ in peers.values()],
+        run_dir,
+        children,
+        rewrite=lambda config: direct_backend(config, peers),
+        before_start=with_peers,
+    )
+    return Stand(servers, gateways, audit[0])
+
+
+def targets_for(workload: Workload, stand: Stand) -> list[Target]:
+    server = stand.servers[workload.server]
+    found = [Target("direct", server.url, {"server": server.pid})]
+    for path in GATEWAY_PATHS:
+        running = stand.gateways[path]
+        fleet_server = next(s for s in running.fleet.servers if s.name == workload.server)
+        url = gateway.endpoint(running.fleet, fleet_server, running.port)
+        tokens = json.loads(running.files.tokens.read_text(encoding="utf-8"))
+        pids: dict[Role, int] = {"server": server.pid, **running.pids[workload.mode]}
+        found.append(Target(path, url, pids, running.fleet.settings.domain, tokens[workload.server]))
     return found
 
 
@@ -577,6 +782,7 @@ def measure(
     """Open every client, warm up, then measure the paths in turn, round after round: sequential calls on
     one connection, then calls from `concurrency` clients at once. Legacy clients get a session each."""
     results: dict[PathName, PathResult] = {target.path: PathResult() for target in targets}
+    by_path = {target.path: target for target in targets}
     sessions = settings.concurrency + 1 if workload.mode == "legacy" else 1
     with contextlib.ExitStack() as stack:
         callers: dict[PathName, list[Caller]] = {}
@@ -590,7 +796,7 @@ def measure(
             for caller in path_callers:
                 stack.callback(caller.close)
             callers[target.path] = path_callers
-            # Warm-up: connections (and TLS) opened, every code path and cache of both ends hot.
+            # Warm-up: connections opened, every code path and cache of every process hot.
             for caller in path_callers:
                 for _ in range(max(1, settings.warmup // len(path_callers))):
                     caller.call()
@@ -600,61 +806,134 @@ def measure(
             # Each round starts with another path, so none is always measured first.
             rotated = order[index % len(order) :] + order[: index % len(order)]
             for path in rotated:
-                sequential(callers[path][0], share, results[path].sequential)
+                with cpu_charged(by_path[path].pids, results[path]):
+                    sequential(callers[path][0], share, results[path].sequential)
             for path in rotated:
-                concurrent(callers[path][1:], share, results[path].concurrent, stop)
+                with cpu_charged(by_path[path].pids, results[path]):
+                    concurrent(callers[path][1:], share, results[path].concurrent, stop)
             echo(f"  {workload.mode}: round {index + 1} of {settings.rounds} done")
         for path, path_callers in callers.items():
             results[path].reconnects = sum(caller.reconnects for caller in path_callers)
     return results
 
 
+def audited_calls(audit: Path, workload: Workload) -> int:
+    """The router's audit records of workload's calls that the server answered."""
+    count = 0
+    for line in audit.read_text(encoding="utf-8").splitlines():
+        if line.startswith("{"):
+            record = json.loads(line)
+            if (record["server"], record["method"], record["tool"], record["outcome"]) == (
+                workload.server,
+                "tools/call",
+                workload.tool,
+                "ok",
+            ):
+                count += 1
+    return count
+
+
+def check_router_saw(audit: Path, workload: Workload, calls: int) -> None:
+    """Every call through the router has its audit record (written as the answer ends: wait a moment)."""
+    deadline = time.monotonic() + AUDIT_SECONDS
+    while (seen := audited_calls(audit, workload)) < calls:
+        if time.monotonic() > deadline:
+            raise BenchError(
+                f"{workload.mode}: {calls} calls through the router, only {seen} audit records of them"
+            )
+        time.sleep(0.1)
+
+
 def ratio(value: float, base: float) -> float:
     return value / base if base > 0 else math.inf
 
 
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def render_table(results: Mapping[Mode, Mapping[PathName, PathResult]], concurrency: int) -> list[str]:
     header = (
-        f"{'mode':<7} {'path':<12} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
-        f" {'p50 x':>7} {'p99 x':>7} {'calls/s x':>10}  p50 <= {TARGET_P50_RATIO}x direct"
+        f"{'mode':<7} {'path':<16} {'calls/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'calls/s x':>9}"
+        f" {'p50 x':>6} {'p99 x':>6} {'+p50 ms':>8} {'+p99 ms':>8}"
+        f" {'server cpu':>10} {'haproxy cpu':>11} {'proxy cpu':>9} {'proxy cpu x':>11}"
     )
     lines = [header, "-" * len(header)]
     for mode, by_path in results.items():
         direct = by_path["direct"]
+        base_cpu = direct.cpu_ms_per_call("server")
         for path, result in by_path.items():
-            row = (
-                f"{mode:<7} {path:<12} {result.concurrent.calls_per_second:>9.0f}"
-                f" {result.sequential.p50_ms:>8.3f} {result.sequential.p99_ms:>8.3f}"
+            seq, con = result.sequential, result.concurrent
+            row = f"{mode:<7} {path:<16} {con.calls_per_second:>8.0f} {seq.p50_ms:>7.3f} {seq.p99_ms:>7.3f}"
+            proxy = result.cpu_ms_per_call("router") or result.cpu_ms_per_call("fastmcp")
+            if path == "direct":
+                row += f" {'':>9} {'':>6} {'':>6} {'':>8} {'':>8}"
+            else:
+                row += (
+                    f" {ratio(con.calls_per_second, direct.concurrent.calls_per_second):>8.2f}x"
+                    f" {ratio(seq.p50_ms, direct.sequential.p50_ms):>5.2f}x"
+                    f" {ratio(seq.p99_ms, direct.sequential.p99_ms):>5.2f}x"
+                    f" {seq.p50_ms - direct.sequential.p50_ms:>+8.3f}"
+                    f" {seq.p99_ms - direct.sequential.p99_ms:>+8.3f}"
+                )
+            row += (
+                f" {_ms(result.cpu_ms_per_call('server')):>10} {_ms(result.cpu_ms_per_call('haproxy')):>11}"
             )
-            if path != "direct":
-                p50 = ratio(result.sequential.p50_ms, direct.sequential.p50_ms)
-                p99 = ratio(result.sequential.p99_ms, direct.sequential.p99_ms)
-                rate = ratio(result.concurrent.calls_per_second, direct.concurrent.calls_per_second)
-                verdict = "yes" if p50 <= TARGET_P50_RATIO else "NO"
-                row += f" {p50:>6.2f}x {p99:>6.2f}x {rate:>9.2f}x  {verdict}"
+            row += f" {_ms(proxy):>9}"
+            if proxy is not None and base_cpu:
+                row += f" {ratio(proxy, base_cpu):>10.2f}x"
             lines.append(row)
-    lines.append(
-        f"calls/s: {concurrency} clients at once; p50/p99: sequential calls on one keep-alive connection;"
-        " x: gateway / direct"
-    )
+    lines += [
+        f"calls/s: {concurrency} clients at once; p50/p99: sequential calls on one keep-alive connection;",
+        "x: the path / direct; +ms: the path's latency minus direct's; cpu: ms of CPU (user+system) per",
+        "call; proxy: the router or fastmcp; proxy cpu x: the proxy's CPU per call / the server's on direct",
+    ]
     return lines
 
 
-def verdict(results: Mapping[Mode, Mapping[PathName, PathResult]]) -> str:
-    """The target on the like-for-like path (gateway without TLS); gateway+tls shown for information."""
-    parts = []
-    met = True
+def verdicts(results: Mapping[Mode, Mapping[PathName, PathResult]]) -> list[str]:
+    """Each target, met or not, with the figures it was judged on."""
+    lines = []
     for mode, by_path in results.items():
-        if "gateway" not in by_path:
-            continue
-        p50 = ratio(by_path["gateway"].sequential.p50_ms, by_path["direct"].sequential.p50_ms)
-        met = met and p50 <= TARGET_P50_RATIO
-        parts.append(f"{mode} {p50:.2f}x")
-    state = "met" if met else "NOT met"
-    return (
-        f"target p50 through the gateway <= {TARGET_P50_RATIO}x direct (same transport): {state}"
-        f" ({', '.join(parts)})"
-    )
+        direct, alone = by_path["direct"], by_path["haproxy"]
+        routed, peer = by_path["haproxy+router"], by_path["haproxy+fastmcp"]
+        added_p50 = routed.sequential.p50_ms - alone.sequential.p50_ms
+        added_p99 = routed.sequential.p99_ms - alone.sequential.p99_ms
+        rate = ratio(routed.concurrent.calls_per_second, direct.concurrent.calls_per_second)
+        faster = (
+            routed.sequential.p50_ms < peer.sequential.p50_ms
+            and routed.sequential.p99_ms < peer.sequential.p99_ms
+            and routed.concurrent.calls_per_second > peer.concurrent.calls_per_second
+        )
+        checks = [
+            (
+                f"router adds {added_p50:+.3f} ms at p50 over HAProxy alone (<= {TARGET_ADDED_P50_MS})",
+                added_p50 <= TARGET_ADDED_P50_MS,
+            ),
+            (
+                f"router adds {added_p99:+.3f} ms at p99 over HAProxy alone (<= {TARGET_ADDED_P99_MS})",
+                added_p99 <= TARGET_ADDED_P99_MS,
+            ),
+            (
+                f"calls/s through HAProxy + router {rate:.2f}x direct (>= {TARGET_RATE_RATIO})",
+                rate >= TARGET_RATE_RATIO,
+            ),
+            (
+                "faster than fastmcp's proxy at p50, p99 and calls/s"
+                f" ({routed.sequential.p50_ms:.3f}/{peer.sequential.p50_ms:.3f} ms,"
+                f" {routed.sequential.p99_ms:.3f}/{peer.sequential.p99_ms:.3f} ms,"
+                f" {routed.concurrent.calls_per_second:.0f}/{peer.concurrent.calls_per_second:.0f} calls/s)",
+                faster,
+            ),
+        ]
+        for text, met in checks:
+            lines.append(f"{mode}: {text}: {'met' if met else 'NOT met'}")
+    return lines
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
 
 
 def haproxy_version(binary: str) -> str:
@@ -686,7 +965,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--env",
         default="dev",
         choices=ENVIRONMENTS,
-        help="Stack whose gateway configuration runs (default: %(default)s).",
+        help="Stack whose gateway and router configuration runs (default: %(default)s).",
     )
     parser.add_argument(
         "--calls",
@@ -711,6 +990,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=positive,
         default=5,
         help="Turns the paths take, each a share of the calls (default: %(default)s).",
+    )
+    parser.add_argument(
+        "--peer-backend",
+        choices=PEER_BACKENDS,
+        default="shared",
+        help="fastmcp's backend client for modern clients: one shared (its fastest) or one per request"
+        " (its default) (default: %(default)s).",
     )
     args = parser.parse_args(argv)
     if args.rounds > args.calls:
@@ -740,13 +1026,13 @@ def benchmark(
     haproxy = shutil.which("haproxy")
     if haproxy is None:
         raise BenchError("haproxy not found on PATH (Debian: apt-get install haproxy)")
-    fleet = load_fleet(args.env)
-    variants: list[tuple[PathName, Fleet]] = [("gateway", gateway_variant(fleet, tls=False))]
-    if terminates_tls(fleet.settings):
-        variants.append(("gateway+tls", gateway_variant(fleet, tls=True)))
+    fleet = gateway_variant(load_fleet(args.env))
     settings = Settings(args.calls, args.concurrency, args.warmup, args.rounds)
-    gateway_settings = fleet.settings.gateway
-    echo(f"gateway benchmark: environment {args.env} (examples/catalog), {haproxy_version(haproxy)}")
+    auth = fleet.settings.gateway.auth
+    echo(
+        f"gateway benchmark, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC:"
+        f" environment {args.env} (examples/catalog), {haproxy_version(haproxy)}, {os.cpu_count()} CPUs"
+    )
     for mode, workload in WORKLOADS.items():
         era = "2026-07-28, stateless" if mode == "modern" else "2025-11-25, one session per client"
         echo(f"  {mode} ({era}): {workload.server}/{workload.tool}")
@@ -755,40 +1041,30 @@ def benchmark(
         f" per mode and path, after {settings.warmup} warm-up calls, in {settings.rounds} rounds"
     )
     echo(
-        "  direct: plain HTTP to the server; gateway: the stack's configuration with TLS at the load balancer"
+        f"  tokens: {auth.algorithm}, checked by HAProxy on every gateway path, again by the router and by"
+        f" fastmcp; fastmcp's modern backend: {args.peer_backend}"
     )
-    if len(variants) == 2:
-        echo(
-            f"  gateway+tls: the stack's configuration as shipped (tls: {gateway_settings.tls}): HAProxy"
-            " terminates TLS (self-signed here), direct has no TLS"
-        )
-    else:
-        echo(f"  no gateway+tls: TLS ends at the load balancer in {args.env} (tls: {gateway_settings.tls})")
-    echo(
-        f"  tokens: {gateway_settings.auth.algorithm}, checked on every call; rate limits raised to the most"
-        f" a stack may set (stack: {gateway_settings.rate_limits.per_caller_per_minute}/min per caller)"
-    )
+    echo(f"  load average before: {load_average()}")
     stop = threading.Event()
     children: list[process.Child] = []
     try:
-        servers = start_servers(fleet, children, run_dir)
-        taken: set[str] = set()
-        gateways = [
-            start_gateway(haproxy, path, variant, servers, run_dir, children, taken)
-            for path, variant in variants
-        ]
+        stand = start_stand(haproxy, fleet, args.peer_backend, run_dir, children)
         results: dict[Mode, dict[PathName, PathResult]] = {}
         with start_blocking_portal() as portal:
             for mode, workload in WORKLOADS.items():
-                targets = targets_for(workload, servers, gateways)
-                results[mode] = measure(portal, workload, targets, settings, stop, echo)
+                before = audited_calls(stand.audit, workload)
+                results[mode] = measure(portal, workload, targets_for(workload, stand), settings, stop, echo)
+                # Every call through the router path, the warm-up and the SDK's own included, is audited.
+                routed = results[mode]["haproxy+router"].calls
+                check_router_saw(stand.audit, workload, before + routed)
         for mode, by_path in results.items():
             for path, result in by_path.items():
                 if result.gateway_answered != (path != "direct"):
                     raise BenchError(
-                        f"{mode} {path}: answered {'by' if result.gateway_answered else 'without'} the"
-                        " gateway, against the path's purpose"
+                        f"{mode} {path}: answered {'by' if result.gateway_answered else 'without'} HAProxy,"
+                        " against the path's purpose"
                     )
+        echo(f"  load average after: {load_average()}")
         return results
     finally:
         stop.set()
@@ -815,7 +1091,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if reconnects:
         print(f"reconnected idle connections (not timed): {reconnects}")
-    print(verdict(results))
+    for line in verdicts(results):
+        print(line)
     return 0
 
 

@@ -1,27 +1,38 @@
 """scripts/bench_gateway.py: its building blocks, and the whole script with a handful of calls.
 
-Correctness only: calls succeed through the real gateway (and are refused without a valid token), replay
-exactly what the SDK client sent, and the figures come out. Never timing: speed is the script's output.
+Correctness only: calls succeed on every path (straight, HAProxy alone, HAProxy and the router, HAProxy
+and fastmcp's proxy) and are refused without a valid token, replay exactly what the SDK client sent, go
+through the processes each path names, and the figures come out. Never timing: speed is the script's
+output.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import shutil
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from anyio.from_thread import start_blocking_portal
 
-from components.manifests.gateway import terminates_tls
-from mcpfleet.dev import process
+from components.gateway.config import ROUTER_BACKEND, render_gateway_config
+from components.manifests.gateway import CONFIG_KEY, terminates_tls
+from mcpfleet.dev import gateway, process
 from scripts import bench_gateway as bench
 
 ROW = re.compile(
-    r"^(?P<mode>modern|legacy)\s+(?P<path>direct|gateway\+tls|gateway)\s+(?P<rate>[0-9]+)\s+"
-    r"(?P<p50>[0-9.]+)\s+(?P<p99>[0-9.]+)(?:\s+(?P<ratio>[0-9.]+)x\s+[0-9.]+x\s+[0-9.]+x\s+(?:yes|NO))?$"
+    r"^(?P<mode>modern|legacy)\s+(?P<path>direct|haproxy\+router|haproxy\+fastmcp|haproxy)\s+"
+    r"(?P<rate>[0-9]+)\s+(?P<p50>[0-9.]+)\s+(?P<p99>[0-9.]+)"
+    r"(?:\s+(?P<rate_x>[0-9.]+)x\s+[0-9.]+x\s+[0-9.]+x\s+[-+][0-9.]+\s+[-+][0-9.]+)?"
+    r"\s+(?P<server_cpu>[0-9.]+)\s+(?P<haproxy_cpu>[0-9.]+|-)\s+(?P<proxy_cpu>[0-9.]+|-)"
+    r"(?:\s+(?P<proxy_x>[0-9.]+)x)?$"
 )
 
 
@@ -66,6 +77,7 @@ def test_answers_as_json_or_server_sent_events() -> None:
         ["--rounds", "30", "--calls", "20"],
         ["--warmup", "-1"],
         ["--env", "nowhere"],
+        ["--peer-backend", "none"],
     ],
 )
 def test_bad_flags_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -75,19 +87,39 @@ def test_bad_flags_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -
     assert "error:" in capsys.readouterr().err
 
 
-def test_gateway_variants_are_stack_configurations() -> None:
+def test_cpu_time_is_read_from_proc() -> None:
+    before = bench.cpu_seconds(os.getpid())
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:
+        pass
+    assert bench.cpu_seconds(os.getpid()) - before >= 0.1
+    result = bench.PathResult(sequential=bench.Run(latencies=[0.001] * 3), concurrent=bench.Run([0.001]))
+    with bench.cpu_charged({"server": os.getpid()}, result):
+        deadline = time.process_time() + 0.1
+        while time.process_time() < deadline:
+            pass
+    assert result.cpu["server"] >= 0.05
+    assert result.cpu_ms_per_call("server") == pytest.approx(result.cpu["server"] / 4 * 1000)
+    assert result.cpu_ms_per_call("router") is None
+
+
+def test_a_process_gone_is_reported() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    with pytest.raises(bench.BenchError, match=f"process {child.pid} is gone"):
+        bench.cpu_seconds(child.pid)
+
+
+def test_the_benchmark_runs_a_stack_configuration_with_tls_at_the_load_balancer() -> None:
     fleet = bench.load_fleet("dev")
-    assert terminates_tls(fleet.settings), "dev's own gateway terminates TLS: the gateway+tls path"
-    plain = bench.gateway_variant(fleet, tls=False)
-    shipped = bench.gateway_variant(fleet, tls=True)
-    assert not terminates_tls(plain.settings)
-    assert terminates_tls(shipped.settings)
-    assert shipped.settings.gateway.tls == fleet.settings.gateway.tls
-    for variant in (plain, shipped):
-        # Only what the benchmark must change: the checks, issuer and algorithm stay the stack's.
-        assert variant.settings.gateway.rate_limits == bench.UNLIMITED
-        assert variant.settings.gateway.auth == fleet.settings.gateway.auth
-        assert variant.servers == fleet.servers
+    assert terminates_tls(fleet.settings), "dev's own gateway terminates TLS: the variant must not"
+    variant = bench.gateway_variant(fleet)
+    assert not terminates_tls(variant.settings)
+    # Only what the benchmark must change: the checks, issuer and algorithm stay the stack's.
+    assert variant.settings.gateway.rate_limits == bench.UNLIMITED
+    assert variant.settings.gateway.auth == fleet.settings.gateway.auth
+    assert sorted(s.name for s in variant.servers) == ["notes", "text"]
+    assert all(s in fleet.servers for s in variant.servers)
 
 
 def haproxy() -> str:
@@ -97,30 +129,43 @@ def haproxy() -> str:
     return binary
 
 
-@dataclasses.dataclass(frozen=True)
-class Running:
-    servers: bench.Servers
-    gateways: list[bench.RunningGateway]
+def test_haproxy_alone_reaches_each_server_at_its_own_path(tmp_path: Path) -> None:
+    fleet = bench.gateway_variant(bench.load_fleet("dev"))
+    config = render_gateway_config(fleet, upstreams=["127.0.0.1:1"])[CONFIG_KEY]
+    rewritten = bench.direct_backend(
+        config, {"text": ("127.0.0.1:41001", "/mcp"), "notes": ("127.0.0.1:41002", "/x")}
+    )
+    # Everything before the router pool is the environment's own.
+    assert rewritten.startswith(config[: config.index(f"backend {ROUTER_BACKEND}")])
+    backend = rewritten[rewritten.index(f"backend {ROUTER_BACKEND}") :]
+    assert "router1" not in backend and "httpchk" not in backend
+    assert "http-request set-path /x if { var(txn.server) -m str notes }" in backend
+    assert "use-server text if { var(txn.server) -m str text }" in backend
+    assert "server text 127.0.0.1:41001" in backend
+    files = gateway.prepare(fleet, ["127.0.0.1:1"], 41000, tmp_path, {"PATH": os.environ["PATH"]})
+    files.config.write_text(
+        bench.direct_backend(files.config.read_text(), {"text": ("127.0.0.1:41001", "/mcp")})
+    )
+    check = subprocess.run(
+        [haproxy(), "-c", "-f", str(files.config)], env=files.env, capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    with pytest.raises(bench.BenchError, match="no longer ends with"):
+        bench.direct_backend(config + "backend other\n", {})
+    with pytest.raises(bench.BenchError, match="no longer ends with"):
+        bench.direct_backend("frontend mcp\n", {})
 
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    """The two servers and both gateways of dev, started as the benchmark starts them."""
+def stand(tmp_path_factory: pytest.TempPathFactory) -> Iterator[bench.Stand]:
+    """The two servers, the three HAProxy configurations, the router and the peers, as the benchmark
+    starts them."""
     binary = haproxy()
-    fleet = bench.load_fleet("dev")
+    fleet = bench.gateway_variant(bench.load_fleet("dev"))
     run_dir = tmp_path_factory.mktemp("bench")
     children: list[process.Child] = []
     try:
-        servers = bench.start_servers(fleet, children, run_dir)
-        taken: set[str] = set()
-        variants: list[tuple[bench.PathName, bool]] = [("gateway", False), ("gateway+tls", True)]
-        gateways = [
-            bench.start_gateway(
-                binary, path, bench.gateway_variant(fleet, tls=tls), servers, run_dir, children, taken
-            )
-            for path, tls in variants
-        ]
-        yield Running(servers, gateways)
+        yield bench.start_stand(binary, fleet, "shared", run_dir, children)
     finally:
         for child in reversed(children):
             process.stop(child)
@@ -129,10 +174,20 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("mode", ["modern", "legacy"])
-def test_calls_replay_the_sdk_request_through_the_gateway(running: Running, mode: bench.Mode) -> None:
+def test_calls_replay_the_sdk_request_on_every_path(stand: bench.Stand, mode: bench.Mode) -> None:
     workload = bench.WORKLOADS[mode]
-    targets = bench.targets_for(workload, running.servers, running.gateways)
-    assert [target.path for target in targets] == ["direct", "gateway", "gateway+tls"]
+    targets = bench.targets_for(workload, stand)
+    assert [target.path for target in targets] == ["direct", "haproxy", "haproxy+router", "haproxy+fastmcp"]
+    # Each path names the processes a call runs through, which the CPU figures are read from.
+    assert [sorted(target.pids) for target in targets] == [
+        ["server"],
+        ["haproxy", "server"],
+        ["haproxy", "router", "server"],
+        ["fastmcp", "haproxy", "server"],
+    ]
+    assert len({target.pids["server"] for target in targets}) == 1
+    assert len({target.pids.get("haproxy") for target in targets[1:]}) == 3
+    audited = bench.audited_calls(stand.audit, workload)
     with start_blocking_portal() as portal:
         for target in targets:
             with bench.held_open(portal, bench.sdk_client(target, workload)) as template:
@@ -153,25 +208,31 @@ def test_calls_replay_the_sdk_request_through_the_gateway(running: Running, mode
                 through_gateway = target.path != "direct"
                 assert ("authorization" in headers) == through_gateway
                 if through_gateway:
-                    assert headers["host"] == running.gateways[0].fleet.settings.domain
-                assert (template.tls is not None) == (target.path == "gateway+tls")
+                    assert headers["host"] == stand.gateways[target.path].fleet.settings.domain
 
                 caller = bench.Caller(template, workload)
                 try:
                     # Each call checks its answer: the id, no tool error, and the expected content (for
-                    # legacy, a note of this session's: the session held through the gateway).
+                    # legacy, a note of this session's: the session held through every path).
                     seconds = [caller.call() for _ in range(3)]
                 finally:
                     caller.close()
                 assert all(s > 0 for s in seconds)
                 # Only HAProxy adds X-Request-ID: the gateway paths really went through it.
                 assert ("x-request-id" in caller.last_headers) == through_gateway
+            if target.path == "haproxy+router":
+                # The SDK's own call and the three replays, each in the router's audit.
+                bench.check_router_saw(stand.audit, workload, audited + 4)
+            else:
+                assert bench.audited_calls(stand.audit, workload) == audited
+            audited = bench.audited_calls(stand.audit, workload)
 
 
 @pytest.mark.e2e
-def test_the_gateway_refuses_a_replay_without_a_valid_token(running: Running) -> None:
+@pytest.mark.parametrize("path", ["haproxy", "haproxy+router", "haproxy+fastmcp"])
+def test_a_replay_without_a_valid_token_is_refused(stand: bench.Stand, path: bench.PathName) -> None:
     workload = bench.WORKLOADS["modern"]
-    target = bench.targets_for(workload, running.servers, running.gateways)[1]
+    [target] = [t for t in bench.targets_for(workload, stand) if t.path == path]
     with (
         start_blocking_portal() as portal,
         bench.held_open(portal, bench.sdk_client(target, workload)) as template,
@@ -192,9 +253,9 @@ def test_the_gateway_refuses_a_replay_without_a_valid_token(running: Running) ->
 
 
 @pytest.mark.e2e
-def test_concurrent_run_counts_every_call(running: Running) -> None:
+def test_concurrent_run_counts_every_call(stand: bench.Stand) -> None:
     workload = bench.WORKLOADS["legacy"]
-    target = bench.targets_for(workload, running.servers, running.gateways)[1]
+    [target] = [t for t in bench.targets_for(workload, stand) if t.path == "haproxy+router"]
     with (
         start_blocking_portal() as portal,
         bench.held_open(portal, bench.sdk_client(target, workload)) as first,
@@ -221,15 +282,28 @@ def test_the_script_prints_every_figure(capsys: pytest.CaptureFixture[str]) -> N
     assert status == 0, out
     rows = [match for line in out.splitlines() if (match := ROW.match(line))]
     assert [(row["mode"], row["path"]) for row in rows] == [
-        (mode, path) for mode in ("modern", "legacy") for path in ("direct", "gateway", "gateway+tls")
+        (mode, path) for mode in ("modern", "legacy") for path in bench.PATHS
     ], out
     for row in rows:
         assert int(row["rate"]) > 0
         assert float(row["p50"]) > 0
         assert float(row["p99"]) >= float(row["p50"])
-        assert (row["ratio"] is None) == (row["path"] == "direct")
-    assert re.search(
-        r"^target p50 through the gateway <= 1\.5x direct .*: (met|NOT met) \(modern [0-9.]+x, legacy",
-        out,
-        re.M,
-    )
+        direct = row["path"] == "direct"
+        assert (row["rate_x"] is None) == direct
+        assert (row["haproxy_cpu"] == "-") == direct
+        assert (row["proxy_cpu"] == "-") == (row["path"] in ("direct", "haproxy"))
+        assert (row["proxy_x"] is None) == (row["proxy_cpu"] == "-")
+    for mode in ("modern", "legacy"):
+        verdicts = re.findall(rf"^{mode}: (.*): (?:met|NOT met)$", out, re.M)
+        expected = [
+            r"router adds [-+][0-9.]+ ms at p50 over HAProxy alone \(<= 0\.5\)",
+            r"router adds [-+][0-9.]+ ms at p99 over HAProxy alone \(<= 2\.0\)",
+            r"calls/s through HAProxy \+ router [0-9.]+x direct \(>= 0\.7\)",
+            r"faster than fastmcp's proxy at p50, p99 and calls/s"
+            r" \([0-9./]+ ms, [0-9./]+ ms, [0-9/]+ calls/s\)",
+        ]
+        assert len(verdicts) == len(expected), out
+        for verdict, pattern in zip(verdicts, expected, strict=True):
+            assert re.fullmatch(pattern, verdict), verdict
+    assert re.search(r"^  load average before: [0-9.]+ [0-9.]+ [0-9.]+$", out, re.M)
+    assert re.search(r"^  load average after: [0-9.]+ [0-9.]+ [0-9.]+$", out, re.M)
