@@ -146,6 +146,8 @@ def test_strict_review_asks_for_replicas_and_pins_where_each_is_fixed(
         ("deployment-min-replicas", "moving", "catalog"),
         ("deployment-min-replicas", "steady", "catalog"),
         ("deployment-min-replicas", None, "stack"),
+        # The MCP router runs its release tag in a plan; its digest comes at deploy (routerImage).
+        ("image-digest-at-deploy", None, "platform"),
     }
     by_key = {(v.rule_id, v.server): v for v in review(result.registrations, "dev", result.fleet)}
     assert "`environments.dev.scaling.minReplicas`" in by_key["deployment-min-replicas", "steady"].fix
