@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from mcpfleet.cli.app import EXIT_INVALID, CatalogOption, EnvOption, StacksOption, app, refuse
+from mcpfleet.cli.console import BAD, ERROR, GOOD, echo, progress
 from mcpfleet.errors import InvalidInput, display_path
 from mcpfleet.model import EnvName
+
+
+def _phase(phase: str, count: int, shown_out: str) -> str:
+    """What the progress line says while the plan is in phase."""
+    if phase == "loading":
+        return "Loading the catalog and the stack file"
+    if phase == "program":
+        return f"Running the program: {count:,} resources registered" if count else "Running the program"
+    if phase == "review":
+        return f"Reviewing {count:,} resources against the policies"
+    return f"Writing {count:,} files to {shown_out}/"
 
 
 @app.command()
@@ -19,7 +30,8 @@ def plan(
     catalog: CatalogOption = Path("catalog"),
     stacks: StacksOption = Path("stacks"),
     out: Annotated[
-        Path | None, typer.Option("--out", help="Output folder [default: build/<env>]", file_okay=False)
+        Path | None,
+        typer.Option("--out", metavar="DIR", help="Output folder [default: build/<env>]", file_okay=False),
     ] = None,
 ) -> None:
     """Run the Pulumi program offline; write manifests/ and resources.json, replacing the old plan at once."""
@@ -27,8 +39,17 @@ def plan(
 
     environment: EnvName = env.value
     out_dir = out or Path("build") / environment
+    shown_out = display_path(out_dir)
     try:
-        result = run_plan(environment, catalog, stacks, out_dir)
+        # Drawn without a thread of its own: the plan forks its helper processes.
+        with progress(_phase("loading", 0, shown_out), animate=False) as update:
+            result = run_plan(
+                environment,
+                catalog,
+                stacks,
+                out_dir,
+                progress=lambda phase, count: update(description=_phase(phase, count, shown_out)),
+            )
     except InvalidInput as exc:
         raise refuse(exc) from None
 
@@ -39,11 +60,18 @@ def plan(
     width = max((len(kind) for kind in result.counts), default=0)
     for kind, count in sorted(result.counts.items()):
         print(f"  {kind:<{width}}  {count}")
-    print(f"wrote {display_path(out_dir)}/ (policy review: policy-report.md, .sarif, .junit.xml)")
+    print(f"wrote {shown_out}/ (policy review: policy-report.md, .sarif, .junit.xml)")
     advisory = len(result.violations) - len(result.blocking)
-    print(f"policy review: {len(result.blocking)} mandatory, {advisory} advisory violations")
+    mandatory = f"{len(result.blocking)} mandatory"
+    echo(
+        "policy review: ", (mandatory, BAD if result.blocking else GOOD), f", {advisory} advisory violations"
+    )
     if result.blocking:
-        print(f"error: {len(result.blocking)} mandatory policy violations in {environment}:", file=sys.stderr)
+        echo(
+            ("error:", ERROR),
+            f" {len(result.blocking)} mandatory policy violations in {environment}:",
+            err=True,
+        )
         for violation in result.blocking:
-            print(f"  {violation.describe()}", file=sys.stderr)
+            echo(f"  {violation.describe()}", err=True)
         raise typer.Exit(EXIT_INVALID)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import enum
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
 import typer
+from rich.text import Text
 
 from mcpfleet.catalog.loader import load_catalog
 from mcpfleet.cli.app import EXIT_INVALID, CatalogOption, EnvOption, StacksOption, app, refuse
+from mcpfleet.cli.console import BAD, ERROR, GOOD, WARN, echo_text, error, progress
 from mcpfleet.errors import InvalidInput, display_path
 from mcpfleet.fleet import resolve_fleet
 from mcpfleet.model import EnvName
@@ -49,7 +52,8 @@ def verify(
         str,
         typer.Option(
             "--endpoint",
-            help="The gateway's base URL; servers are reached at <URL>/servers/<name>/mcp.",
+            metavar="URL",
+            help="The gateway's base URL; servers are reached at URL/servers/NAME/mcp.",
             show_default=False,
         ),
     ],
@@ -57,10 +61,25 @@ def verify(
         Path | None,
         typer.Option(
             "--token-file",
+            metavar="FILE",
             help=(
                 "A file holding one bearer token for every server, or a YAML/JSON mapping of server name"
                 " to token (tokens are bound to one server's audience)."
             ),
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    cacert: Annotated[
+        Path | None,
+        typer.Option(
+            "--cacert",
+            metavar="FILE",
+            help=(
+                "PEM file of the CAs that sign the gateway's certificate, trusted instead of the system's"
+                " (as curl --cacert); e.g. the certificate `mcpfleet dev` prints."
+            ),
+            exists=True,
             dir_okay=False,
             show_default=False,
         ),
@@ -72,23 +91,39 @@ def verify(
     ] = OutputFormat.text,
     timeout: Annotated[
         float,
-        typer.Option("--timeout", min=0.1, max=600.0, help="Seconds per server and protocol mode, at most."),
+        typer.Option(
+            "--timeout",
+            min=0.1,
+            max=600.0,
+            metavar="SECONDS",
+            help="Seconds per server and protocol mode, at most.",
+        ),
     ] = 10.0,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, max=64, help="Servers verified at once.")
+        int, typer.Option("--concurrency", min=1, max=64, metavar="N", help="Servers verified at once.")
     ] = 8,
     server_url: Annotated[
         list[str] | None,
         typer.Option(
             "--server-url",
             hidden=True,
+            metavar="NAME=URL",
             help="NAME=URL: reach NAME at URL instead of through the gateway (tests, debugging).",
         ),
     ] = None,
 ) -> None:
     """List each enabled server's tools through the gateway (modern and legacy); exit 1 on drift or outage."""
     # The mcp client and its HTTP stack load only for this command.
-    from mcpfleet.verify import Limits, TokenFileError, load_tokens, render_json, render_text, verify_fleet
+    from mcpfleet.verify import (
+        CaFileError,
+        Limits,
+        TokenFileError,
+        load_tokens,
+        render_json,
+        render_text,
+        trusting,
+        verify_fleet,
+    )
 
     endpoint = _http_url(endpoint, "--endpoint")
     direct = _direct_urls(server_url or [])
@@ -109,12 +144,53 @@ def verify(
         try:
             tokens = load_tokens(token_file)
         except TokenFileError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            error(str(exc))
+            raise typer.Exit(EXIT_INVALID) from None
+    tls = None
+    if cacert is not None:
+        try:
+            tls = trusting(cacert)
+        except CaFileError as exc:
+            error(str(exc))
             raise typer.Exit(EXIT_INVALID) from None
 
     limits = Limits(timeout=timeout, connect=min(5.0, timeout))
-    report = verify_fleet(fleet, endpoint, tokens, limits=limits, concurrency=concurrency, direct=direct)
-    render = render_json if output_format is OutputFormat.json else render_text
-    sys.stdout.write(render(report))
+    total = len(fleet.servers)
+    with progress(f"Listing {environment}'s servers", total=total) as update:
+        listed = 0
+
+        def done(_: object) -> None:
+            nonlocal listed
+            listed += 1
+            update(completed=listed)
+
+        report = verify_fleet(
+            fleet, endpoint, tokens, limits=limits, concurrency=concurrency, direct=direct, tls=tls, done=done
+        )
+    if output_format is OutputFormat.json:
+        sys.stdout.write(render_json(report))
+    else:
+        echo_text(coloured(render_text(report)))
     if not report.ok:
         raise typer.Exit(EXIT_INVALID)
+
+
+# The verdicts of the text report: each server's status, failed listings and the summary line.
+_VERDICTS = (
+    (re.compile(r"^\S+: (ok)\b", re.MULTILINE), GOOD),
+    (re.compile(r"^\S+: (UNREACHABLE|REFUSED|FAILED|DRIFT|DISAGREE)\b", re.MULTILINE), ERROR),
+    (re.compile(r": (FAILED):", re.MULTILINE), BAD),
+    (re.compile(r"listings (DISAGREE) on", re.MULTILINE), BAD),
+    (re.compile(r"^  (added|removed|changed)(?: \(|:)", re.MULTILINE), WARN),
+    (re.compile(r"^(\d+ of \d+ servers ok)$", re.MULTILINE), GOOD),
+    (re.compile(r"^(\d+ of \d+ servers ok); ", re.MULTILINE), BAD),
+)
+
+
+def coloured(report: str) -> Text:
+    """The text report with its verdicts coloured (shown only on a terminal); the words are unchanged."""
+    text = Text(report)
+    for pattern, style in _VERDICTS:
+        for match in pattern.finditer(report):
+            text.stylize(style, match.start(1), match.end(1))
+    return text

@@ -87,10 +87,11 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
     loop, so that RegisterResource can be answered on the loop's own thread (see _InlineLoop).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, registered: Callable[[], None] | None = None) -> None:
         super().__init__(_NoCloud())
         self.registrations: list[Registration] = []
         self._lock = threading.Lock()
+        self._registered = registered
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         urn = self.make_urn(request.parent, request.type, request.name)
@@ -108,6 +109,8 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
             self.registrations.append(registration)
             # As the base class keeps it (no id, no state), for `pulumi:pulumi:getResource` invokes.
             self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, None, {})  # type: ignore[arg-type]
+        if self._registered is not None:
+            self._registered()
         return resource_pb2.RegisterResourceResponse(urn=urn)
 
     # The base class answers these by serializing on an event loop of the calling thread: they keep
@@ -163,8 +166,11 @@ def run_program(
     project: str,
     stack: str,
     config: Mapping[str, Any],
+    registered: Callable[[], None] | None = None,
 ) -> list[Registration]:
-    """Run program as `pulumi preview` would for stack, with config as its stack configuration."""
+    """Run program as `pulumi preview` would for stack, with config as its stack configuration.
+
+    registered, if given, is called after each resource is registered (progress counts)."""
     pulumi.runtime.set_all_config(
         {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
     )
@@ -174,7 +180,7 @@ def run_program(
     previous_loop = _current_loop()
     loop = _InlineLoop()
     asyncio.set_event_loop(loop)
-    monitor = _RecordingMonitor()
+    monitor = _RecordingMonitor(registered)
     pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=True, monitor=monitor)
     # The SDK walks the Python stack at every registration so the engine can point error messages at
     # source lines; nothing reads them offline and the walk is an eighth of the plan's time.

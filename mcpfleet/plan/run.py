@@ -8,7 +8,8 @@ import sys
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, MutableSequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,13 @@ PARALLEL_FROM = 200
 FORKED_PARALLEL_FROM = 16
 MAX_PROCESSES = 4
 
+PlanProgress = Callable[[str, int], None]
+"""Told where a plan is, for a progress display: ("loading", 0), then ("program", resources registered
+so far, across the shard processes: the platform's once per shard), ("review", resources) and
+("writing", files)."""
+# How often a progress display is told the count while the program runs.
+PROGRESS_EVERY = 0.1
+
 
 @dataclass
 class PlanResult:
@@ -74,19 +82,28 @@ def load_inputs(env: EnvName, catalog_dir: Path, stacks_dir: Path) -> tuple[dict
 
 
 def plan(
-    env: EnvName, catalog_dir: Path, stacks_dir: Path, out_dir: Path | None, processes: int | None = None
+    env: EnvName,
+    catalog_dir: Path,
+    stacks_dir: Path,
+    out_dir: Path | None,
+    processes: int | None = None,
+    progress: PlanProgress | None = None,
 ) -> PlanResult:
     """Plan env; processes=None picks one per core for large catalogs and one for small ones."""
     started = time.perf_counter()
     shards = processes or _process_count(catalog_dir)
+    tell = progress or _untold
     with paused_gc():
-        fleet, parts = _plan_shards(env, catalog_dir, stacks_dir, shards)
+        tell("loading", 0)
+        fleet, parts = _plan_shards(env, catalog_dir, stacks_dir, shards, progress)
         registrations, manifests, entries, resource_violations = _merge(parts)
+        tell("review", len(registrations))
         files = {f"manifests/{path}": text for path, text in sorted(manifests.items())}
         files["resources.json"] = join_resource_entries(entries)
         violations = _review(registrations, env, fleet, resource_violations)
         files.update(_reports(env, violations, len(registrations), fleet, catalog_dir, stacks_dir))
         if out_dir is not None:
+            tell("writing", len(files))
             replace_directory(out_dir, files)
         counts = Counter(r.inputs.get("kind", r.type) if is_manifest(r) else r.type for r in registrations)
     return PlanResult(fleet, registrations, files, time.perf_counter() - started, out_dir, counts, violations)
@@ -105,8 +122,12 @@ class _Shard:
     violations: list[Violation]
 
 
+def _untold(phase: str, count: int) -> None:
+    return None
+
+
 def _plan_shards(
-    env: EnvName, catalog_dir: Path, stacks_dir: Path, shards: int
+    env: EnvName, catalog_dir: Path, stacks_dir: Path, shards: int, progress: PlanProgress | None = None
 ) -> tuple[Fleet, list[_Shard]]:
     """Validate the inputs, then plan every shard in a helper process forked from this one.
 
@@ -121,46 +142,91 @@ def _plan_shards(
     and could hang the child). The plan leaves none (see run_program), but a caller may have: then a
     single shard runs in this process, and several in spawned helpers, which import everything and
     validate again on their own while this process validates.
+
+    With progress, the count of registered resources is told while the program runs: forked helpers
+    count into shared memory, one slot each, which this process reads as it waits (spawned helpers are
+    not counted: they only run off Linux or under a caller with threads).
     """
+    tell = progress or _untold
     if not _can_fork():
         if shards == 1:
             config, fleet = load_inputs(env, catalog_dir, stacks_dir)
-            return fleet, [_plan_shard(env, config, fleet, catalog_dir, 0, 1)]
+            tell("program", 0)
+            counter = _InProcessCount(tell) if progress is not None else None
+            return fleet, [_plan_shard(env, config, fleet, catalog_dir, 0, 1, counter)]
         with ProcessPoolExecutor(shards, mp_context=multiprocessing.get_context("spawn")) as pool:
             helpers = [
                 pool.submit(_load_and_plan_shard, env, catalog_dir, stacks_dir, index, shards)
                 for index in range(shards)
             ]
             _, fleet = load_inputs(env, catalog_dir, stacks_dir)
+            tell("program", 0)
             return fleet, [helper.result() for helper in helpers]
     config, fleet = load_inputs(env, catalog_dir, stacks_dir)
+    tell("program", 0)
+    fork = multiprocessing.get_context("fork")
+    counts = fork.Array("q", shards, lock=False) if progress is not None else None
     # A fork pool starts every helper at the first submit, before it starts a thread of its own; the
     # inputs reach them as initargs, which a fork hands over as they are (a task's are pickled).
     with ProcessPoolExecutor(
-        shards,
-        mp_context=multiprocessing.get_context("fork"),
-        initializer=_receive_inputs,
-        initargs=(config, fleet),
+        shards, mp_context=fork, initializer=_receive_inputs, initargs=(config, fleet, counts)
     ) as pool:
         helpers = [
             pool.submit(_plan_forked_shard, env, catalog_dir, index, shards) for index in range(shards)
         ]
+        if counts is not None:
+            _wait_telling(helpers, counts, tell)
         return fleet, [helper.result() for helper in helpers]
 
 
-# In a forked helper process: the validated inputs of the plan it helps with.
+def _wait_telling(helpers: list[Future[_Shard]], counts: MutableSequence[int], tell: PlanProgress) -> None:
+    """Wait for the helpers, telling the resources they have registered so far."""
+    pending = set(helpers)
+    while pending:
+        done, pending = wait(pending, timeout=PROGRESS_EVERY, return_when=FIRST_EXCEPTION)
+        if any(future.exception() is not None for future in done):
+            return
+        tell("program", sum(counts))
+
+
+class _InProcessCount:
+    """Counts registrations in this process, telling the count every PROGRESS_EVERY seconds."""
+
+    def __init__(self, tell: PlanProgress) -> None:
+        self.count = 0
+        self._tell = tell
+        self._told = time.monotonic()
+
+    def __call__(self) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self._told >= PROGRESS_EVERY:
+            self._told = now
+            self._tell("program", self.count)
+
+
+# In a forked helper process: the validated inputs of the plan it helps with, and the shared counts.
 _received_inputs: tuple[dict[str, Any], Fleet] | None = None
+_received_counts: MutableSequence[int] | None = None
 
 
-def _receive_inputs(config: dict[str, Any], fleet: Fleet) -> None:
-    global _received_inputs
+def _receive_inputs(config: dict[str, Any], fleet: Fleet, counts: MutableSequence[int] | None) -> None:
+    global _received_inputs, _received_counts
     _received_inputs = (config, fleet)
+    _received_counts = counts
 
 
 def _plan_forked_shard(env: EnvName, catalog_dir: Path, index: int, shards: int) -> _Shard:
     assert _received_inputs is not None, "a forked helper receives the inputs before any shard"
     config, fleet = _received_inputs
-    return _plan_shard(env, config, fleet, catalog_dir, index, shards)
+    counts = _received_counts
+    registered = None
+    if counts is not None:
+
+        def registered() -> None:
+            counts[index] += 1
+
+    return _plan_shard(env, config, fleet, catalog_dir, index, shards, registered)
 
 
 def _can_fork() -> bool:
@@ -227,7 +293,13 @@ def _offline_secrets(config: dict[str, Any], fleet: Fleet) -> dict[str, Any]:
 
 
 def _plan_shard(
-    env: EnvName, config: dict[str, Any], fleet: Fleet, catalog_dir: Path, index: int, shards: int
+    env: EnvName,
+    config: dict[str, Any],
+    fleet: Fleet,
+    catalog_dir: Path,
+    index: int,
+    shards: int,
+    registered: Callable[[], None] | None = None,
 ) -> _Shard:
     """Run one shard of the program, render what it owns and run the resource rules on it.
 
@@ -239,7 +311,9 @@ def _plan_shard(
         config = {**config, f"{PROJECT}:catalogDir": str(catalog_dir)}
         if shards > 1:
             config[f"{PROJECT}:{PLAN_SHARD_KEY}"] = f"{index}/{shards}"
-        registrations = run_program(fleet_program, project=PROJECT, stack=env, config=config)
+        registrations = run_program(
+            fleet_program, project=PROJECT, stack=env, config=config, registered=registered
+        )
         return _Shard(
             registrations,
             [resource_entry(r) for r in registrations],

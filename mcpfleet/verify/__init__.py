@@ -3,12 +3,13 @@
 The public API is `verify_fleet` and the report renderers; listing, comparison and tokens live below.
 """
 
-from mcpfleet.verify.listing import Limits
+from mcpfleet.verify.listing import CaFileError, Limits, trusting
 from mcpfleet.verify.report import render_json, render_text, report_json
 from mcpfleet.verify.run import FleetReport, ServerReport, gateway_url, verify_fleet
 from mcpfleet.verify.tokens import TokenFileError, Tokens, load_tokens
 
 __all__ = [
+    "CaFileError",
     "FleetReport",
     "Limits",
     "ServerReport",
@@ -19,5 +20,6 @@ __all__ = [
     "render_json",
     "render_text",
     "report_json",
+    "trusting",
     "verify_fleet",
 ]

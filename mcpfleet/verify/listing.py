@@ -7,10 +7,12 @@ exception: a refusal, a timeout or a dead address is a result to report.
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import anyio
@@ -116,6 +118,10 @@ def _describe(exc: BaseException, seen: _Seen, limits: Limits) -> tuple[str, MCP
     if mcp_error is not None:
         return f"{http}{mcp_error.message} (error {mcp_error.code})", mcp_error
     leaf = next((x for x in leaves if isinstance(x, httpx2.HTTPError | TimeoutError | OSError)), leaves[0])
+    untrusted = _cause(leaf, ssl.SSLCertVerificationError)
+    if untrusted is not None:
+        reason = untrusted.verify_message or "certificate verify failed"
+        return f"TLS: the certificate is not trusted ({reason}); trust its CA with --cacert FILE", None
     if isinstance(leaf, TimeoutError | httpx2.TimeoutException):
         return f"no answer within {limits.timeout:g}s", None
     if isinstance(leaf, httpx2.HTTPStatusError):
@@ -123,6 +129,20 @@ def _describe(exc: BaseException, seen: _Seen, limits: Limits) -> tuple[str, MCP
     if isinstance(leaf, httpx2.ConnectError | OSError):
         return f"cannot connect: {leaf}".rstrip(": "), None
     return f"{http}{type(leaf).__name__}: {leaf}".rstrip(": "), None
+
+
+def _cause(
+    exc: BaseException, kind: type[ssl.SSLCertVerificationError]
+) -> ssl.SSLCertVerificationError | None:
+    """The exception of kind that exc wraps (its cause or context, at any depth), if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 async def _list_pages(client: Client) -> tuple[list[ListedTool], int]:
@@ -188,8 +208,30 @@ def settle(listings: tuple[Listing, ...]) -> tuple[Listing, ...]:
     )
 
 
-def http_connector(url: str, token: str | None, limits: Limits) -> Connector:
-    """Connect over Streamable HTTP at url (modern or legacy) or over SSE (mode `sse`)."""
+def trusting(cafile: Path) -> ssl.SSLContext:
+    """A TLS client context that trusts the CAs in cafile (PEM) and no others, as `curl --cacert` does;
+    raises CaFileError naming the file when it cannot be read or holds no certificate."""
+    try:
+        context = ssl.create_default_context(cafile=str(cafile))
+    except OSError as exc:
+        if isinstance(exc, ssl.SSLError):
+            raise CaFileError(f"--cacert {cafile}: no PEM certificate in it") from None
+        raise CaFileError(f"--cacert {cafile}: cannot read it ({exc.strerror or exc})") from None
+    if context.cert_store_stats()["x509"] == 0:
+        raise CaFileError(f"--cacert {cafile}: no PEM certificate in it")
+    return context
+
+
+class CaFileError(Exception):
+    """A --cacert file that gives no certificate to trust."""
+
+
+def http_connector(
+    url: str, token: str | None, limits: Limits, tls: ssl.SSLContext | None = None
+) -> Connector:
+    """Connect over Streamable HTTP at url (modern or legacy) or over SSE (mode `sse`); tls, when given,
+    decides which certificates are trusted (else the system's, or SSL_CERT_FILE's)."""
+    verify: ssl.SSLContext | bool = tls if tls is not None else True
 
     @asynccontextmanager
     async def connect(mode: Mode, seen: _Seen) -> AsyncIterator[Client]:
@@ -201,7 +243,9 @@ def http_connector(url: str, token: str | None, limits: Limits) -> Connector:
                 timeout: httpx2.Timeout | None = None,
                 auth: httpx2.Auth | None = None,
             ) -> httpx2.AsyncClient:
-                return httpx2.AsyncClient(headers=headers, timeout=timeout, auth=auth, event_hooks=hooks)
+                return httpx2.AsyncClient(
+                    headers=headers, timeout=timeout, auth=auth, event_hooks=hooks, verify=verify
+                )
 
             transport = sse_client(
                 url,
@@ -214,7 +258,7 @@ def http_connector(url: str, token: str | None, limits: Limits) -> Connector:
                 yield client
             return
         async with httpx2.AsyncClient(
-            headers=_headers(token), timeout=limits.http_timeout(), event_hooks=hooks
+            headers=_headers(token), timeout=limits.http_timeout(), event_hooks=hooks, verify=verify
         ) as http:
             transport = streamable_http_client(url, http_client=http)
             client_mode = MODERN_VERSION if mode == "modern" else "legacy"

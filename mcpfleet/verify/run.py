@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import ssl
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -137,8 +138,8 @@ def targets(
     return found, notes
 
 
-async def verify_server(target: Target, limits: Limits) -> ServerReport:
-    connect = http_connector(target.url, target.token, limits)
+async def verify_server(target: Target, limits: Limits, tls: ssl.SSLContext | None = None) -> ServerReport:
+    connect = http_connector(target.url, target.token, limits, tls)
     listings = settle(tuple([await list_tools(mode, connect, limits, target.token) for mode in target.modes]))
     listed = [listing for listing in listings if listing.status == "ok"]
     drift = compare(target.declared, listed[0].tools) if listed else None
@@ -149,14 +150,26 @@ async def verify_server(target: Target, limits: Limits) -> ServerReport:
     return ServerReport(target, listings, drift, disagreeing, tuple(notes))
 
 
-async def verify_targets(found: Sequence[Target], limits: Limits, concurrency: int) -> list[ServerReport]:
+Done = Callable[[ServerReport], None]
+"""Told each server's report as soon as it is verified (progress)."""
+
+
+async def verify_targets(
+    found: Sequence[Target],
+    limits: Limits,
+    concurrency: int,
+    tls: ssl.SSLContext | None = None,
+    done: Done | None = None,
+) -> list[ServerReport]:
     """Verify every target, at most concurrency at once; reports in the order of found."""
     reports: dict[int, ServerReport] = {}
     limiter = anyio.CapacityLimiter(concurrency)
 
     async def one(index: int, target: Target) -> None:
         async with limiter:
-            reports[index] = await verify_server(target, limits)
+            reports[index] = await verify_server(target, limits, tls)
+        if done is not None:
+            done(reports[index])
 
     async with anyio.create_task_group() as group:
         for index, target in enumerate(found):
@@ -172,8 +185,12 @@ def verify_fleet(
     limits: Limits | None = None,
     concurrency: int = 8,
     direct: Mapping[str, str] | None = None,
+    tls: ssl.SSLContext | None = None,
+    done: Done | None = None,
 ) -> FleetReport:
-    """List every server of fleet through the gateway at endpoint and compare with the catalog."""
+    """List every server of fleet through the gateway at endpoint and compare with the catalog.
+
+    tls: whom to trust (see `trusting`); done: told each server's report as it is ready."""
     found, notes = targets(fleet, endpoint, tokens, direct)
-    reports = anyio.run(verify_targets, found, limits or Limits(), concurrency)
+    reports = anyio.run(verify_targets, found, limits or Limits(), concurrency, tls, done)
     return FleetReport(fleet.environment, redact_userinfo(endpoint), tuple(reports), tuple(notes))

@@ -30,7 +30,7 @@ def test_concurrency_is_bounded_and_order_kept(monkeypatch: pytest.MonkeyPatch) 
     active = 0
     most = 0
 
-    async def fake(target: Target, limits: Limits) -> ServerReport:
+    async def fake(target: Target, limits: Limits, tls: object = None) -> ServerReport:
         nonlocal active, most
         active += 1
         most = max(most, active)
@@ -41,6 +41,9 @@ def test_concurrency_is_bounded_and_order_kept(monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setattr(run, "verify_server", fake)
     targets = [Target(f"s{i}", "streamable-http", f"http://127.0.0.1:9/{i}", ()) for i in range(8)]
-    reports = anyio.run(verify_targets, targets, Limits(), 3)
+    finished: list[str] = []
+    reports = anyio.run(verify_targets, targets, Limits(), 3, None, lambda r: finished.append(r.name))
     assert most == 3
     assert [report.name for report in reports] == [f"s{i}" for i in range(8)]
+    # Progress hears of each server once, as it finishes (not in the catalog's order).
+    assert sorted(finished) == [f"s{i}" for i in range(8)] and finished != sorted(finished)
