@@ -141,7 +141,7 @@ CatalogOption = Annotated[
 StacksOption = Annotated[
     Path,
     typer.Option(
-        "--stacks", metavar="DIR", help="Folder of the Pulumi.<env>.yaml stack files.", file_okay=False
+        "--stacks", metavar="DIR", help="Folder of the Pulumi.ENV.yaml stack files.", file_okay=False
     ),
 ]
 

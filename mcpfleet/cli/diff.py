@@ -20,7 +20,8 @@ from typing import Annotated
 
 import typer
 
-from mcpfleet.cli.app import EXIT_INVALID, CatalogOption, EnvChoice, StacksOption, app, refuse
+from mcpfleet.cli.app import ENV_CHOICES, EXIT_INVALID, CatalogOption, EnvChoice, StacksOption, app, refuse
+from mcpfleet.cli.console import error
 from mcpfleet.diff import (
     PROTECTED_ENVIRONMENTS,
     Decommission,
@@ -43,22 +44,37 @@ from mcpfleet.yamlfile import YamlError, read_yaml
 def diff(
     env: Annotated[
         list[EnvChoice],
-        typer.Option("--env", "-e", help="Environment to compare; repeat for several.", show_default=False),
+        typer.Option(
+            "--env",
+            "-e",
+            metavar="ENV",
+            help=f"Environment to compare ({ENV_CHOICES}); repeat for several.",
+            show_default=False,
+        ),
     ],
     base: Annotated[
         str,
-        typer.Option("--base", help="Git revision to compare against, e.g. origin/main.", show_default=False),
+        typer.Option(
+            "--base",
+            metavar="REF",
+            help="Git revision to compare against, e.g. origin/main.",
+            show_default=False,
+        ),
     ],
     catalog: CatalogOption = Path("catalog"),
     stacks: StacksOption = Path("stacks"),
     out: Annotated[
-        Path | None, typer.Option("--out", help="Write the report here [default: stdout]", dir_okay=False)
+        Path | None,
+        typer.Option(
+            "--out", metavar="FILE", help="Write the report here \\[default: stdout]", dir_okay=False
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Write JSON instead of markdown.")] = False,
     append: Annotated[
         list[Path] | None,
         typer.Option(
             "--append",
+            metavar="FILE",
             help="Markdown file to add after the report (e.g. a policy report); repeatable.",
             dir_okay=False,
         ),
@@ -88,11 +104,10 @@ def diff(
     unapproved = report.unapproved_removals
     if unapproved:
         for environment, removal in unapproved:
-            print(
-                f"error: {removal.server!r} is removed from {environment} without a decommission marker:"
+            error(
+                f"{removal.server!r} is removed from {environment} without a decommission marker:"
                 f" keep {display_path(catalog / 'servers' / (removal.server + '.yaml'))} with"
-                f' `decommissioned: {{environments: [{environment}], reason: ..., date: "YYYY-MM-DD"}}`',
-                file=sys.stderr,
+                f' `decommissioned: {{environments: [{environment}], reason: ..., date: "YYYY-MM-DD"}}`'
             )
         raise typer.Exit(EXIT_INVALID)
 

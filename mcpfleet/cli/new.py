@@ -44,30 +44,49 @@ class TransportChoice(enum.StrEnum):
 
 @app.command()
 def new(
-    name: Annotated[str, typer.Argument(help=f"Server name: {NAME_RULE}.", show_default=False)],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help=f"Server name: {NAME_RULE}.", show_default=False)
+    ],
     image: Annotated[
-        str, typer.Option("--image", help="Image as REPOSITORY:TAG, e.g. ghcr.io/org/server:1.2.3.")
+        str,
+        typer.Option("--image", metavar="REPOSITORY:TAG", help="The image, e.g. ghcr.io/org/server:1.2.3."),
     ],
     contact: Annotated[
-        str, typer.Option("--contact", help="How to reach the owners: e-mail, chat channel or on-call URL.")
+        str,
+        typer.Option(
+            "--contact",
+            metavar="CONTACT",
+            help="How to reach the owners: e-mail, chat channel or on-call URL.",
+        ),
     ],
-    repository: Annotated[str, typer.Option("--repository", help="Source repository URL (https://).")],
-    team: Annotated[str, typer.Option("--team", help="Owning team (a DNS label).")] = "platform",
+    repository: Annotated[
+        str, typer.Option("--repository", metavar="URL", help="Source repository URL (https://).")
+    ],
+    team: Annotated[
+        str, typer.Option("--team", metavar="TEAM", help="Owning team (a DNS label).")
+    ] = "platform",
     transport: Annotated[
         TransportChoice, typer.Option("--transport", help="How clients speak MCP to it.")
     ] = TransportChoice.streamable_http,
     command: Annotated[
         str | None,
-        typer.Option("--command", help="For stdio: the server's command line, e.g. 'uvx pkg==1.0'."),
+        typer.Option(
+            "--command",
+            metavar="COMMAND",
+            help="For stdio: the server's command line, e.g. 'uvx pkg==1.0'.",
+        ),
     ] = None,
-    title: Annotated[str | None, typer.Option("--title", help="Human-readable name.")] = None,
-    description: Annotated[str | None, typer.Option("--description", help="What the server is for.")] = None,
+    title: Annotated[str | None, typer.Option("--title", metavar="TEXT", help="Human-readable name.")] = None,
+    description: Annotated[
+        str | None, typer.Option("--description", metavar="TEXT", help="What the server is for.")
+    ] = None,
     version: Annotated[
-        str | None, typer.Option("--version", help="Server version [default: the image tag]")
+        str | None,
+        typer.Option("--version", metavar="VERSION", help="Server version \\[default: the image tag]"),
     ] = None,
     catalog: CatalogOption = Path("catalog"),
 ) -> None:
-    """Write catalog/servers/<name>.yaml from the template: enabled in local and dev only."""
+    """Write catalog/servers/NAME.yaml from the template: enabled in local and dev only."""
     target = catalog / "servers" / f"{name}.yaml"
     shown = display_path(target)
     problems: list[InputProblem] = []

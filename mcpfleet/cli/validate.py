@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from mcpfleet.catalog.loader import load_catalog
-from mcpfleet.cli.app import CatalogOption, EnvChoice, StacksOption, app, refuse
+from mcpfleet.cli.app import ENV_CHOICES, CatalogOption, EnvChoice, StacksOption, app, refuse
+from mcpfleet.cli.console import GOOD, echo
 from mcpfleet.errors import InputProblem, InvalidInput, display_path
 from mcpfleet.fleet import resolve_fleet
 from mcpfleet.model import ENVIRONMENTS
@@ -24,7 +25,8 @@ def validate(
         typer.Option(
             "--env",
             "-e",
-            help="Only this environment's stack file; repeat for several [default: all].",
+            metavar="ENV",
+            help=f"Only this environment's stack file ({ENV_CHOICES}); repeat for several \\[default: all].",
             show_default=False,
         ),
     ] = None,
@@ -54,4 +56,4 @@ def validate(
     if problems:
         raise refuse(InvalidInput(problems))
     assert loaded is not None
-    print(f"catalog ok: {len(loaded.entries)} servers; per environment: {', '.join(summary)}")
+    echo(("catalog ok", GOOD), f": {len(loaded.entries)} servers; per environment: {', '.join(summary)}")
