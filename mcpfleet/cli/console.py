@@ -37,9 +37,18 @@ Part = str | tuple[str, str]
 def console(stderr: bool = False) -> Console:
     """A console on the current stdout or stderr (made per use: tests swap the streams).
 
-    rich leaves colour out when the stream is not a terminal, NO_COLOR is set or TERM is dumb; no markup
-    or emoji codes are read from our text, and lines are never wrapped (a message keeps its words)."""
-    return Console(stderr=stderr, highlight=False, markup=False, emoji=False, soft_wrap=True)
+    rich leaves colour out when the stream is not a terminal or TERM is dumb; with NO_COLOR (no-color.org)
+    no styling at all is drawn (rich would keep bold). No markup or emoji codes are read from our text,
+    and lines are never wrapped (a message keeps its words)."""
+    plain = os.environ.get("NO_COLOR", "") != ""
+    return Console(
+        stderr=stderr,
+        color_system=None if plain else "auto",
+        highlight=False,
+        markup=False,
+        emoji=False,
+        soft_wrap=True,
+    )
 
 
 def styled(*parts: Part) -> Text:
