@@ -11,13 +11,15 @@ started with `--call-log` writes the id that reached it beside the message it ex
   `X-Forwarded-For` (the client address the gateway saw), or with `Forwarded` or `Authorization`;
 - one request id ran twice on the servers;
 - the router refused a message (or HAProxy did) and a server ran it anyway;
-- the router says a server answered a message successfully, and that server has no record of it.
+- the router says a server answered a message successfully, and that server has no record of it;
+- the gateway sent a request to a router replica, and no router wrote an audit record of it.
 
 Servers without a call log (server-everything) are compared through what they return, by the tests.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping
@@ -86,10 +88,15 @@ class AuditRecord:
     rpc_code: int | None
     session: str | None
     era: str | None
+    end: float
+    """When the record was written, the answer's end (seconds since the epoch)."""
+    latency_ms: float
 
     @classmethod
     def from_line(cls, router: str, entry: Mapping[str, Any]) -> AuditRecord:
         return cls(
+            end=datetime.datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp(),
+            latency_ms=entry["latency_ms"],
             router=router,
             request_id=entry["request_id"],
             client=entry["client"],
@@ -137,7 +144,8 @@ class Audit:
     pairs: list[tuple[AuditRecord, ServerCall]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     excused: list[ServerCall] = field(default_factory=list)
-    """Calls without an audit record that the caller excused (messages in flight on a killed router)."""
+    """Calls without an audit record or gateway log line that the caller excused (in flight on a killed
+    router or gateway replica)."""
 
     def tools_run(self, server: str | None = None) -> Counter[str]:
         """Tools the servers ran (and the router named alike), by name."""
@@ -167,8 +175,8 @@ def check(
     """Join router records, server calls and gateway entries of one stretch of the run by request id.
 
     recorded: the servers whose every replica keeps a call log (a successful answer of theirs must have a
-    call). excused: request ids allowed to have run without an audit record (in flight on a router
-    replica that was killed: the router writes a record when the answer ends)."""
+    call). excused: request ids allowed to have run without an audit record or a gateway log line (in
+    flight on a router or gateway replica that was killed: each writes its line when the answer ends)."""
     audit = Audit(list(records), list(calls))
     by_id: dict[str, list[AuditRecord]] = defaultdict(list)
     for record in audit.records:
@@ -198,13 +206,17 @@ def check(
         ran[request_id].append(call)
         logged = gateway_ids.get(request_id)
         if gateway_ids and logged is None:
-            problems.append(f"{where} with request id {request_id}, which no gateway logged")
+            if request_id in excused:
+                audit.excused.append(call)
+            else:
+                problems.append(f"{where} with request id {request_id}, which no gateway logged")
         if logged is not None and forwarded_for and forwarded_for != [logged["client"]]:
             problems.append(f"{where}: X-Forwarded-For {forwarded_for}, the gateway saw {logged['client']}")
         matching = by_id.get(request_id, [])
         if not matching:
             if request_id in excused:
-                audit.excused.append(call)
+                if call not in audit.excused:
+                    audit.excused.append(call)
             else:
                 problems.append(f"{where} (request {request_id}) and no router wrote an audit record of it")
             continue
@@ -242,6 +254,15 @@ def check(
                 f" {record.tool}, answered {record.outcome} ({record.status}), and no replica ran it"
             )
     for request_id, entry in gateway_ids.items():
+        if (
+            entry.get("router") not in (None, NO_SERVER)
+            and request_id not in by_id
+            and request_id not in excused
+        ):
+            problems.append(
+                f"{entry.get('gateway', 'a gateway')} sent request {request_id} to {entry['router']}"
+                f" ({entry['status']}, {entry['termination']}) and no router wrote an audit record of it"
+            )
         if entry.get("router") == NO_SERVER and (ran.get(request_id) or by_id.get(request_id)):
             problems.append(
                 f"the gateway answered request {request_id} itself ({entry['status']}), yet it ran"

@@ -24,9 +24,10 @@ The API (for the e2e tests and the adversarial corpus in tests/e2e/attacks/):
 - What happened: `mark()` then `server_calls(since)` (what the reference servers and the conformance
   target executed: `tests.e2e.ServerCall`), `audit_records(since)` (the routers' audit lines),
   `gateway_entries(since)` (HAProxy's access logs), and `audit(since, excused=...)`, which joins the three
-  by request id and lists every disagreement (`tests.e2e.audit.check`); `wait_audit` waits for records
-  still being written (a record is written when its answer ends) and returns the join: call
-  `.assert_agrees()` on it.
+  by request id and lists every disagreement (`tests.e2e.audit.check`); `wait_audit(since,
+  request_ids=...)` waits for records still being written (a record is written when its answer ends)
+  and returns the join: call `.assert_agrees()` on it, and look up the records of the request ids your
+  client got back (every answer through the gateway carries its X-Request-ID) in `.records`.
 - Clients: `request(url, tls, token, body, headers)` sends one raw POST and returns (status, headers,
   JSON or text); `mcp_client(url, token, mode, tls, seen)` is the mcp SDK's client (`legacy` or
   `MODERN`), `Seen` collects the answers it got (status, replica, X-Request-ID, method and tool).
@@ -93,6 +94,7 @@ STACKS = REPO / "stacks"
 EXAMPLES_CATALOG = REPO / "examples" / "catalog"
 # Entries only these tests need (the conformance suite's target), planned together with the examples.
 E2E_CATALOG = Path(__file__).resolve().parent / "catalog"
+LISTEN_HOST = Path(__file__).resolve().parent / "listen_host.mjs"
 ENV: EnvName = "prod"
 MODERN = "2026-07-28"
 REPLICA_HEADER = "x-replica-id"
@@ -108,7 +110,6 @@ REPLICA_ADDRESSES: Mapping[str, tuple[str, ...]] = {
     "notes": ("127.0.0.31", "127.0.0.32"),
     "units": ("127.0.0.33",),
     "text": ("127.0.0.34",),
-    # server-everything listens on every address (it has no host setting); DNS names this one.
     "everything": ("127.0.0.35",),
     # The conformance suite's dns-rebinding scenario wants a URL on 127.0.0.1 or localhost.
     "conformance": ("127.0.0.1",),
@@ -404,10 +405,16 @@ class RunningFleet:
         server = self.server(replica.server)
         log = self.workdir / "logs" / f"{replica.label}.log"
         if replica.server == "everything":
-            # `mcp-server-everything streamableHttp` on PORT: every address (it has no host setting) and
-            # no Host check; run by the locked Node 22.
-            argv = [str(node.node_binary()), str(node.EVERYTHING), "streamableHttp"]
-            env = {**node.node_env(process_env()), "PORT": str(replica.port)}
+            # `mcp-server-everything streamableHttp` on PORT, run by the locked Node 22, with no Host
+            # check; it has no host setting either (it listens on every address): listen_host.mjs pins it
+            # to the replica's address, as a pod has one.
+            argv = [str(node.node_binary()), "--import", LISTEN_HOST.as_uri(), str(node.EVERYTHING)]
+            argv.append("streamableHttp")
+            env = {
+                **node.node_env(process_env()),
+                "PORT": str(replica.port),
+                "MCP_LISTEN_HOST": replica.address,
+            }
         elif replica.server == "conformance":
             # tests/e2e/conformance_server.py's server, also accepting the gateways' addresses as Host
             # (see serve_conformance_target).
@@ -605,14 +612,22 @@ class RunningFleet:
         )
 
     def wait_audit(
-        self, since: Mark = BEGINNING, excused: Collection[str] = (), timeout: float = AUDIT_TIMEOUT
+        self,
+        since: Mark = BEGINNING,
+        excused: Collection[str] = (),
+        request_ids: Collection[str | None] = (),
+        timeout: float = AUDIT_TIMEOUT,
     ) -> Audit:
-        """`audit`, once it has no problems or timeout has passed: records are written when answers end,
-        a little after the client has the last byte (and a stream's when it closes)."""
+        """`audit`, once it has no problems and an audit record of each of request_ids (the X-Request-ID
+        answers carried back), or once timeout has passed: the router writes a record as the answer ends,
+        a little after the client has the last byte (and a stream's when it closes), and HAProxy a log
+        line when the connection's request ends."""
         deadline = time.monotonic() + timeout
         while True:
             result = self.audit(since, excused)
-            if not result.problems or time.monotonic() > deadline:
+            audited = {record.request_id for record in result.records}
+            complete = all(request_id in audited for request_id in request_ids)
+            if (not result.problems and complete) or time.monotonic() > deadline:
                 return result
             time.sleep(0.2)
 
