@@ -1,0 +1,142 @@
+"""The audit join of tests/e2e/audit.py finds each disagreement it is there to find: the end-to-end tests'
+audit acceptance is only as strong as these rules."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.audit import AuditRecord, ServerCall, check, json_lines
+
+CLIENT = "127.0.0.1"
+
+
+def record(request_id: str, tool: str | None = "add_note", **changes: Any) -> AuditRecord:
+    base = AuditRecord(
+        router="mcp-router-0",
+        request_id=request_id,
+        client=CLIENT,
+        caller="alice",
+        server="notes",
+        method="tools/call",
+        tool=tool,
+        outcome="ok",
+        status=200,
+        rpc_code=None,
+        session=None,
+        era="legacy",
+        end=0.0,
+        latency_ms=1.0,
+    )
+    return replace(base, **changes)
+
+
+def call(request_id: str, tool: str | None = "add_note", **changes: Any) -> ServerCall:
+    base = ServerCall(
+        server="notes",
+        replica="notes-1",
+        method="tools/call",
+        tool=tool,
+        forwarding={
+            "x-request-id": [request_id],
+            "x-forwarded-for": [CLIENT],
+            "x-forwarded-proto": ["https"],
+        },
+        headers=frozenset({"host", "content-type", "x-request-id", "x-forwarded-for", "x-forwarded-proto"}),
+        repeated=frozenset(),
+        session=None,
+    )
+    return replace(base, **changes)
+
+
+def entry(request_id: str, router: str = "router1", status: int = 200) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "router": router,
+        "status": status,
+        "client": CLIENT,
+        "termination": "--",
+    }
+
+
+def problems(records: list[AuditRecord], calls: list[ServerCall], entries: list[dict[str, Any]]) -> list[str]:
+    return check(records, calls, entries, recorded={"notes"}).problems
+
+
+def test_agreeing_records_join_without_problems() -> None:
+    audit = check([record("a")], [call("a")], [entry("a")], recorded={"notes"})
+    assert audit.problems == [] and len(audit.pairs) == 1
+    assert audit.tools_run() == {"add_note": 1}
+
+
+def test_a_record_naming_another_tool_than_the_server_ran() -> None:
+    found = problems([record("a", tool="add_note")], [call("a", tool="delete_note")], [entry("a")])
+    assert len(found) == 1 and "delete_note" in found[0] and "add_note" in found[0]
+
+
+def test_another_method_or_server() -> None:
+    assert problems([record("a", method="ping", tool=None)], [call("a")], [entry("a")])
+    assert problems([record("a", server="text")], [call("a")], [entry("a")])
+
+
+def test_a_message_run_with_no_audit_record_unless_excused() -> None:
+    assert "no router wrote an audit record" in problems([], [call("a")], [entry("a")])[0]
+    audit = check([], [call("a")], [entry("a", status=502)], recorded={"notes"}, excused={"a"})
+    assert audit.problems == [] and len(audit.excused) == 1
+
+
+def test_a_refused_message_that_ran_anyway() -> None:
+    refused = record("a", tool="delete_note", outcome="refused", status=403, rpc_code=-32003)
+    found = problems([refused], [call("a", tool="delete_note")], [entry("a", status=403)])
+    assert any("refused" in problem for problem in found)
+
+
+def test_a_message_the_gateway_answered_itself_that_ran() -> None:
+    found = problems([], [call("a")], [entry("a", router="<NOSRV>", status=401)])
+    assert any("answered request a itself" in problem for problem in found)
+
+
+def test_a_success_no_replica_ran() -> None:
+    found = problems([record("a")], [], [entry("a")])
+    assert found and "no replica ran it" in found[0]
+    # Streams, session ends and servers without a call log are not messages a call log holds.
+    assert problems([record("b", method="GET", tool=None)], [], [entry("b")]) == []
+    assert problems([record("c", server="everything")], [], [entry("c")]) == []
+
+
+def test_a_request_sent_to_a_router_that_no_router_audited() -> None:
+    found = problems([], [], [entry("a", status=502)])
+    assert found and "no router wrote an audit record" in found[0]
+    assert check([], [], [entry("a", status=502)], excused={"a"}).problems == []
+
+
+def test_forwarding_headers_other_than_the_gateways() -> None:
+    two_ids = call("a", forwarding={"x-request-id": ["a", "client-id"], "x-forwarded-for": [CLIENT]})
+    assert any("X-Request-ID" in p for p in problems([record("a")], [two_ids], [entry("a")]))
+    two_addresses = call("a", forwarding={"x-request-id": ["a"], "x-forwarded-for": ["203.0.113.9", CLIENT]})
+    assert any("X-Forwarded-For" in p for p in problems([record("a")], [two_addresses], [entry("a")]))
+    other_address = call("a", forwarding={"x-request-id": ["a"], "x-forwarded-for": ["203.0.113.9"]})
+    assert any("the gateway saw" in p for p in problems([record("a")], [other_address], [entry("a")]))
+    forwarded = call(
+        "a", forwarding={"x-request-id": ["a"], "x-forwarded-for": [CLIENT], "forwarded": ["for=x"]}
+    )
+    assert any("forwarded" in p for p in problems([record("a")], [forwarded], [entry("a")]))
+    token = call("a", headers=frozenset({"authorization", "x-request-id"}))
+    assert any("Authorization" in p for p in problems([record("a")], [token], [entry("a")]))
+    repeated = call("a", repeated=frozenset({"mcp-session-id"}))
+    assert any("repeated" in p for p in problems([record("a")], [repeated], [entry("a")]))
+
+
+def test_an_id_no_gateway_logged_and_an_id_run_twice() -> None:
+    assert any("no gateway logged" in p for p in problems([record("a")], [call("a")], [entry("b")]))
+    twice = problems([record("a")], [call("a"), call("a", replica="notes-2")], [entry("a")])
+    assert any("ran 2 times" in p for p in twice)
+
+
+def test_json_lines_reads_complete_json_lines_only(tmp_path: Path) -> None:
+    log = tmp_path / "router.log"
+    log.write_text('WARNING something\n{"a": 1}\n{"b": 2}\n{"c": ', encoding="utf-8")
+    assert json_lines(log) == ([{"a": 1}, {"b": 2}], 3)
+    assert json_lines(log, 2) == ([{"b": 2}], 3)
+    assert json_lines(tmp_path / "absent.log") == ([], 0)
