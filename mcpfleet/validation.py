@@ -107,10 +107,10 @@ def unknown_field(root: type[BaseModel], loc: Path_) -> str:
     # The model here does not declare it (or it would not be unknown): every home is elsewhere.
     homes = _homes(root).get(name, [])
     if homes:
-        places = [_place(home) for home in homes[:_MAX_HOMES]]
         more = " (among others)" if len(homes) > _MAX_HOMES else ""
-        where = places[0] if len(places) == 1 else f"{', '.join(places[:-1])} or {places[-1]}"
-        return f"unknown field here: `{name}` belongs {where}{more}; check its indentation"
+        return (
+            f"unknown field here: `{name}` belongs {_places(homes[:_MAX_HOMES])}{more}; check its indentation"
+        )
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.7)
     if close:
         return f"unknown field: did you mean `{close[0]}`?"
@@ -127,7 +127,16 @@ def _fold(text: str) -> str:
 
 
 def _place(home: tuple[str, ...]) -> str:
-    return f"under `{_template(home)}`" if home else "at the top level"
+    return _places([home])
+
+
+def _places(homes: list[tuple[str, ...]]) -> str:
+    """'at the top level or under `a`, `b` or `c`'."""
+    named = [f"`{_template(home)}`" for home in homes if home]
+    under = f"under {', '.join(named[:-1])} or {named[-1]}" if len(named) > 1 else f"under {''.join(named)}"
+    if len(named) < len(homes):
+        return f"at the top level or {under}" if named else "at the top level"
+    return under
 
 
 def _template(home: tuple[str, ...]) -> str:
@@ -201,7 +210,7 @@ def _homes(root: type[BaseModel]) -> dict[str, list[tuple[str, ...]]]:
 
     walk(root, (), frozenset({root}))
     for places in homes.values():
-        places.sort(key=lambda place: (len(place), place))
+        places.sort(key=len)  # shallowest first, then in the models' order
     return homes
 
 
