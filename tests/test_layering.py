@@ -30,6 +30,22 @@ FORBIDDEN = {
     "mcpfleet/catalog": (*PULUMI, "components", *ABOVE_THE_PROGRAM),
     "mcpfleet/stacks": (*PULUMI, "components", *ABOVE_THE_PROGRAM),
     "mcpfleet/fleet.py": (*PULUMI, "components", *ABOVE_THE_PROGRAM),
+    # How every input problem is worded and placed: under the models and loaders that use it.
+    "mcpfleet/errors.py": (*PULUMI, "components", *ABOVE_THE_PROGRAM, "mcpfleet.catalog", "mcpfleet.stacks"),
+    "mcpfleet/messages.py": (
+        *PULUMI,
+        "components",
+        *ABOVE_THE_PROGRAM,
+        "mcpfleet.catalog",
+        "mcpfleet.stacks",
+    ),
+    "mcpfleet/validation.py": (
+        *PULUMI,
+        "components",
+        *ABOVE_THE_PROGRAM,
+        "mcpfleet.catalog",
+        "mcpfleet.stacks",
+    ),
     "components/manifests": (*PULUMI, *ABOVE_THE_PROGRAM),
     "components": ABOVE_THE_PROGRAM,
     "mcpfleet/plan": ("mcpfleet.cli",),
