@@ -119,7 +119,8 @@ def environment_from_config(raw: Any, where: str, env: str | None = None) -> Env
     try:
         settings = Environment.model_validate(raw)
     except ValidationError as exc:
-        raise InvalidInput(problems_from(exc, YamlDocument(raw), where, ("config", CONFIG_KEY))) from None
+        document = YamlDocument(raw)
+        raise InvalidInput(problems_from(exc, document, where, ("config", CONFIG_KEY), Environment)) from None
     if env is not None:
         document = YamlDocument({"config": {CONFIG_KEY: raw}})
         found = deploy_input_problems(settings, env, document, where)

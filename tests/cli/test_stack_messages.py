@@ -9,9 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from mcpfleet.cli.main import app
+from mcpfleet.errors import InvalidInput
+from mcpfleet.stacks.loader import environment_from_config
+from mcpfleet.stacks.models import CONFIG_KEY
 from tests.conftest import REPO
 
 runner = CliRunner()
@@ -81,3 +85,18 @@ def test_a_check_across_settings_points_at_the_setting(stacks_dir: Path) -> None
         f"Pulumi.local.yaml:{line + 1}: config.mcpfleet:environment.router.maxReplicas:"
         " maxReplicas is below replicas"
     ) in err, err
+
+
+def test_pulumi_up_gets_the_same_words(stacks_dir: Path) -> None:
+    # `pulumi up` hands the settings over without lines: the words are the same, with the stack file named.
+    raw = yaml.safe_load((stacks_dir / "Pulumi.local.yaml").read_text(encoding="utf-8"))["config"][CONFIG_KEY]
+    raw["issuer"] = raw["gateway"]["auth"].pop("issuer")
+    raw["gateway"]["replicas"] = "2"
+    with pytest.raises(InvalidInput) as caught:
+        environment_from_config(raw, "stacks/Pulumi.local.yaml")
+    where = "stacks/Pulumi.local.yaml: config.mcpfleet:environment"
+    assert sorted(str(problem) for problem in caught.value.problems) == [
+        f"{where}.gateway.auth.issuer: required field is missing",
+        f"{where}.gateway.replicas: must be a whole number, found text (write it without quotes)",
+        f"{where}.issuer: unknown field here: `issuer` belongs under `gateway.auth`; check its indentation",
+    ]
