@@ -95,7 +95,7 @@ def new(
         problems.append(InputProblem(shown, None, option, message))
 
     if not (NAME.match(name) and len(name) <= 40):
-        bad("<name>", f"{name!r} is not {NAME_RULE}")
+        bad("NAME", f"{name!r} is not {NAME_RULE}")
     if not (NAME.match(team) and len(team) <= 40):
         bad("--team", f"{team!r} is not {NAME_RULE}")
     image_repository, _, image_tag = image.rpartition(":")
@@ -123,7 +123,7 @@ def new(
     if target.exists():
         problems.append(InputProblem(shown, None, None, "already exists: edit it, or choose another name"))
     # The entry goes into the repository: refuse a pasted secret here, as validate would, never echoing it.
-    options = {"<name>": name, "--title": title, "--description": description, "--contact": contact}
+    options = {"NAME": name, "--title": title, "--description": description, "--contact": contact}
     options |= {"--repository": repository, "--image": image, "--version": version, "--command": command}
     literals = []
     for option, value in options.items():
