@@ -31,7 +31,7 @@ def plan(
     stacks: StacksOption = Path("stacks"),
     out: Annotated[
         Path | None,
-        typer.Option("--out", metavar="DIR", help="Output folder [default: build/<env>]", file_okay=False),
+        typer.Option("--out", metavar="DIR", help="Output folder \\[default: build/ENV]", file_okay=False),
     ] = None,
 ) -> None:
     """Run the Pulumi program offline; write manifests/ and resources.json, replacing the old plan at once."""
