@@ -1,8 +1,8 @@
 """Benchmark the gateway's data plane: tools/call straight to a server, through HAProxy alone, through
 HAProxy and the MCP router, and through HAProxy and a peer of the router (fastmcp's proxy), in one run.
 
-    python -m scripts.bench_gateway [--env dev] [--calls 1500] [--concurrency 8] [--warmup 200] [--rounds 5]
-        [--peer-backend shared|fresh]
+    python -m scripts.bench_gateway [--env dev] [--calls 1500] [--concurrency 8] [--warmup 200] [--rounds 10]
+        [--peer-backend shared|fresh] [--profile DIR]
 
 Two reference servers of examples/catalog start as `mcpfleet dev` starts them: text (stateless) for
 modern clients (2026-07-28: no session, `mcp-method`/`mcp-name` headers) and notes (stateful) for legacy
@@ -15,7 +15,10 @@ Paths, for each mode:
   audience and claim types, route, rate counters, request id and forwarding headers, access log) with
   its router pool replaced by the servers themselves, the public path `/servers/<name>/mcp` rewritten
   to the server's own: the gateway as it was before the router, so the router's own cost is the
-  difference between this path and the next;
+  difference between this path and haproxy+router;
+- haproxy+hop: the same configuration forwarding to a Python hop that checks nothing, built and set up
+  as the router is (uvicorn on uvloop and httptools, a pooled aiohttp client: scripts/bench_hop.py):
+  the floor under the router, so the router's own work is its difference to this path;
 - haproxy+router: the environment's configuration as rendered, forwarding to the MCP router (the same
   code as deployed, `python -m mcpfleet.router`, with router.json rendered from the fleet and the
   servers' local addresses), which checks the token again, parses the message strictly, applies the
@@ -41,7 +44,9 @@ Printed: calls/s from `--concurrency` clients at once; p50 and p99 latency of se
 connection; CPU per call of the server, of HAProxy and of the proxy in between (router or fastmcp),
 from /proc/<pid>/stat (utime + stime) over the measured calls; each path's ratios to direct; the
 targets (the router adds at most 0.5 ms at p50 and 2 ms at p99 over HAProxy alone, calls/s at least
-0.7x direct, faster than the peer), met or not; the load average before and after.
+0.7x direct, faster than the peer), met or not; the load average before and after. With --profile,
+py-spy samples the router while it is measured and the hottest functions are printed (the raw stacks
+are written to DIR for flame graphs).
 """
 
 from __future__ import annotations
@@ -75,7 +80,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from components.gateway.config import ROUTER_BACKEND, Upstream
+from components.gateway.config import ROUTER_BACKEND, Upstream, public_path
 from components.manifests.gateway import terminates_tls
 from mcpfleet.catalog.loader import load_catalog
 from mcpfleet.dev import gateway, process, router
@@ -109,10 +114,14 @@ TARGET_ADDED_P99_MS = 2.0
 TARGET_RATE_RATIO = 0.7
 
 Mode = Literal["modern", "legacy"]
-PathName = Literal["direct", "haproxy", "haproxy+router", "haproxy+fastmcp"]
-PATHS: tuple[PathName, ...] = ("direct", "haproxy", "haproxy+router", "haproxy+fastmcp")
+PathName = Literal["direct", "haproxy", "haproxy+hop", "haproxy+router", "haproxy+fastmcp"]
+PATHS: tuple[PathName, ...] = ("direct", "haproxy", "haproxy+hop", "haproxy+router", "haproxy+fastmcp")
 GATEWAY_PATHS: tuple[PathName, ...] = PATHS[1:]
-Role = Literal["server", "haproxy", "router", "fastmcp"]
+Role = Literal["server", "haproxy", "hop", "router", "fastmcp"]
+PROXIES: tuple[Role, ...] = ("hop", "router", "fastmcp")
+PROFILE_RATE = 250
+PROFILE_FILE = "router-py-spy.txt"
+PROFILE_TOP = 15
 PEER_BACKENDS = ("shared", "fresh")
 # Legacy clients open a session each on every path; the notes server keeps 1,000 notebooks at most.
 MAX_CONCURRENCY = 64
@@ -688,6 +697,21 @@ def start_peers(
     return peers
 
 
+def start_hop(
+    fleet: Fleet, servers: Mapping[str, Server], port: int, run_dir: Path, children: list[process.Child]
+) -> process.Child:
+    """scripts/bench_hop.py in front of every server, at their public paths; ready once healthy."""
+    argv = [sys.executable, "-m", "scripts.bench_hop", "--host", LOOPBACK, "--port", str(port)]
+    for fleet_server in fleet.servers:
+        argv += ["--route", f"{public_path(fleet_server)}={servers[fleet_server.name].url}"]
+    child = process.start(
+        "hop", argv, run_dir / "logs" / "hop.log", env=base_environment(os.environ), cwd=REPO, port=port
+    )
+    children.append(child)
+    wait_listening(child, port, START_SECONDS)
+    return child
+
+
 def start_stand(
     haproxy: str, fleet: Fleet, peer_backend: str, run_dir: Path, children: list[process.Child]
 ) -> Stand:
@@ -704,6 +728,23 @@ def start_stand(
         run_dir,
         children,
         rewrite=lambda config: direct_backend(config, straight),
+    )
+
+    # HAProxy and the bare Python hop, where the router would be.
+    hop_port = free_ports(1)[0]
+
+    def with_hop(files: gateway.GatewayFiles) -> dict[Mode, dict[Role, int]]:
+        child = start_hop(fleet, servers, hop_port, run_dir, children)
+        return {mode: {"hop": child.process.pid} for mode in WORKLOADS}
+
+    gateways["haproxy+hop"] = start_haproxy(
+        haproxy,
+        "haproxy+hop",
+        fleet,
+        [Upstream(f"{LOOPBACK}:{hop_port}", hop_port)],
+        run_dir,
+        children,
+        before_start=with_hop,
     )
 
     # HAProxy and the router, as rendered for the environment (one router replica, at a fixed address).
@@ -865,7 +906,7 @@ def render_table(results: Mapping[Mode, Mapping[PathName, PathResult]], concurre
         for path, result in by_path.items():
             seq, con = result.sequential, result.concurrent
             row = f"{mode:<7} {path:<16} {con.calls_per_second:>8.0f} {seq.p50_ms:>7.3f} {seq.p99_ms:>7.3f}"
-            proxy = result.cpu_ms_per_call("router") or result.cpu_ms_per_call("fastmcp")
+            proxy = next((v for r in PROXIES if (v := result.cpu_ms_per_call(r)) is not None), None)
             if path == "direct":
                 row += f" {'':>9} {'':>6} {'':>6} {'':>8} {'':>8}"
             else:
@@ -886,7 +927,7 @@ def render_table(results: Mapping[Mode, Mapping[PathName, PathResult]], concurre
     lines += [
         f"calls/s: {concurrency} clients at once; p50/p99: sequential calls on one keep-alive connection;",
         "x: the path / direct; +ms: the path's latency minus direct's; cpu: ms of CPU (user+system) per",
-        "call; proxy: the router or fastmcp; proxy cpu x: the proxy's CPU per call / the server's on direct",
+        "call; proxy: the hop, the router or fastmcp; proxy cpu x: its CPU per call / the server's on direct",
     ]
     return lines
 
@@ -928,6 +969,83 @@ def verdicts(results: Mapping[Mode, Mapping[PathName, PathResult]]) -> list[str]
         ]
         for text, met in checks:
             lines.append(f"{mode}: {text}: {'met' if met else 'NOT met'}")
+        hop = by_path["haproxy+hop"]
+        own_cpu = (routed.cpu_ms_per_call("router") or 0.0) - (hop.cpu_ms_per_call("hop") or 0.0)
+        hop_p50 = hop.sequential.p50_ms - alone.sequential.p50_ms
+        lines.append(
+            f"{mode}: a bare Python hop alone adds {hop_p50:+.3f} ms at"
+            f" p50 over HAProxy alone; the router's own work adds"
+            f" {routed.sequential.p50_ms - hop.sequential.p50_ms:+.3f} ms at p50 and {own_cpu:+.3f} ms of CPU"
+            " per call over that hop"
+        )
+    return lines
+
+
+@contextlib.contextmanager
+def profiled(pid: int, directory: Path | None, echo: Callable[[str], None]) -> Iterator[None]:
+    """py-spy sampling process pid (Python stacks, without pausing it) for the block, if directory is
+    given; then the hottest functions, by the time they spend themselves and with what they call."""
+    if directory is None:
+        yield
+        return
+    beside = Path(sys.executable).parent / "py-spy"
+    binary = str(beside) if beside.exists() else shutil.which("py-spy")
+    if binary is None:
+        raise BenchError("py-spy not found (pip install py-spy)")
+    directory.mkdir(parents=True, exist_ok=True)
+    output = directory / PROFILE_FILE
+    command = [binary, "record", "--pid", str(pid), "--nonblocking", "--rate", str(PROFILE_RATE)]
+    command += ["--format", "raw", "--output", str(output)]
+    with (directory / "py-spy.log").open("wb") as log:
+        spy = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        try:
+            spy.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait()
+    if not output.exists():
+        raise BenchError(f"py-spy wrote no profile (see {directory / 'py-spy.log'})")
+    for line in profile_summary(output.read_text(encoding="utf-8")):
+        echo(line)
+    echo(f"  raw stacks (flame graph input): {output}")
+
+
+def _frame(frame: str) -> str:
+    """`function (file:line)` as `function (package/module.py)`: the line dropped, and the path from
+    where its package starts (site-packages, the standard library, this repository)."""
+    name, _, where = frame.rpartition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    path = _PACKAGE_ROOT.sub("", path.removeprefix(f"{REPO}/"))
+    return f"{name} ({path})" if name else frame
+
+
+_PACKAGE_ROOT = re.compile(r"^.*/(site-packages|dist-packages|python3\.[0-9]+)/")
+
+
+def profile_summary(raw: str, top: int = PROFILE_TOP) -> list[str]:
+    """py-spy's raw output (`frame;frame;... count` per line) as the functions that take the most samples:
+    by the time they spend themselves (self) and with everything they call (total)."""
+    own: dict[str, int] = {}
+    total: dict[str, int] = {}
+    samples = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = [_frame(frame) for frame in stack.split(";")]
+        samples += int(count)
+        own[frames[-1]] = own.get(frames[-1], 0) + int(count)
+        for name in set(frames):
+            total[name] = total.get(name, 0) + int(count)
+    if not samples:
+        return ["  profile: no samples"]
+    lines = [f"  router profile (py-spy, {samples} samples of the router while busy): self% total% function"]
+    for name, spent in sorted(own.items(), key=lambda item: -item[1])[:top]:
+        lines.append(f"  {spent / samples:6.1%} {total[name] / samples:6.1%}  {name}")
     return lines
 
 
@@ -988,7 +1106,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rounds",
         type=positive,
-        default=5,
+        default=10,
         help="Turns the paths take, each a share of the calls (default: %(default)s).",
     )
     parser.add_argument(
@@ -997,6 +1115,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="shared",
         help="fastmcp's backend client for modern clients: one shared (its fastest) or one per request"
         " (its default) (default: %(default)s).",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="Sample the router with py-spy while it is measured; print its hottest functions and write"
+        f" the raw stacks to DIR/{PROFILE_FILE}.",
     )
     args = parser.parse_args(argv)
     if args.rounds > args.calls:
@@ -1050,7 +1175,8 @@ def benchmark(
     try:
         stand = start_stand(haproxy, fleet, args.peer_backend, run_dir, children)
         results: dict[Mode, dict[PathName, PathResult]] = {}
-        with start_blocking_portal() as portal:
+        router_pid = stand.gateways["haproxy+router"].pids["modern"]["router"]
+        with start_blocking_portal() as portal, profiled(router_pid, args.profile, echo):
             for mode, workload in WORKLOADS.items():
                 before = audited_calls(stand.audit, workload)
                 results[mode] = measure(portal, workload, targets_for(workload, stand), settings, stop, echo)

@@ -28,7 +28,7 @@ from mcpfleet.dev import gateway, process
 from scripts import bench_gateway as bench
 
 ROW = re.compile(
-    r"^(?P<mode>modern|legacy)\s+(?P<path>direct|haproxy\+router|haproxy\+fastmcp|haproxy)\s+"
+    r"^(?P<mode>modern|legacy)\s+(?P<path>direct|haproxy\+hop|haproxy\+router|haproxy\+fastmcp|haproxy)\s+"
     r"(?P<rate>[0-9]+)\s+(?P<p50>[0-9.]+)\s+(?P<p99>[0-9.]+)"
     r"(?:\s+(?P<rate_x>[0-9.]+)x\s+[0-9.]+x\s+[0-9.]+x\s+[-+][0-9.]+\s+[-+][0-9.]+)?"
     r"\s+(?P<server_cpu>[0-9.]+)\s+(?P<haproxy_cpu>[0-9.]+|-)\s+(?P<proxy_cpu>[0-9.]+|-)"
@@ -110,6 +110,27 @@ def test_a_process_gone_is_reported() -> None:
         bench.cpu_seconds(child.pid)
 
 
+def test_a_profile_is_summed_by_function() -> None:
+    main = "<module> (/v/site-packages/mcpfleet/router/__main__.py:3)"
+    raw = "\n".join(
+        [
+            f"{main};run (/usr/lib/python3.11/asyncio/runners.py:9) 6",
+            f"{main};handle (/v/site-packages/aiohttp/client.py:7) 3",
+            f"{main};handle (/v/site-packages/aiohttp/client.py:8) 1",
+            "",
+        ]
+    )
+    lines = bench.profile_summary(raw, top=2)
+    assert lines[0] == (
+        "  router profile (py-spy, 10 samples of the router while busy): self% total% function"
+    )
+    assert lines[1:] == [
+        "   60.0%  60.0%  run (asyncio/runners.py)",
+        "   40.0%  40.0%  handle (aiohttp/client.py)",
+    ]
+    assert bench.profile_summary("") == ["  profile: no samples"]
+
+
 def test_the_benchmark_runs_a_stack_configuration_with_tls_at_the_load_balancer() -> None:
     fleet = bench.load_fleet("dev")
     assert terminates_tls(fleet.settings), "dev's own gateway terminates TLS: the variant must not"
@@ -177,16 +198,17 @@ def stand(tmp_path_factory: pytest.TempPathFactory) -> Iterator[bench.Stand]:
 def test_calls_replay_the_sdk_request_on_every_path(stand: bench.Stand, mode: bench.Mode) -> None:
     workload = bench.WORKLOADS[mode]
     targets = bench.targets_for(workload, stand)
-    assert [target.path for target in targets] == ["direct", "haproxy", "haproxy+router", "haproxy+fastmcp"]
+    assert [target.path for target in targets] == list(bench.PATHS)
     # Each path names the processes a call runs through, which the CPU figures are read from.
     assert [sorted(target.pids) for target in targets] == [
         ["server"],
         ["haproxy", "server"],
+        ["haproxy", "hop", "server"],
         ["haproxy", "router", "server"],
         ["fastmcp", "haproxy", "server"],
     ]
     assert len({target.pids["server"] for target in targets}) == 1
-    assert len({target.pids.get("haproxy") for target in targets[1:]}) == 3
+    assert len({target.pids.get("haproxy") for target in targets[1:]}) == 4
     audited = bench.audited_calls(stand.audit, workload)
     with start_blocking_portal() as portal:
         for target in targets:
@@ -229,7 +251,7 @@ def test_calls_replay_the_sdk_request_on_every_path(stand: bench.Stand, mode: be
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("path", ["haproxy", "haproxy+router", "haproxy+fastmcp"])
+@pytest.mark.parametrize("path", ["haproxy", "haproxy+hop", "haproxy+router", "haproxy+fastmcp"])
 def test_a_replay_without_a_valid_token_is_refused(stand: bench.Stand, path: bench.PathName) -> None:
     workload = bench.WORKLOADS["modern"]
     [target] = [t for t in bench.targets_for(workload, stand) if t.path == path]
@@ -275,9 +297,21 @@ def test_concurrent_run_counts_every_call(stand: bench.Stand) -> None:
 
 
 @pytest.mark.e2e
-def test_the_script_prints_every_figure(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_script_prints_every_figure(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     haproxy()
-    status = bench.main(["--calls", "8", "--concurrency", "2", "--warmup", "2", "--rounds", "2"])
+    argv = [
+        "--calls",
+        "8",
+        "--concurrency",
+        "2",
+        "--warmup",
+        "2",
+        "--rounds",
+        "2",
+        "--profile",
+        str(tmp_path),
+    ]
+    status = bench.main(argv)
     out = capsys.readouterr().out
     assert status == 0, out
     rows = [match for line in out.splitlines() if (match := ROW.match(line))]
@@ -305,5 +339,15 @@ def test_the_script_prints_every_figure(capsys: pytest.CaptureFixture[str]) -> N
         assert len(verdicts) == len(expected), out
         for verdict, pattern in zip(verdicts, expected, strict=True):
             assert re.fullmatch(pattern, verdict), verdict
+        assert re.search(
+            rf"^{mode}: a bare Python hop alone adds [-+][0-9.]+ ms at p50 over HAProxy alone;"
+            r" the router's own work adds [-+][0-9.]+ ms at p50 and [-+][0-9.]+ ms of CPU per call"
+            r" over that hop$",
+            out,
+            re.M,
+        ), out
+    # The router was sampled while measured: its hottest functions, and the raw stacks for flame graphs.
+    assert re.search(r"^  router profile \(py-spy, [1-9][0-9]* samples of the router while busy\)", out, re.M)
+    assert (tmp_path / bench.PROFILE_FILE).read_text().strip()
     assert re.search(r"^  load average before: [0-9.]+ [0-9.]+ [0-9.]+$", out, re.M)
     assert re.search(r"^  load average after: [0-9.]+ [0-9.]+ [0-9.]+$", out, re.M)
