@@ -1,9 +1,11 @@
-"""Fixtures for the end-to-end tests: the Node tooling, free loopback ports, and real MCP servers that
-live as long as the tests using them. A missing tool fails the tests (never a silent skip)."""
+"""Fixtures for the end-to-end tests: the Node tooling, free loopback ports, real MCP servers that live
+as long as the tests using them, and the prod data plane (tests/e2e/gateway.py) with the audit check
+every test using it ends with. A missing tool fails the tests (never a silent skip)."""
 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 
 from mcpfleet.dev import process
 from tests.e2e import node
+from tests.e2e.gateway import Audited, RunningFleet, running_fleet
 
 REPO = Path(__file__).resolve().parents[2]
 LOOPBACK = "127.0.0.1"
@@ -56,3 +59,26 @@ def conformance_target_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield f"http://{LOOPBACK}:{port}/mcp"
     finally:
         process.stop(child)
+
+
+@pytest.fixture(scope="session")
+def fleet(node_tooling: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFleet]:
+    """The prod plan's gateway and routers in front of the fleet's servers, all running (one per session:
+    a test that kills a part brings it back with `fleet.whole()`)."""
+    started = time.monotonic()
+    with running_fleet(tmp_path_factory.mktemp("gateway-e2e")) as running:
+        print(f"\nfleet, both routers and both gateways serving in {time.monotonic() - started:.1f}s")
+        yield running
+
+
+@pytest.fixture
+def audited(fleet: RunningFleet) -> Iterator[Audited]:
+    """When the test ends: every message a server ran during it agrees with the router's audit record and
+    the gateway's log (tests/e2e/audit.py), and every request a router was sent has its record."""
+    mark = fleet.mark()
+    scope = Audited()
+    yield scope
+    time.sleep(0.5)  # the last answers' records and log lines are written as they end
+    scope.result = fleet.wait_audit(mark, scope.excused)
+    print(f"\naudit: {scope.result.summary()}")
+    scope.result.assert_agrees()

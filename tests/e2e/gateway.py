@@ -28,6 +28,10 @@ The API (for the e2e tests and the adversarial corpus in tests/e2e/attacks/):
   request_ids=...)` waits for records still being written (a record is written when its answer ends)
   and returns the join: call `.assert_agrees()` on it, and look up the records of the request ids your
   client got back (every answer through the gateway carries its X-Request-ID) in `.records`.
+- Fixtures (tests/e2e/conftest.py): `fleet`, one RunningFleet for the whole test session (a test that
+  kills something calls `fleet.whole()` before it ends, a test that needs it whole calls it first), and
+  `audited`, which joins what happened during the test when it ends and fails it on any disagreement
+  (add request ids to `audited.excused` for messages a killed replica carried).
 - Clients: `request(url, tls, token, body, headers)` sends one raw POST and returns (status, headers,
   JSON or text); `mcp_client(url, token, mode, tls, seen)` is the mcp SDK's client (`legacy` or
   `MODERN`), `Seen` collects the answers it got (status, replica, X-Request-ID, method and tool).
@@ -630,6 +634,16 @@ class RunningFleet:
             if (not result.problems and complete) or time.monotonic() > deadline:
                 return result
             time.sleep(0.2)
+
+
+@dataclass
+class Audited:
+    """One test's stretch of the run, checked when the test ends (the `audited` fixture): request ids
+    the test excuses (run, but never audited or logged because the router or gateway replica carrying
+    them was killed), and the join, once made."""
+
+    excused: set[str] = field(default_factory=set)
+    result: Audit | None = None
 
 
 def process_env() -> dict[str, str]:

@@ -4,12 +4,12 @@ of the fleet's real MCP servers (notes with two replicas, units, text, server-ev
 conformance target), reached by the mcp SDK's clients, the official conformance suite and
 `mcpfleet verify`.
 
-One fleet serves the whole module (tests/e2e/gateway.py starts it and stops every process); a test that
-kills something brings it back before it ends, and a test that needs it whole waits until it is. After
-every test, each message a server ran is joined by request id with the router's audit record and the
-gateway's access log (tests/e2e/audit.py): the record must name the tool the server ran, the server must
-have seen exactly the gateway's request id and client address, and nothing the router or HAProxy refused
-may have run.
+One fleet serves the whole session (the `fleet` fixture: tests/e2e/gateway.py starts it and stops every
+process); a test that kills something brings it back before it ends, and a test that needs it whole
+waits until it is. After every test (the `audited` fixture), each message a server ran is joined by
+request id with the router's audit record and the gateway's access log (tests/e2e/audit.py): the record
+must name the tool the server ran, the server must have seen exactly the gateway's request id and client
+address, and nothing the router or HAProxy refused may have run.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,13 +47,14 @@ from components.manifests.gateway import (
 )
 from components.manifests.router import CONFIG_KEY as ROUTER_CONFIG_KEY
 from tests.e2e import node
-from tests.e2e.audit import Audit, AuditRecord
+from tests.e2e.audit import AuditRecord
 from tests.e2e.gateway import (
     GATEWAY_ADDRESSES,
     MODERN,
     REPLICA_ADDRESSES,
     ROUTER_ADDRESSES,
     STACKS,
+    Audited,
     Rerouted,
     RunningFleet,
     Seen,
@@ -62,11 +63,11 @@ from tests.e2e.gateway import (
     request,
     result_text,
     router_health,
-    running_fleet,
 )
 from tests.e2e.test_conformance_direct import SCENARIOS
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# Every test is audited when it ends (tests/e2e/conftest.py, `audited`).
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.usefixtures("audited")]
 
 SESSIONS = 50
 CONCURRENCY = 8
@@ -88,35 +89,6 @@ def run_async(function: Callable[..., Awaitable[T]], *args: Any) -> T:
     which the Pulumi SDK needs in the main thread for plan tests later in the same session."""
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(anyio.run, function, *args).result()
-
-
-@pytest.fixture(scope="module")
-def fleet(node_tooling: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFleet]:
-    started = time.monotonic()
-    with running_fleet(tmp_path_factory.mktemp("gateway-e2e")) as running:
-        print(f"\nfleet, both routers and both gateways serving in {time.monotonic() - started:.1f}s")
-        yield running
-
-
-@dataclass
-class Audited:
-    """What the test ran, checked when it ends: request ids it excuses (run, but never audited because
-    the router replica carrying them was killed), and the join, once made."""
-
-    excused: set[str] = field(default_factory=set)
-    result: Audit | None = None
-
-
-@pytest.fixture(autouse=True)
-def audited(fleet: RunningFleet) -> Iterator[Audited]:
-    """After each test: every message a server ran in it agrees with the router's audit record."""
-    mark = fleet.mark()
-    scope = Audited()
-    yield scope
-    time.sleep(0.5)  # the last answers' records and log lines are written as they end
-    scope.result = fleet.wait_audit(mark, scope.excused)
-    print(f"\naudit: {scope.result.summary()}")
-    scope.result.assert_agrees()
 
 
 def describe(exc: BaseException) -> str:
