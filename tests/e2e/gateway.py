@@ -897,19 +897,24 @@ def result_text(result: Any) -> str:
 
 def request(
     url: str,
-    tls: ssl.SSLContext,
+    tls: ssl.SSLContext | None,
     token: str | None = None,
     body: Mapping[str, Any] | bytes | None = None,
     headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
-    connection: http.client.HTTPSConnection | None = None,
+    connection: http.client.HTTPConnection | None = None,
 ) -> tuple[int, dict[str, str], Any]:
-    """One POST of a JSON-RPC body (a mapping, or bytes sent as they are); (status, lower-cased headers,
-    JSON or text body). headers may be pairs, to send one name several times."""
+    """One POST of a JSON-RPC body (a mapping, or bytes sent as they are) to an https URL (trusting tls)
+    or an http one; (status, lower-cased headers, JSON or text body). headers may be pairs, to send one
+    name several times."""
     parts = urllib.parse.urlsplit(url)
     own = connection is None
-    conn = connection or http.client.HTTPSConnection(
-        parts.hostname or "", parts.port, timeout=10, context=tls
-    )
+    conn: http.client.HTTPConnection
+    if connection is not None:
+        conn = connection
+    elif parts.scheme == "https":
+        conn = http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=10, context=tls)
+    else:
+        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
     pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers or [])
     names = {name.lower() for name, _ in pairs}
     if isinstance(body, bytes):
