@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import pulumi
 
 from components.addons import ClusterAddons
+from components.dns import GatewayDns, load_balancer_hostname
 from components.gateway import Gateway
 from components.gateway.router import Router
 from components.mesh import Mesh
@@ -36,7 +37,6 @@ class Fleet(pulumi.ComponentResource):
         settings = fleet.settings
         mesh = Mesh("mesh", settings, child)
         secrets = Secrets("secrets", settings, child)
-        monitoring = Monitoring("monitoring", settings, platform.grafana_admin_password, child)
         namespaces = ServerNamespaces("namespaces", fleet.namespaces, child).resources
         # Its PeerAuthentication needs Istio's CRDs.
         addons = ClusterAddons("addons", settings, platform.cluster, child)
@@ -48,6 +48,20 @@ class Fleet(pulumi.ComponentResource):
             platform.gateway_jwt_public_key,
             pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[mesh, *addons.ready])),
         )
+        # Its PodMonitors for the gateway and the router go into the gateway's namespace.
+        monitoring = Monitoring(
+            "monitoring", settings, platform.grafana_admin_password, self.gateway.namespace_resource, child
+        )
+        self.dns: GatewayDns | None = None
+        if platform.cluster is not None and settings.dns is not None and self.gateway.service is not None:
+            # `domain` names the load balancer the AWS Load Balancer Controller makes for the Service.
+            self.dns = GatewayDns(
+                "gateway-dns",
+                settings,
+                platform.cluster,
+                load_balancer_hostname(self.gateway.service),
+                child,
+            )
         # In the gateway's namespace, reading its issuer key; its AuthorizationPolicy needs Istio's CRDs.
         self.router = Router(
             "router",

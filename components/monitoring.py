@@ -1,5 +1,6 @@
-"""Monitoring: kube-prometheus-stack (Prometheus, Alertmanager, Grafana), the gateway's scrape config and
-the fleet's dashboards. Each server's own ServiceMonitor and alerts belong to its McpServer."""
+"""Monitoring: kube-prometheus-stack (Prometheus, Alertmanager, Grafana), the scrape configs of the gateway
+and the MCP router, and the fleet's dashboards. Each server's own ServiceMonitor and alerts belong to its
+McpServer."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from components.manifests.monitoring import (
     grafana_admin_secret,
     kube_prometheus_stack_values,
     monitoring_namespaces,
+    router_monitoring_objects,
 )
 from mcpfleet.stacks.models import Environment
 
@@ -35,9 +37,12 @@ class Monitoring(pulumi.ComponentResource):
         name: str,
         settings: Environment,
         grafana_admin_password: pulumi.Input[str],
+        gateway_namespace: pulumi.Resource,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        """grafana_admin_password: a Pulumi secret (`pulumi config set --secret grafanaAdminPassword`)."""
+        """grafana_admin_password: a Pulumi secret (`pulumi config set --secret grafanaAdminPassword`).
+        gateway_namespace: the Namespace the Gateway component creates, where the PodMonitors of the
+        gateway and the router go (a missing namespace fails their creation)."""
         super().__init__(TYPE_TOKEN, name, None, opts)
         namespaces = [
             kubernetes_resource(f"{name}-{role}", obj, pulumi.ResourceOptions(parent=self))
@@ -54,9 +59,11 @@ class Monitoring(pulumi.ComponentResource):
             values=kube_prometheus_stack_values(settings),
             opts=pulumi.ResourceOptions(parent=self, depends_on=namespaces),
         )
-        after_chart = pulumi.ResourceOptions(parent=self, depends_on=[self.chart])
-        for resource_name, obj in gateway_monitoring_objects(settings).items():
-            kubernetes_resource(resource_name, obj, after_chart)
+        # Their CRD comes with the chart; they go into the gateway's namespace.
+        scrape_opts = pulumi.ResourceOptions(parent=self, depends_on=[self.chart, gateway_namespace])
+        scrape_configs = {**gateway_monitoring_objects(settings), **router_monitoring_objects(settings)}
+        for resource_name, obj in scrape_configs.items():
+            kubernetes_resource(resource_name, obj, scrape_opts)
         in_namespace = pulumi.ResourceOptions(parent=self, depends_on=namespaces)
         for resource_name, obj in dashboard_config_maps(settings).items():
             kubernetes_resource(resource_name, obj, in_namespace)

@@ -145,6 +145,7 @@ def to_policy(rule: Rule) -> Policy:
                 name=r.name,
                 inputs=plain(r.props),
                 parent=r.parent.urn if r.parent is not None else r.opts.parent,
+                dependencies=tuple(d.urn for d in r.dependencies),
             )
             for r in args.resources
         ]

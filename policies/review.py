@@ -37,6 +37,8 @@ class RegistrationLike(Protocol):
     def parent(self) -> str | None: ...
     @property
     def inputs(self) -> Mapping[str, Any]: ...
+    @property
+    def dependencies(self) -> Sequence[str]: ...
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,9 @@ def review(
     it those rules have nothing to check. config: the policy-pack config (default: the environment's file).
     """
     pack_config = config if config is not None else load_config(environment, config_dir)
-    resources = [Resource(r.urn, r.type, r.name, r.inputs, r.parent) for r in registrations]
+    resources = [
+        Resource(r.urn, r.type, r.name, r.inputs, r.parent, tuple(r.dependencies)) for r in registrations
+    ]
     by_urn = {r.urn: r for r in resources}
     components = {r.name: r.urn for r in resources if r.type == SERVER_TYPE}
     violations: list[Violation] = []

@@ -4,6 +4,7 @@ the MCP router (components.gateway.router)."""
 from __future__ import annotations
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from components.gateway.config import render_gateway_config
 from components.kube import kubernetes_resource
@@ -11,6 +12,7 @@ from components.manifests.gateway import (
     JWT_CONFIG_MAP_NAME,
     NAMESPACE_RESOURCE,
     SELF_SIGNED_ISSUER_RESOURCE,
+    SERVICE_RESOURCE,
     gateway_objects,
 )
 from mcpfleet.fleet import Fleet
@@ -47,6 +49,8 @@ class Gateway(pulumi.ComponentResource):
         if issuer is not None:
             # Cluster-scoped; the Certificate asks it for the certificate.
             first.append(kubernetes_resource(SELF_SIGNED_ISSUER_RESOURCE, issuer, child))
+        self.namespace_resource = first[0]
+        self.service: k8s.core.v1.Service | None = None
         after_namespace = pulumi.ResourceOptions(parent=self, depends_on=first)
         for resource_name, obj in objects.items():
             resource_opts = after_namespace
@@ -58,6 +62,9 @@ class Gateway(pulumi.ComponentResource):
             resource = kubernetes_resource(resource_name, obj, resource_opts)
             if obj["kind"] == "ConfigMap" and obj["metadata"]["name"] == JWT_CONFIG_MAP_NAME:
                 self.router_prerequisites.append(resource)
+            if resource_name == SERVICE_RESOURCE and isinstance(resource, k8s.core.v1.Service):
+                # Its load balancer's address names the gateway in DNS (components.dns).
+                self.service = resource
         self.namespace = fleet.settings.gateway_namespace
         self.host = fleet.settings.domain
         self.register_outputs({"namespace": self.namespace, "host": self.host})

@@ -572,6 +572,8 @@ def check_names(fleet: Fleet) -> None:
 
 
 NAMESPACE_RESOURCE = "gateway-namespace"
+# The public Service (type LoadBalancer on eks), whose load balancer the gateway's DNS record names.
+SERVICE_RESOURCE = "gateway-service"
 SELF_SIGNED_ISSUER_RESOURCE = "gateway-selfsigned-issuer"
 
 
@@ -585,7 +587,7 @@ def gateway_objects(fleet: Fleet, config: GatewayConfig, jwt_public_key: str) ->
         "gateway-config": config_map(settings, CONFIG_MAP_NAME, config),
         "gateway-jwt": jwt_config_map(settings, jwt_public_key),
         "gateway-deployment": deployment(settings, config),
-        "gateway-service": service(settings),
+        SERVICE_RESOURCE: service(settings),
         "gateway-metrics-service": metrics_service(settings),
         "gateway-autoscaler": autoscaler(settings),
         "gateway-network-policy": network_policy(fleet),

@@ -19,6 +19,7 @@ from components.manifests.labels import (
     server_labels,
 )
 from components.manifests.mesh import AMBIENT_LABELS
+from components.manifests.router import METRICS_PORT_NAME
 from components.manifests.workload import CONTAINER_NAME, PORT_NAME
 from mcpfleet.fleet import FleetServer
 from mcpfleet.stacks.models import Environment
@@ -39,8 +40,8 @@ METRICS_PATH = "/metrics"
 SERVICE_PORT_NAME = f"http-{PORT_NAME}"
 GATEWAY_METRICS_PORT = "metrics"
 # The MCP router's pods (docs/router.md) serve `/metrics` on container port 8091, which the router's
-# Deployment names ROUTER_METRICS_PORT (a PodMonitor endpoint refers to a named port).
-ROUTER_METRICS_PORT = "metrics"
+# Deployment names so (a PodMonitor endpoint refers to a named port).
+ROUTER_METRICS_PORT = METRICS_PORT_NAME
 # The router's latency series that time a request and its answer (mcpfleet/router labels the others so):
 # not `GET` (a stream, timed for as long as the client listens), nor notifications and JSON-RPC responses a
 # client posts (answered 202 at once), nor requests refused before their method was read (`""`).

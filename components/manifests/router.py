@@ -68,6 +68,9 @@ CONFIG_DIR = "/etc/mcp-router/config"
 JWT_DIR = "/etc/mcp-router/jwt"
 SESSION_KEYS_DIR = "/etc/mcp-router/session"
 METRICS_SERVICE_PORT_NAME = "http-metrics"
+# The container port serving /metrics and /healthz (ROUTER_METRICS_PORT): the router's PodMonitor, its
+# probes and its Service refer to it by this name.
+METRICS_PORT_NAME = "metrics"
 
 TARGET_CPU_UTILIZATION = 70
 TMP_SIZE = "16Mi"
@@ -132,7 +135,7 @@ def session_keys_secret(settings: Environment, keys: Any) -> K8sObject:
 
 def _http_probe(period: int, failures: int) -> K8sObject:
     return {
-        "httpGet": {"path": ROUTER_HEALTH_PATH, "port": "metrics"},
+        "httpGet": {"path": ROUTER_HEALTH_PATH, "port": METRICS_PORT_NAME},
         "periodSeconds": period,
         "timeoutSeconds": 2,
         "failureThreshold": failures,
@@ -155,7 +158,7 @@ def _container(image: str) -> K8sObject:
         ],
         "ports": [
             {"name": "mcp", "containerPort": ROUTER_PORT, "protocol": "TCP"},
-            {"name": "metrics", "containerPort": ROUTER_METRICS_PORT, "protocol": "TCP"},
+            {"name": METRICS_PORT_NAME, "containerPort": ROUTER_METRICS_PORT, "protocol": "TCP"},
         ],
         "resources": {
             "requests": {"cpu": CPU_REQUEST, "memory": MEMORY_REQUEST},
@@ -266,7 +269,7 @@ def service(settings: Environment) -> K8sObject:
                 {
                     "name": METRICS_SERVICE_PORT_NAME,
                     "port": ROUTER_METRICS_PORT,
-                    "targetPort": "metrics",
+                    "targetPort": METRICS_PORT_NAME,
                     "protocol": "TCP",
                     "appProtocol": "http",
                 },

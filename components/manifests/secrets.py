@@ -33,11 +33,22 @@ STS_AUDIENCE = "sts.amazonaws.com"
 LOCAL_SECRETS_CONFIG_KEY = "mcpfleet:secrets"
 
 
+# pulumi-kubernetes waits on an object with this annotation until the JSONPath matches (components/addons.py).
+WAIT_FOR_ANNOTATION = "pulumi.com/waitFor"
+CA_BUNDLE_INJECTED = "jsonpath={.webhooks[*].clientConfig.caBundle}"
+
+
 def eso_chart() -> ChartRelease:
     """ESO, processing only namespaced stores and never pushing secrets back out.
 
     Cluster-wide stores would let any namespace read through one identity, which defeats the per-server
     roles; PushSecret writes cluster Secrets to the store, which nothing here needs.
+
+    Its validating webhooks (`failurePolicy: Fail`) check every SecretStore and ExternalSecret, and can be
+    called only once its cert-controller has injected their CA bundle: the chart counts as ready (and the
+    servers' stores are created) only then. Chart 2.0.0 puts `webhook.annotations` on both of its
+    ValidatingWebhookConfigurations (`templates/validatingwebhook.yaml`) and renders them with no
+    `caBundle`, so the wait ends exactly at the injection.
     """
     return ChartRelease(
         release="external-secrets",
@@ -51,6 +62,7 @@ def eso_chart() -> ChartRelease:
             "processClusterExternalSecret": False,
             "processPushSecret": False,
             "processClusterPushSecret": False,
+            "webhook": {"annotations": {WAIT_FOR_ANNOTATION: CA_BUNDLE_INJECTED}},
         },
     )
 

@@ -41,6 +41,9 @@ class Registration:
     parent: str | None
     custom: bool
     inputs: dict[str, Any]
+    # What it is ordered after, as the engine records it: its `depends_on` and the resources its inputs
+    # come from (a component among them stands for its children), sorted. Not its parent's.
+    dependencies: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -49,6 +52,7 @@ class Registration:
             "name": self.name,
             "parent": self.parent,
             "custom": self.custom,
+            "dependencies": list(self.dependencies),
             "inputs": self.inputs,
         }
 
@@ -104,6 +108,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
             parent=request.parent or None,
             custom=bool(request.custom),
             inputs=normalize_properties(request.object),
+            dependencies=tuple(sorted(request.dependencies)),
         )
         with self._lock:
             self.registrations.append(registration)

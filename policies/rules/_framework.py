@@ -47,13 +47,15 @@ PROD_ONLY: Mapping[EnvName, Level] = {
 
 @dataclass(frozen=True)
 class Resource:
-    """One resource as a policy sees it: the engine's type, name and URN, its inputs, its parent's URN."""
+    """One resource as a policy sees it: the engine's type, name and URN, its inputs, its parent's URN,
+    and the URNs it is ordered after (its `depends_on` and the resources its inputs come from)."""
 
     urn: str
     type: str
     name: str
     inputs: Mapping[str, Any]
     parent: str | None = None
+    dependencies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,10 +99,13 @@ StackValidator = Callable[[Sequence[Resource], Context], list[Finding]]
 
 @dataclass(frozen=True)
 class CaseResource:
+    """A resource of a case; parent and depends_on name other resources of the same case."""
+
     type: str
     name: str
     inputs: Mapping[str, Any]
     parent: str | None = None
+    depends_on: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 import pytest
 
+from components.manifests.gateway import ROUTER_METRICS_PORT
 from components.manifests.labels import (
     GATEWAY_POD_LABELS,
+    PROMETHEUS_POD_LABELS,
     PROMETHEUS_RELEASE,
     ROUTER_POD_LABELS,
     selector_labels,
@@ -33,10 +36,11 @@ from components.manifests.monitoring import (
     router_monitoring_objects,
     server_monitoring_objects,
 )
+from components.manifests.router import router_objects
 from components.manifests.workload import service
 from components.monitoring import TYPE_TOKEN, Monitoring
 from mcpfleet.catalog.loader import load_catalog
-from mcpfleet.fleet import resolve_fleet
+from mcpfleet.fleet import Fleet, resolve_fleet
 from mcpfleet.plan.engine import Registration, run_program
 from mcpfleet.stacks.loader import load_stack_config
 from tests.monitoring.sample import sample_server, sample_servers, sample_settings
@@ -150,6 +154,35 @@ def test_the_router_is_scraped_on_its_metrics_port_by_a_pod_monitor() -> None:
     ]
 
 
+def test_the_router_pod_monitor_names_the_port_the_router_serves_metrics_on() -> None:
+    # A PodMonitor endpoint names a container port: the router's Deployment must carry that name on 8091,
+    # and its NetworkPolicy and AuthorizationPolicy must admit Prometheus there.
+    settings = sample_settings(gatewayNamespace="edge")
+    [monitor] = router_monitoring_objects(settings).values()
+    port_name = monitor["spec"]["podMetricsEndpoints"][0]["port"]
+    fleet = Fleet("dev", settings, ())
+    objects = router_objects(fleet, "{}", "keys", None)
+    [container] = objects["router-deployment"]["spec"]["template"]["spec"]["containers"]
+    assert {p["name"]: p["containerPort"] for p in container["ports"]}[port_name] == ROUTER_METRICS_PORT
+    ingress = objects["router-network-policy"]["spec"]["ingress"]
+    prometheus = [
+        rule
+        for rule in ingress
+        if any(
+            peer.get("podSelector", {}).get("matchLabels") == PROMETHEUS_POD_LABELS for peer in rule["from"]
+        )
+    ]
+    assert [{p["port"] for p in rule["ports"]} for rule in prometheus] == [{ROUTER_METRICS_PORT, 15008}]
+    allowed = {
+        source: rule["to"][0]["operation"]["ports"]
+        for rule in objects["router-authorization-policy"]["spec"]["rules"]
+        for source in rule["from"][0]["source"]["principals"]
+    }
+    assert allowed[f"cluster.local/ns/monitoring/sa/{PROMETHEUS_RELEASE}-prometheus"] == [
+        str(ROUTER_METRICS_PORT)
+    ]
+
+
 def test_the_gateway_is_scraped_on_its_metrics_port_by_a_pod_monitor() -> None:
     [(name, monitor)] = gateway_monitoring_objects(sample_settings(gatewayNamespace="edge")).items()
     assert name == "mcp-gateway-pod-monitor"
@@ -227,9 +260,20 @@ def test_chart_values_keep_secrets_out_and_work_without_helm_hooks() -> None:
 
 def registrations() -> list[Registration]:
     def program() -> None:
-        Monitoring("monitoring", sample_settings(), pulumi.Output.secret("sentinel-admin-password"))
+        # Created by the Gateway component in the program; here on its own.
+        gateway_namespace = k8s.core.v1.Namespace("gateway-namespace", metadata={"name": "mcp-gateway"})
+        Monitoring(
+            "monitoring",
+            sample_settings(),
+            pulumi.Output.secret("sentinel-admin-password"),
+            gateway_namespace,
+        )
 
-    return run_program(program, project="mcpfleet", stack="dev", config={})
+    return [
+        r
+        for r in run_program(program, project="mcpfleet", stack="dev", config={})
+        if r.name != "gateway-namespace"
+    ]
 
 
 def test_grafana_admin_password_stays_secret() -> None:
@@ -248,9 +292,19 @@ def test_the_component_registers_its_children_under_mocks() -> None:
     assert all(r.parent == component.urn for r in children)
     assert len({r.urn for r in regs}) == len(regs)
     kinds = Counter(r.inputs.get("kind") for r in children if r.custom)
-    assert kinds == Counter({"Namespace": 2, "ConfigMap": 2, "PodMonitor": 1, "Secret": 1})
+    assert kinds == Counter({"Namespace": 2, "ConfigMap": 2, "PodMonitor": 2, "Secret": 1})
     # Each server's ServiceMonitor and PrometheusRule belong to its McpServer, not here.
     assert not {"ServiceMonitor", "PrometheusRule"} & set(kinds)
+
+
+def test_the_pod_monitors_wait_for_the_chart_and_the_gateway_namespace() -> None:
+    regs = registrations()
+    [chart] = [r for r in regs if r.type == "kubernetes:helm.sh/v4:Chart"]
+    monitors = {r.inputs["metadata"]["name"]: r for r in regs if r.inputs.get("kind") == "PodMonitor"}
+    assert sorted(monitors) == ["mcp-gateway", "mcp-router"]
+    for monitor in monitors.values():
+        assert chart.urn in monitor.dependencies
+        assert [urn for urn in monitor.dependencies if urn.endswith("::gateway-namespace")]
 
 
 def test_the_chart_is_pinned_and_released_under_the_expected_name() -> None:

@@ -137,7 +137,11 @@ def test_prod_monitoring_has_a_monitor_and_alerts_per_server_and_dashboards() ->
     assert rules == {s.name for s in servers}
     monitors = {m["metadata"]["name"] for m in of_kind("prod", "ServiceMonitor")}
     assert monitors == {s.name for s in servers if s.spec.metrics_path is not None}
-    assert [m["metadata"]["name"] for m in of_kind("prod", "PodMonitor")] == ["mcp-gateway"]
+    # The gateway's and the MCP router's replicas, scraped directly on their named metrics ports.
+    assert sorted(m["metadata"]["name"] for m in of_kind("prod", "PodMonitor")) == [
+        "mcp-gateway",
+        "mcp-router",
+    ]
     alerts = {
         rule["alert"]
         for prometheus_rule in of_kind("prod", "PrometheusRule")
@@ -159,3 +163,20 @@ def test_the_gateway_certificate_and_load_balancer_have_their_controllers(env: s
     charts = {r.inputs["chart"] for r in of_type(env, "kubernetes:helm.sh/v4:Chart")}
     assert "cert-manager" in charts
     assert ("aws-load-balancer-controller" in charts) == (env != "local")
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_the_domain_names_the_gateway_load_balancer_on_eks(env: str) -> None:
+    settings = planned(env).fleet.settings
+    assert settings.dns is not None
+    [record] = of_type(env, "aws:route53/record:Record")
+    assert (record.inputs["name"], record.inputs["type"]) == (settings.domain, "CNAME")
+    assert record.inputs["zoneId"] == settings.dns.hosted_zone_id
+    # Its value is the load balancer the controller makes for the gateway's Service: made after it.
+    [service] = [r for r in of_type(env, "kubernetes:core/v1:Service") if r.name == "gateway-service"]
+    assert service.inputs["spec"]["type"] == "LoadBalancer"
+    assert record.dependencies == (service.urn,)
+
+
+def test_local_makes_no_dns_record() -> None:
+    assert not of_type("local", "aws:route53/record:Record")

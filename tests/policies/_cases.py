@@ -27,6 +27,7 @@ class CaseRegistration:
     name: str
     parent: str | None
     inputs: Mapping[str, Any]
+    dependencies: tuple[str, ...] = ()
 
 
 def urn_for(environment: str, resource_type: str, name: str) -> str:
@@ -34,7 +35,7 @@ def urn_for(environment: str, resource_type: str, name: str) -> str:
 
 
 def registrations(case: Case) -> list[CaseRegistration]:
-    """Case resources as the engine registers them; `parent` names another case resource."""
+    """Case resources as the engine registers them; `parent` and `depends_on` name other case resources."""
     urns = {r.name: urn_for(case.environment, r.type, r.name) for r in case.resources}
     return [
         CaseRegistration(
@@ -43,6 +44,7 @@ def registrations(case: Case) -> list[CaseRegistration]:
             name=r.name,
             parent=urns[r.parent] if r.parent is not None else None,
             inputs=r.inputs,
+            dependencies=tuple(sorted(urns[d] for d in r.depends_on)),
         )
         for r in case.resources
     ]

@@ -1,7 +1,8 @@
 """Deployability review: GIVEN the program's plan of an environment, THEN the rules that catch a failing
 first `pulumi up` pass; WHEN any one fix is taken out (the issuer, the StorageClass, the CNI setting,
-metrics-server, the admin access entry, the reachable endpoint, the node group's size), THEN the review
-fails, blocking, with a message naming the missing fix."""
+metrics-server, the admin access entry, the reachable endpoint, the node group's size, an object's order
+after its namespace or after the chart of its CRD, a chart's wait for its webhook), THEN the review fails,
+blocking, with a message naming the missing fix."""
 
 from __future__ import annotations
 
@@ -26,8 +27,10 @@ GOLDEN_CATALOG = REPO / "tests" / "golden" / "catalog"
 DEPLOYABILITY = (
     "autoscaler-metrics-source",
     "certificate-issuer-exists",
+    "custom-resource-after-crd",
     "eks-admin-access",
     "eks-endpoint-reachable",
+    "namespace-ordered-first",
     "network-policy-enforced",
     "node-capacity",
     "volume-claim-storage-class",
@@ -147,6 +150,54 @@ def test_with_too_few_nodes(dev: PlanResult) -> None:
 
     regs = changed(dev, lambda r: r.type == "aws:eks/nodeGroup:NodeGroup", one_node)
     only_failure(deployability(dev, regs), "node-capacity", "missing fix: a node group sized for it")
+
+
+def reordered(
+    result: PlanResult, match: Callable[[Registration], bool], drop: Callable[[str], bool]
+) -> list[Registration]:
+    """The plan with the dependencies drop matches taken from the registrations match matches."""
+    out, hits = [], 0
+    for r in result.registrations:
+        if match(r) and any(drop(urn) for urn in r.dependencies):
+            kept = tuple(urn for urn in r.dependencies if not drop(urn))
+            r, hits = dataclasses.replace(r, dependencies=kept), hits + 1
+        out.append(r)
+    assert hits, "the ordering to take out is not in the plan"
+    return out
+
+
+def test_the_pod_monitors_wait_for_the_gateway_namespace(dev: PlanResult) -> None:
+    # Issue 11, item 10: they used to wait only for the monitoring chart.
+    regs = reordered(
+        dev, lambda r: r.inputs.get("kind") == "PodMonitor", lambda urn: urn.endswith("::gateway-namespace")
+    )
+    only_failure(deployability(dev, regs), "namespace-ordered-first", "missing fix: depends_on the Namespace")
+
+
+def test_the_cluster_issuer_waits_for_cert_manager(dev: PlanResult) -> None:
+    regs = reordered(
+        dev,
+        lambda r: r.inputs.get("kind") == "ClusterIssuer",
+        lambda urn: urn.endswith("::addons-cert-manager"),
+    )
+    only_failure(deployability(dev, regs), "custom-resource-after-crd", "missing fix: depends_on the chart")
+
+
+@pytest.mark.parametrize(
+    ("chart_name", "path"),
+    [
+        ("cert-manager", ("webhook", "validatingWebhookConfigurationAnnotations")),
+        ("external-secrets", ("webhook", "annotations")),
+    ],
+)
+def test_a_chart_waits_for_its_webhook(dev: PlanResult, chart_name: str, path: tuple[str, str]) -> None:
+    def no_wait(inputs: dict[str, Any]) -> None:
+        inputs["values"][path[0]].pop(path[1])
+
+    regs = changed(
+        dev, lambda r: r.type.startswith("kubernetes:helm") and r.inputs["chart"] == chart_name, no_wait
+    )
+    only_failure(deployability(dev, regs), "custom-resource-after-crd", "before its webhook can be called")
 
 
 # The same through the stack settings a user edits
