@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from mcpfleet.cli.app import EXIT_INVALID, CatalogOption, EnvOption, StacksOption, app, refuse
-from mcpfleet.cli.console import BAD, ERROR, GOOD, echo, progress
+from mcpfleet.cli.console import BAD, ERROR, GOOD, echo, interactive, progress
 from mcpfleet.errors import InvalidInput, display_path
 from mcpfleet.model import EnvName
 
@@ -43,13 +43,12 @@ def plan(
     try:
         # Drawn without a thread of its own: the plan forks its helper processes.
         with progress(_phase("loading", 0, shown_out), animate=False) as update:
-            result = run_plan(
-                environment,
-                catalog,
-                stacks,
-                out_dir,
-                progress=lambda phase, count: update(description=_phase(phase, count, shown_out)),
-            )
+
+            def tell(phase: str, count: int) -> None:
+                update(description=_phase(phase, count, shown_out))
+
+            # Off a terminal nothing is drawn, and nothing is counted either.
+            result = run_plan(environment, catalog, stacks, out_dir, progress=tell if interactive() else None)
     except InvalidInput as exc:
         raise refuse(exc) from None
 
