@@ -1,16 +1,25 @@
 """What a stack needs before `pulumi up` besides what a plan needs: values only its owner can give.
 
-A plan (and `pulumi preview`) works with the documented example values the shipped stack files hold;
-`mcpfleet validate` and `pulumi up` refuse them, naming each setting and the command that sets it. These
-are the values without which a first deploy fails half-way: nobody could reach the EKS API (no admin
-access entry, an endpoint closed to the deploying machine), the gateway's certificate would never be
-issued (no Route53 zone to answer the DNS-01 challenge in, a domain nobody owns).
+These are the values without which a first deploy fails half-way or deploys something nobody can use:
+nobody could reach the EKS API (no admin access entry, an endpoint closed to the deploying machine), the
+gateway's certificate would never be issued (no Route53 zone to answer the DNS-01 challenge in, a domain
+nobody owns), the router's image would come from a repository nobody pushes to, and no real token would
+name the issuer. Each problem names the setting and the command that sets it, and is one of two kinds:
+
+- missing or unusable (no admin principal, an endpoint open to the whole internet): refused everywhere,
+  by `mcpfleet validate` and `pulumi up` (and the review of a plan or preview blocks on it);
+- a documented example value the shipped stack files hold (marked EXAMPLE there): a plan, a preview and
+  `mcpfleet validate` accept it, the latter warning "not deployable yet"; `mcpfleet validate --deploy`
+  and `pulumi up` refuse it. So a pull request that only adds a server validates clean, and the deploy
+  workflow still stops before touching a cloud with an example in its stack.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
 
 from mcpfleet.stacks.models import CONFIG_KEY, Environment
 
@@ -26,16 +35,22 @@ RESERVED_DOMAINS = ("example.com", "example.net", "example.org")
 RESERVED_TOP_LEVEL = ("example", "test", "invalid", "localhost")
 # Zone ids in AWS's and cert-manager's examples carry this word (cert-manager: `DIKER8JEXAMPLE`).
 EXAMPLE_MARK = "EXAMPLE"
+# The shipped stacks' router repository: the release workflow pushes to ghcr.io/<GitHub owner>/...
+EXAMPLE_IMAGE_OWNER = "ghcr.io/example/"
+
+# "missing": no value, or one no deploy can work with; "example": a shipped example value.
+ProblemKind = Literal["missing", "example"]
 
 
 @dataclass(frozen=True)
 class DeployProblem:
-    """A setting a deploy needs: where it is (a path under `mcpfleet:environment`), what is wrong, and
-    the command that sets it."""
+    """A setting a deploy needs: where it is (a path under `mcpfleet:environment`), what is wrong, the
+    command that sets it, and whether the value is missing (or unusable) or still a shipped example."""
 
     path: tuple[str | int, ...]
     message: str
     command: str
+    kind: ProblemKind = "missing"
 
     @property
     def field(self) -> str:
@@ -77,18 +92,52 @@ def is_reserved_domain(domain: str) -> bool:
     name = domain.lower().removeprefix("*.")
     if name.rsplit(".", 1)[-1] in RESERVED_TOP_LEVEL:
         return True
+    return is_example_domain(name)
+
+
+def is_example_domain(domain: str) -> bool:
+    """example.com, .net, .org and their subdomains: the names documentation (and our stacks) use."""
+    name = domain.lower().removeprefix("*.")
     return any(name == reserved or name.endswith(f".{reserved}") for reserved in RESERVED_DOMAINS)
+
+
+def is_documentation_cidr(cidr: str) -> bool:
+    network = ipaddress.IPv4Network(cidr, strict=False)
+    return network.prefixlen > 0 and any(network.overlaps(block) for block in DOCUMENTATION_RANGES)
 
 
 def deploy_problems(settings: Environment, env: str) -> list[DeployProblem]:
     """What keeps a valid stack from deploying: user values missing or still the shipped examples.
 
-    Only EKS stacks need any: an existing cluster (kind) is reached through its kubeconfig context and
-    serves a self-signed certificate.
+    Every stack names where the router's image comes from; EKS stacks also need their admins, the
+    deploying machines' addresses, a Route53 zone and domain, and a real token issuer. An existing
+    cluster (kind) is reached through its kubeconfig context and serves a self-signed certificate.
     """
-    cluster = settings.cluster
-    if cluster.provider != "eks":
+    problems = _router_problems(settings, env)
+    if settings.cluster.provider != "eks":
+        return problems
+    problems += _eks_problems(settings, env)
+    return problems
+
+
+def _router_problems(settings: Environment, env: str) -> list[DeployProblem]:
+    repository = settings.router.image_repository
+    if not repository.startswith(EXAMPLE_IMAGE_OWNER):
         return []
+    path: tuple[str | int, ...] = ("router", "imageRepository")
+    return [
+        DeployProblem(
+            path,
+            f"{repository} is the shipped example: name the repository .github/workflows/release-router.yml"
+            " pushes the MCP router's image to (ghcr.io/<GitHub owner>/mcpfleet-router)",
+            config_command(env, path, "ghcr.io/GITHUB_OWNER/mcpfleet-router"),
+            "example",
+        )
+    ]
+
+
+def _eks_problems(settings: Environment, env: str) -> list[DeployProblem]:
+    cluster = settings.cluster
     problems: list[DeployProblem] = []
     admin_value = "arn:aws:iam::ACCOUNT_ID:role/ROLE_NAME"
     if not cluster.admin_principal_arns:
@@ -110,6 +159,7 @@ def deploy_problems(settings: Environment, env: str) -> list[DeployProblem]:
                     f"{arn} is in AWS's documentation account, the shipped example: name your platform"
                     " team's role, the one `pulumi up` runs as",
                     config_command(env, path, admin_value),
+                    "example",
                 )
             )
     cidr_value = "RUNNER_EGRESS_IP/32"
@@ -127,7 +177,8 @@ def deploy_problems(settings: Environment, env: str) -> list[DeployProblem]:
         why = cidr_problem(cidr)
         if why is not None:
             path = ("cluster", "endpointPublicAccessCidrs", index)
-            problems.append(DeployProblem(path, f"{cidr} {why}", config_command(env, path, cidr_value)))
+            kind: ProblemKind = "example" if is_documentation_cidr(cidr) else "missing"
+            problems.append(DeployProblem(path, f"{cidr} {why}", config_command(env, path, cidr_value), kind))
     zone_value = "HOSTED_ZONE_ID"
     if settings.dns is None:
         path = ("dns", "hostedZoneId")
@@ -146,6 +197,7 @@ def deploy_problems(settings: Environment, env: str) -> list[DeployProblem]:
                 path,
                 f"{settings.dns.hosted_zone_id} is the shipped example zone id",
                 config_command(env, path, zone_value),
+                "example",
             )
         )
     if is_reserved_domain(settings.domain):
@@ -156,6 +208,20 @@ def deploy_problems(settings: Environment, env: str) -> list[DeployProblem]:
                 f"{settings.domain} is a reserved example name nobody owns: no certificate can be issued"
                 " for it; use a name in your Route53 zone",
                 config_command(env, path, "mcp.YOUR_DOMAIN"),
+                "example" if is_example_domain(settings.domain) else "missing",
+            )
+        )
+    issuer = settings.gateway.auth.issuer
+    host = (urlsplit(str(issuer)).hostname or "").lower()
+    if is_reserved_domain(host):
+        path = ("gateway", "auth", "issuer")
+        problems.append(
+            DeployProblem(
+                path,
+                f"{issuer} is a reserved example name: no real token names it as its issuer, so the gateway"
+                " would refuse every caller; name your identity provider's issuer (the tokens' `iss`)",
+                config_command(env, path, "https://YOUR_IDENTITY_PROVIDER/"),
+                "example" if is_example_domain(host) else "missing",
             )
         )
     return problems

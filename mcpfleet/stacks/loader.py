@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from mcpfleet.errors import InputProblem, InvalidInput, display_path
 from mcpfleet.model import ENVIRONMENTS, EnvName
-from mcpfleet.stacks.deploy import deploy_problems
+from mcpfleet.stacks.deploy import ProblemKind, deploy_problems
 from mcpfleet.stacks.models import CONFIG_KEY, Environment
 from mcpfleet.validation import problems_from, validate_document
 from mcpfleet.yamlfile import YamlDocument, YamlError, read_yaml
@@ -130,9 +130,10 @@ def environment_from_config(raw: Any, where: str, env: str | None = None) -> Env
 
 
 def deploy_input_problems(
-    settings: Environment, env: str, document: YamlDocument, shown: str
+    settings: Environment, env: str, document: YamlDocument, shown: str, only: ProblemKind | None = None
 ) -> list[InputProblem]:
-    """The stack's deploy problems as input problems: file, line, setting, and the command that sets it."""
+    """The stack's deploy problems (of kind only, when given) as input problems: file, line, setting, and
+    the command that sets it."""
     return [
         InputProblem(
             shown,
@@ -141,16 +142,21 @@ def deploy_input_problems(
             problem.describe(),
         )
         for problem in deploy_problems(settings, env)
+        if only is None or problem.kind == only
     ]
 
 
-def stack_deploy_problems(stacks_dir: Path, env: str, settings: Environment) -> list[InputProblem]:
+def stack_deploy_problems(
+    stacks_dir: Path, env: str, settings: Environment, only: ProblemKind | None = None
+) -> list[InputProblem]:
     """What a deploy of this (valid) stack file would fail for want of: values only its owner can give
-    (admin principals, the deploy runners' CIDRs, the Route53 zone, a domain), each with its line."""
+    (admin principals, the deploy runners' CIDRs, the Route53 zone, a domain, the token issuer, the
+    router's image repository), each with its line; only: `missing` (refused everywhere) or `example`
+    (shipped example values: refused for a deploy only)."""
     path = stack_file(stacks_dir, env)
     shown = display_path(path)
     try:
         document = read_yaml(path, shown)
     except YamlError as exc:
         return [exc.problem]
-    return deploy_input_problems(settings, env, document, shown)
+    return deploy_input_problems(settings, env, document, shown, only)
