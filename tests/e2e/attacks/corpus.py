@@ -516,10 +516,8 @@ def equal_lengths(k: Kit) -> bytes:
 
 def two_authorizations(k: Kit) -> bytes:
     """The attacker's genuine token first (HAProxy checks it), an unsigned engineer token second."""
-    raw = k.post_bytes("$CALL")
-    forged = alg_none("none")(k)
-    own = f"Authorization: Bearer {k.token()}\r\n".encode()
-    return raw.replace(own, own + f"Authorization: Bearer {forged}\r\n".encode())
+    own, forged = k.token(), alg_none("none")(k)
+    return k.post_bytes("$CALL", [("Authorization", f"Bearer {own}"), ("Authorization", f"Bearer {forged}")])
 
 
 def obs_fold(k: Kit) -> bytes:
@@ -830,7 +828,7 @@ def _bodies() -> list[Case]:
         case("empty body", c, NOTES, Post(b""), PARSE),
         case("a JSON string, not a message", c, NOTES, Post('"tools/call delete_note"'), INVALID),
         case("text/plain content type", c, NOTES, Post("$CALL", [("Content-Type", "text/plain")]), Refused(415, -32600, "router", "the router refuses a body not declared as application/json with 415 (not in docs/router.md's refusal table)")),
-        case("no content type", c, NOTES, Post("$CALL", drop=("Content-Type")), Refused(415, -32600, "router", "as text/plain: 415 from the router")),
+        case("no content type", c, NOTES, Post("$CALL", drop=("Content-Type",)), Refused(415, -32600, "router", "as text/plain: 415 from the router")),
     ]
     # fmt: on
 

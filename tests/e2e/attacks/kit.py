@@ -9,13 +9,14 @@ import re
 import secrets
 import ssl
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from tests.e2e.attacks import wire
 from tests.e2e.attacks.stack import Stack
 from tests.e2e.attacks.wire import Exchange, Headers
+from tests.e2e.audit import ServerCall
 
 LEGACY = "2025-11-25"
 MODERN = "2026-07-28"
@@ -69,7 +70,14 @@ class Forbid:
     request_id: str | None = None
     forwarded_for: str | None = None
 
-    def matches(self, call: Mapping[str, Any]) -> bool:
+    def matches(self, call: ServerCall) -> bool:
+        seen = {
+            "server": call.server,
+            "tool": call.tool,
+            "session": call.session,
+            "request_id": call.request_id,
+            "forwarded_for": ",".join(call.forwarding.get("x-forwarded-for", [])) or None,
+        }
         wanted = {
             "server": self.server,
             "tool": self.tool,
@@ -77,7 +85,7 @@ class Forbid:
             "request_id": self.request_id,
             "forwarded_for": self.forwarded_for,
         }
-        return all(call.get(key) == value for key, value in wanted.items() if value is not None)
+        return all(seen[key] == value for key, value in wanted.items() if value is not None)
 
     def __str__(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in vars(self).items() if v is not None)
@@ -102,10 +110,12 @@ MARKER_ADDRESS = "198.51.100.66"
 class Kit:
     """One case's attacker: subject, token, session (legacy), and everything sent, for the report."""
 
-    def __init__(self, stack: Stack, target: Target, subject: str) -> None:
+    def __init__(self, stack: Stack, target: Target, subject: str, source: str | None = None) -> None:
         self.stack = stack
         self.target = target
         self.subject = subject
+        self.source = source
+        """The address the attacker connects from."""
         self.exchanges: list[tuple[str, Exchange]] = []
         self.forbids: list[Forbid] = [Forbid(server=target.server, tool=target.forbidden)]
         self.checks: list[Callable[[], str | None]] = []
@@ -158,8 +168,8 @@ class Kit:
         deadline = time.monotonic() + seconds
         while request_id is not None and time.monotonic() < deadline:
             for call in self.stack.calls():
-                if call.get("request_id") == request_id and call.get("session"):
-                    return str(call["session"])
+                if call.request_id == request_id and call.session:
+                    return call.session
             time.sleep(0.05)
         raise AssertionError(f"no server recorded a session for request {request_id}")
 
@@ -267,7 +277,7 @@ class Kit:
         expect_replies: int | None = None,
     ) -> Exchange:
         address = self.stack.gateways[gateway].address
-        sock = wire.connect_tls(address, self.stack.port, self.tls(), self.stack.host, timeout=10)
+        sock = wire.connect_tls(address, self.stack.port, self.tls(), self.stack.host, 10, self.source)
         result = wire.exchange(sock, data, idle=idle, pause=pause, expect_replies=expect_replies)
         self.exchanges.append((label, result))
         return result

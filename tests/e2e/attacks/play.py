@@ -1,12 +1,12 @@
 """Playing one case: send it, wait for the records, and hold what came back against what the servers
-themselves recorded and against the routers' audit records (joined by request id)."""
+themselves recorded and against the routers' audit records, joined with the gateways' logs by request
+id (tests/e2e/audit.py)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from tests.e2e.attacks.cases import (
     Answered,
@@ -20,19 +20,16 @@ from tests.e2e.attacks.cases import (
     Served,
     Steps,
 )
-from tests.e2e.attacks.kit import (
-    DEFAULT,
-    LEGACY,
-    MARKER_ADDRESS,
-    MARKER_REQUEST_ID,
-    Kit,
-    issued_by_gateway,
-)
+from tests.e2e.attacks.kit import DEFAULT, LEGACY, MARKER_ADDRESS, MARKER_REQUEST_ID, Kit, issued_by_gateway
 from tests.e2e.attacks.stack import Stack
 from tests.e2e.attacks.wire import Exchange, Reply
+from tests.e2e.audit import Audit, AuditRecord, ServerCall, check
+from tests.e2e.gateway import RECORDED_SERVERS, Mark
 
-AUDIT_WAIT_SECONDS = 3.0
+AUDIT_WAIT_SECONDS = 10.0
 DIRECT_SETTLE_SECONDS = 0.3
+# Every server keeps its own record while the corpus runs: server-everything through recorder.mjs.
+RECORDED = frozenset(RECORDED_SERVERS | {"everything"})
 
 
 @dataclass
@@ -45,8 +42,8 @@ class Outcome:
     breakthrough: bool = False
     """A forbidden record appeared: the trick got through."""
     exchanges: list[tuple[str, Exchange]] = field(default_factory=list)
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    audit: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[ServerCall] = field(default_factory=list)
+    audit: list[AuditRecord] = field(default_factory=list)
     direct: bool | None = None
     """Straight to the server, did the same message run the forbidden tool."""
     seconds: float = 0.0
@@ -57,53 +54,24 @@ class Outcome:
         for label, exchange in self.exchanges:
             lines.append(f"  [{label}] " + exchange.describe().replace("\n", "\n    "))
         lines.append("  servers recorded:")
-        lines += [f"    {call}" for call in self.calls] or ["    (nothing)"]
+        lines += [f"    {_call(call)}" for call in self.calls] or ["    (nothing)"]
         lines.append("  routers audited:")
-        lines += [f"    {record}" for record in self.audit] or ["    (nothing)"]
+        lines += [f"    {_record(record)}" for record in self.audit] or ["    (nothing)"]
         return "\n".join(lines)
 
 
-class Ledger:
-    """Every record already seen, so a case's window is exactly what it caused."""
-
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
-        self.calls_seen = _counts_calls(stack)
-        self.audit_seen = _counts_audit(stack)
-
-    def new(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        calls, self.calls_seen = _tail_calls(self.stack, self.calls_seen)
-        audit, self.audit_seen = _tail_audit(self.stack, self.audit_seen)
-        return calls, audit
+def _call(call: ServerCall) -> str:
+    return (
+        f"{call.replica} {call.method} {call.tool} request={call.request_id} session={call.session}"
+        f" forwarding={dict(call.forwarding)}"
+    )
 
 
-def _counts_calls(stack: Stack) -> dict[str, int]:
-    return {r.label: len(r.calls()) for rs in stack.replicas.values() for r in rs}
-
-
-def _counts_audit(stack: Stack) -> dict[str, int]:
-    return {r.address: len(r.records()) for r in stack.routers}
-
-
-def _tail_calls(stack: Stack, seen: Mapping[str, int]) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    out: list[dict[str, Any]] = []
-    counts = {}
-    for replicas in stack.replicas.values():
-        for replica in replicas:
-            calls = replica.calls()
-            out += calls[seen.get(replica.label, 0) :]
-            counts[replica.label] = len(calls)
-    return out, counts
-
-
-def _tail_audit(stack: Stack, seen: Mapping[str, int]) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    out: list[dict[str, Any]] = []
-    counts = {}
-    for router in stack.routers:
-        records = router.records()
-        out += records[seen.get(router.address, 0) :]
-        counts[router.address] = len(records)
-    return out, counts
+def _record(record: AuditRecord) -> str:
+    return (
+        f"{record.router} {record.request_id} caller={record.caller} {record.server} {record.method}"
+        f" {record.tool} {record.outcome} {record.status} {record.rpc_code} client={record.client}"
+    )
 
 
 def _attack(kit: Kit, case: Case) -> Exchange:
@@ -134,37 +102,46 @@ def _answered_by_router(expectation: Expectation) -> bool:
     )
 
 
-def _wait_for_audit(stack: Stack, replies: Sequence[Reply], expect: Sequence[Expectation]) -> None:
-    wanted = {
-        reply.request_id
-        for reply, expectation in zip(replies, expect, strict=False)
-        if reply.request_id and _answered_by_router(expectation)
-    }
+def joined(stack: Stack, since: Mark, request_ids: Collection[str]) -> Audit:
+    """The audit join of the case's stretch of the run, once it has no problems and a record of each of
+    request_ids, or once AUDIT_WAIT_SECONDS have passed (records are written as answers end)."""
     deadline = time.monotonic() + AUDIT_WAIT_SECONDS
-    while wanted and time.monotonic() < deadline:
-        present = {record["request_id"] for record in stack.audit()}
-        if wanted <= present:
-            return
-        time.sleep(0.05)
+    while True:
+        running = stack.running
+        result = check(
+            running.audit_records(since),
+            running.server_calls(since),
+            running.gateway_entries(since),
+            recorded=RECORDED,
+        )
+        audited = {record.request_id for record in result.records}
+        if (not result.problems and set(request_ids) <= audited) or time.monotonic() > deadline:
+            return result
+        time.sleep(0.1)
 
 
-def play(stack: Stack, case: Case, subject: str) -> Outcome:
+def play(stack: Stack, case: Case, subject: str, source: str | None = None) -> Outcome:
     started = time.monotonic()
     outcome = Outcome(case, subject)
-    kit = Kit(stack, case.target, subject)
+    kit = Kit(stack, case.target, subject, source)
     # A control runs the tool the target's caller may not: its own caller may.
     served = {(e.server or case.target.server, e.tool) for e in case.expect if isinstance(e, Served)}
     kit.forbids = [f for f in kit.forbids if (f.server, f.tool) not in served]
-    ledger = Ledger(stack)
+    mark = stack.mark()
     try:
         attack = _attack(kit, case)
     except AssertionError as error:
         outcome.problems.append(f"the case could not be played: {error}")
         outcome.exchanges = kit.exchanges
         return outcome
-    _wait_for_audit(stack, attack.replies, case.expect)
+    wanted = [
+        reply.request_id
+        for reply, expectation in zip(attack.replies, case.expect, strict=False)
+        if reply.request_id and _answered_by_router(expectation)
+    ]
     time.sleep(case.settle)
-    calls, audit = ledger.new()
+    audit = joined(stack, mark, wanted)
+    outcome.problems += [f"audit join: {problem}" for problem in audit.problems]
     # Records of the case's own preparation (sessions opened, notes added) are not part of the attack.
     setup = {
         reply.request_id
@@ -173,18 +150,18 @@ def play(stack: Stack, case: Case, subject: str) -> Outcome:
         for reply in exchange.replies
         if reply.request_id
     }
-    outcome.calls = [c for c in calls if c.get("request_id") not in setup]
-    outcome.audit = [r for r in audit if r.get("request_id") not in setup]
+    outcome.calls = [c for c in audit.calls if c.request_id not in setup]
+    outcome.audit = [r for r in audit.records if r.request_id not in setup]
     outcome.problems += judge(case, kit, attack, outcome.calls, outcome.audit)
     outcome.breakthrough = any(p.startswith("BREAKTHROUGH") for p in outcome.problems)
-    for check in kit.checks:
-        problem = check()
+    for post_check in kit.checks:
+        problem = post_check()
         if problem:
             outcome.problems.append(problem)
     if isinstance(case.attack, Post) and case.attack.direct is not None:
         outcome.direct = probe_directly(kit, case.attack)
         if outcome.direct != case.attack.direct:
-            said = "runs" if case.attack.direct else "is refused by the server"
+            said = "runs the tool" if case.attack.direct else "is refused by the server"
             saw = "ran" if outcome.direct else "did not run"
             outcome.problems.append(
                 f"straight to {case.target.server} the table says the message {said}, but the tool {saw}"
@@ -195,8 +172,9 @@ def play(stack: Stack, case: Case, subject: str) -> Outcome:
 
 
 def judge(
-    case: Case, kit: Kit, attack: Exchange, calls: list[dict[str, Any]], audit: list[dict[str, Any]]
+    case: Case, kit: Kit, attack: Exchange, calls: list[ServerCall], audit: list[AuditRecord]
 ) -> list[str]:
+    """Everything the case must come to, beyond the audit join: the answers, and what must not have run."""
     problems: list[str] = []
     replies = attack.replies
     if any(isinstance(e, Closed) for e in case.expect):
@@ -206,57 +184,34 @@ def judge(
         pass
     elif len(replies) != len(case.expect):
         problems.append(f"{len(replies)} answers on the connection, the case expects {len(case.expect)}")
-    by_id: dict[str, list[dict[str, Any]]] = {}
+    by_id: dict[str, list[AuditRecord]] = {}
     for record in audit:
-        by_id.setdefault(record["request_id"], []).append(record)
-
+        by_id.setdefault(record.request_id, []).append(record)
     for reply, expectation in zip(replies, case.expect, strict=False):
-        if isinstance(expectation, Closed):
-            continue
-        problems += _answer(reply, expectation, case, calls, by_id)
+        if not isinstance(expectation, Closed):
+            problems += _answer(reply, expectation, case, calls, by_id)
 
     # The forbidden tool never ran, nor anything in a session the attacker does not own.
     for forbid in kit.forbids:
         for call in calls:
             if forbid.matches(call):
-                problems.append(f"BREAKTHROUGH: {forbid} ran: {call}")
-    # Nothing reached a server or a router carrying a request id or address the attacker chose.
+                problems.append(f"BREAKTHROUGH: {forbid} ran: {_call(call)}")
+    # Nothing reached a server or a router with a request id or client address the attacker chose.
     for call in calls:
-        if call.get("request_id") == MARKER_REQUEST_ID or call.get("forwarded_for") == MARKER_ADDRESS:
-            problems.append(f"BREAKTHROUGH: a server received the attacker's own forwarding headers: {call}")
-    for record in audit:
-        if record.get("request_id") == MARKER_REQUEST_ID or record.get("client") == MARKER_ADDRESS:
-            problems.append(f"BREAKTHROUGH: a router took the attacker's forwarding headers: {record}")
-
-    # The join: every message a server ran has exactly one audit record naming the same method and tool.
-    for call in calls:
-        rid = call.get("request_id")
-        if rid is None:
-            if not (call["server"] == "everything" and str(call["method"]).startswith("notifications/")):
-                problems.append(f"a server ran a message with no request id: {call}")
-            continue
-        if not issued_by_gateway(rid):
-            problems.append(f"a server ran a message whose request id the gateway did not issue: {call}")
-        records = by_id.get(rid, [])
-        if len(records) != 1:
-            problems.append(f"{len(records)} audit records for {rid}, which {call['server']} ran: {call}")
-            continue
-        record = records[0]
-        if (record["method"], record["tool"], record["server"]) != (
-            call["method"],
-            call["tool"],
-            call["server"],
-        ):
+        values = [*call.forwarding.get("x-request-id", []), *call.forwarding.get("x-forwarded-for", [])]
+        if any(MARKER_REQUEST_ID in value or MARKER_ADDRESS in value for value in values):
             problems.append(
-                f"the audit record says {record['server']} ran {record['method']} {record['tool']}, "
-                f"the server recorded {call['server']} {call['method']} {call['tool']} (request {rid})"
+                f"BREAKTHROUGH: a server received the attacker's forwarding headers: {_call(call)}"
             )
-    # And every audit record claiming a tool ran is matched by the server's own record of it.
-    ran = {(c.get("request_id"), c["tool"]) for c in calls}
+        if call.request_id is not None and not issued_by_gateway(call.request_id):
+            problems.append(
+                f"a server ran a message whose request id the gateway did not issue: {_call(call)}"
+            )
     for record in audit:
-        claims_run = record.get("tool") and record.get("outcome") in ("ok", "tool_error")
-        if claims_run and (record["request_id"], record["tool"]) not in ran:
-            problems.append(f"the audit says {record['tool']} ran, no server recorded it: {record}")
+        if MARKER_REQUEST_ID in record.request_id or record.client == MARKER_ADDRESS:
+            problems.append(
+                f"BREAKTHROUGH: a router took the attacker's forwarding headers: {_record(record)}"
+            )
     return problems
 
 
@@ -264,8 +219,8 @@ def _answer(
     reply: Reply,
     expectation: Expectation,
     case: Case,
-    calls: list[dict[str, Any]],
-    by_id: Mapping[str, list[dict[str, Any]]],
+    calls: list[ServerCall],
+    by_id: Mapping[str, list[AuditRecord]],
 ) -> list[str]:
     problems: list[str] = []
     rid = reply.request_id
@@ -278,9 +233,9 @@ def _answer(
         if expectation.code is not None:
             problems += _rpc_error(reply, expectation.code)
         if expectation.by == "router":
-            refused = [r for r in records if r["outcome"] == "refused" and r["status"] == reply.status]
+            refused = [r for r in records if r.outcome == "refused" and r.status == reply.status]
             if len(refused) != 1 or (
-                expectation.code is not None and refused[0]["rpc_code"] != expectation.code
+                expectation.code is not None and refused[0].rpc_code != expectation.code
             ):
                 problems.append(f"no audit record of the router's refusal for {rid}: {records}")
         elif records:
@@ -298,13 +253,13 @@ def _answer(
             problems.append(f"no tool result in the answer: {reply.summary()}")
         elif result.get("isError") is True and not expectation.tool_error:
             problems.append(f"the tool failed: {reply.summary()}")
-        runs = [c for c in calls if c["server"] == server and c["tool"] == expectation.tool]
-        if len(runs) != 1 or runs[0].get("request_id") != rid:
+        runs = [c for c in calls if c.server == server and c.tool == expectation.tool]
+        if len(runs) != 1 or runs[0].request_id != rid:
             problems.append(f"{expectation.tool} ran {len(runs)} times on {server} (request {rid}): {runs}")
         if (
             len(records) != 1
-            or records[0]["tool"] != expectation.tool
-            or records[0]["outcome"] not in ("ok", "tool_error")
+            or records[0].tool != expectation.tool
+            or records[0].outcome not in ("ok", "tool_error")
         ):
             problems.append(f"the audit record for {rid} does not name {expectation.tool} as run: {records}")
         return problems
@@ -314,9 +269,9 @@ def _answer(
         problems.append(
             f"expected the server's {'error' if expectation.rpc_error else 'result'}: {reply.summary()}"
         )
-    if len(records) != 1 or records[0]["outcome"] == "refused" or records[0]["tool"] is not None:
+    if len(records) != 1 or records[0].outcome == "refused" or records[0].tool is not None:
         problems.append(f"the audit record for {rid} is not a forwarded message naming no tool: {records}")
-    if not any(c.get("request_id") == rid for c in calls):
+    if not any(c.request_id == rid for c in calls):
         problems.append(f"no server recorded the forwarded message {rid}")
     return problems
 
@@ -348,6 +303,4 @@ def probe_directly(kit: Kit, post: Post) -> bool:
     session = kit.direct_session() if era == "legacy" else None
     request_id, _ = kit.direct(kit.fill(post.body), headers, session)
     time.sleep(DIRECT_SETTLE_SECONDS)
-    return any(
-        c.get("request_id") == request_id and c.get("tool") == kit.target.forbidden for c in kit.stack.calls()
-    )
+    return any(c.request_id == request_id and c.tool == kit.target.forbidden for c in kit.stack.calls())

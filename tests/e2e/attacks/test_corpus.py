@@ -1,9 +1,10 @@
-"""The attack corpus against the prod gateway: each case one test, named for its trick.
+"""The attack corpus against the prod data plane: each case one test, named for its trick.
 
-One fleet serves the module (stack.py): two HAProxy and two router processes running the prod
-configuration in front of the examples' real servers. A case passes when the forbidden tool did not run
-(by the servers' own records), the answer is what the case says (status, JSON-RPC error, who answered),
-and every message a server ran has the router's audit record naming the same tool (joined by request id).
+The fleet is the end-to-end harness's (tests/e2e/gateway.py, the `fleet` fixture): two HAProxy and two
+router replicas running the prod plan's configuration byte for byte in front of the real servers. A case
+passes when the forbidden tool did not run (by the servers' own records), the answer is what the case
+says (status, JSON-RPC error, who answered), and every message a server ran during the case has the
+router's audit record naming the same method and tool, and the gateway's log line (joined by request id).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import pytest
 from tests.e2e.attacks.cases import ACCEPTED_STATUSES, Answered, Closed, Refused, Served
 from tests.e2e.attacks.corpus import BY_NAME, CASES, CATEGORIES
 from tests.e2e.attacks.play import Outcome, play
-from tests.e2e.attacks.stack import Stack, running_stack
+from tests.e2e.attacks.stack import Stack, recorded_everything, source_address
+from tests.e2e.gateway import RunningFleet
 
 MINIMUM_CASES = 100
 RESULTS = "attack-results.json"
@@ -28,12 +30,13 @@ OUTCOMES: list[Outcome] = []
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(fleet: RunningFleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The harness's fleet, whole, with server-everything keeping its own record of what it ran."""
     workdir = tmp_path_factory.mktemp("attacks")
+    fleet.whole()
     started = time.monotonic()
-    with running_stack(workdir) as running:
-        print(f"\nfleet, two routers and two gateways serving in {time.monotonic() - started:.1f}s")
-        yield running
+    with recorded_everything(fleet, workdir):
+        yield Stack(fleet)
     _write_results(workdir / RESULTS, OUTCOMES, time.monotonic() - started)
 
 
@@ -94,6 +97,6 @@ def test_controls_cover_both_servers_and_the_forbidden_tools_themselves() -> Non
 def test_attack(stack: Stack, name: str) -> None:
     case = BY_NAME[name]
     index = CASES.index(case)
-    outcome = play(stack, case, f"mallory-{index:03d}")
+    outcome = play(stack, case, f"mallory-{index:03d}", source_address(index))
     OUTCOMES.append(outcome)
     assert not outcome.problems, outcome.report()

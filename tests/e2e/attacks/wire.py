@@ -114,9 +114,17 @@ def chunked(body: bytes, size: int = 0) -> bytes:
 
 
 def connect_tls(
-    address: str, port: int, tls: ssl.SSLContext, server_name: str, timeout: float
+    address: str,
+    port: int,
+    tls: ssl.SSLContext,
+    server_name: str,
+    timeout: float,
+    source: str | None = None,
 ) -> socket.socket:
-    raw = socket.create_connection((address, port), timeout=timeout)
+    """A TLS connection to address:port (SNI and certificate check for server_name), from source."""
+    raw = socket.create_connection(
+        (address, port), timeout=timeout, source_address=(source, 0) if source else None
+    )
     return tls.wrap_socket(raw, server_hostname=server_name)
 
 
