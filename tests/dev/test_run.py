@@ -210,7 +210,8 @@ def test_dev_runs_the_examples_catalog_and_stops_cleanly(tmp_path: Path) -> None
         assert forwarded is not None
         # The router read that very request (HAProxy's request id) and forwarded it to the server.
         audit = logs / "router-audit.jsonl"
-        record = wait_for_log_entry(audit, {"request_id": forwarded["request_id"]}, LOG_SECONDS)
+        full = {"request_id": forwarded["request_id"], "event": "message"}
+        record = wait_for_log_entry(audit, full, LOG_SECONDS)
         assert record is not None
         assert record["server"] == "everything" and record["method"] == "initialize"
         assert record["caller"] == "mcpfleet-dev" and record["outcome"] == "ok"
@@ -223,7 +224,11 @@ def test_dev_runs_the_examples_catalog_and_stops_cleanly(tmp_path: Path) -> None
         assert "add_note" in list_tools(endpoints["notes"], tokens["notes"], cafile)
         listed = {"server": "notes", "method": "tools/list", "era": "legacy", "outcome": "ok"}
         assert wait_for_log_entry(audit, listed, LOG_SECONDS) is not None
-        session = [entry for entry in log_entries(audit)[before:] if entry["server"] == "notes"]
+        session = [
+            entry
+            for entry in log_entries(audit)[before:]
+            if entry["server"] == "notes" and entry["event"] == "message"
+        ]
         assert session[0]["method"] == "initialize"
         assert all(entry["caller"] == "mcpfleet-dev" for entry in session)
         # One session id through the router: the session record of every message after initialize.

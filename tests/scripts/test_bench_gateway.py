@@ -32,7 +32,7 @@ ROW = re.compile(
     r"(?P<rate>[0-9]+)\s+(?P<p50>[0-9.]+)\s+(?P<p99>[0-9.]+)"
     r"(?:\s+(?P<rate_x>[0-9.]+)x\s+[0-9.]+x\s+[0-9.]+x\s+[-+][0-9.]+\s+[-+][0-9.]+)?"
     r"\s+(?P<server_cpu>[0-9.]+)\s+(?P<haproxy_cpu>[0-9.]+|-)\s+(?P<proxy_cpu>[0-9.]+|-)"
-    r"(?:\s+(?P<proxy_x>[0-9.]+)x)?$"
+    r"(?:\s+(?P<proxy_x>[0-9.]+)x)?\s+(?P<all_cpu>[0-9.]+)$"
 )
 
 
@@ -201,12 +201,13 @@ def test_calls_replay_the_sdk_request_on_every_path(stand: bench.Stand, mode: be
     assert [target.path for target in targets] == list(bench.PATHS)
     # Each path names the processes a call runs through, which the CPU figures are read from.
     assert [sorted(target.pids) for target in targets] == [
-        ["server"],
-        ["haproxy", "server"],
-        ["haproxy", "hop", "server"],
-        ["haproxy", "router", "server"],
-        ["fastmcp", "haproxy", "server"],
+        ["client", "server"],
+        ["client", "haproxy", "server"],
+        ["client", "haproxy", "hop", "server"],
+        ["client", "haproxy", "router", "server"],
+        ["client", "fastmcp", "haproxy", "server"],
     ]
+    assert {target.pids["client"] for target in targets} == {os.getpid()}
     assert len({target.pids["server"] for target in targets}) == 1
     assert len({target.pids.get("haproxy") for target in targets[1:]}) == 4
     audited = bench.audited_calls(stand.audit, workload)
@@ -327,6 +328,8 @@ def test_the_script_prints_every_figure(capsys: pytest.CaptureFixture[str], tmp_
         assert (row["haproxy_cpu"] == "-") == direct
         assert (row["proxy_cpu"] == "-") == (row["path"] in ("direct", "haproxy"))
         assert (row["proxy_x"] is None) == (row["proxy_cpu"] == "-")
+        # The whole chain's CPU holds the server's (a handful of calls may cost the rest under one tick).
+        assert float(row["all_cpu"]) >= float(row["server_cpu"])
     for mode in ("modern", "legacy"):
         verdicts = re.findall(rf"^{mode}: (.*): (?:met|NOT met)$", out, re.M)
         expected = [
