@@ -34,7 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from mcpfleet.router.app import Router
     from mcpfleet.router.config import load_config, load_jwt_key, load_session_keys
-    from mcpfleet.router.serve import audit_to_stdout, serve
+    from mcpfleet.router.observe import write_to
+    from mcpfleet.router.serve import serve
     from mcpfleet.router.sessions import Sealer
     from mcpfleet.router.tokens import TokenVerifier
 
@@ -50,9 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    audit_to_stdout()
+    # Audit lines go to stdout with one write() each; everything else the router says goes to stderr.
+    router = Router(config, verifier, Sealer(keys), audit=write_to(sys.stdout.fileno()))
     try:
-        serve(Router(config, verifier, Sealer(keys)), args.host, args.port, args.metrics_port, args.log_level)
+        serve(router, args.host, args.port, args.metrics_port, args.log_level)
     except OSError as error:
         print(f"error: cannot listen on {args.host}: {error.strerror or error}", file=sys.stderr)
         return 1

@@ -1,5 +1,5 @@
 """The router as an ASGI app: refuse what cannot be read or is not allowed, forward the canonical message
-to a pod, stream the answer back, and write one audit record per message."""
+to a pod, stream the answer back, and audit each message (before it is sent upstream, and once it ends)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ from mcpfleet.router.messages import (
     read_message,
     single,
 )
-from mcpfleet.router.observe import Metrics, Record, audit_log, session_digest
+from mcpfleet.router.observe import AuditSink, Metrics, Record, discard, session_digest
 from mcpfleet.router.sessions import Sealer, Session, UnknownSession
 from mcpfleet.router.tokens import Caller, InvalidToken, TokenVerifier
 from mcpfleet.router.upstreams import RESOLVE_SECONDS, Endpoints, Resolver, resolve
@@ -140,8 +140,10 @@ class Router:
         sealer: Sealer,
         resolver: Resolver = resolve,
         resolve_seconds: float = RESOLVE_SECONDS,
+        audit: AuditSink = discard,
     ) -> None:
         self.config = config
+        self.audit = audit
         self.verifier = verifier
         self.sealer = sealer
         self.resolve_seconds = resolve_seconds
@@ -253,7 +255,7 @@ class Router:
         seconds = time.perf_counter() - started
         record.latency_ms = seconds * 1000
         self.metrics.observe(record, seconds, _method_label(record.method), self._tool_label(record))
-        audit_log.info(record.line())
+        self.audit(record.line())
 
     def _tool_label(self, record: Record) -> str:
         if record.tool is None or record.server is None:
@@ -448,12 +450,19 @@ class Router:
         endpoints = job.route.endpoints
         request_id = job.message.id if job.message else None
         tried: frozenset[str] = frozenset()
+        announced = False
         while True:
             pod = job.pod or endpoints.pick(tried)
             if pod is None:
                 raise Refusal(
                     502, INTERNAL_ERROR, "No server replica is available", "no-endpoint", request_id
                 )
+            if not announced:
+                # Write-ahead: the record of what is about to run is written before the server can run
+                # it, so a replica killed mid-answer still leaves it. Once: a retry on another pod is
+                # the same message, and a refused connection sent nothing.
+                self.audit(job.record.forward_line())
+                announced = True
             url = URL(f"http://{pod}{job.path}", encoded=True)
             endpoints.begin(pod)
             try:
@@ -721,10 +730,12 @@ def build_app(
     session_keys: list[bytes],
     resolver: Resolver = resolve,
     resolve_seconds: float = RESOLVE_SECONDS,
+    audit: AuditSink = discard,
 ) -> Router:
-    """The router for a configuration (a RouterConfig, or the dict form of router.json, as tests build it)."""
+    """The router for a configuration (a RouterConfig, or the dict form of router.json, as tests build it);
+    audit receives its audit lines (`observe.write_to(1)`: stdout, as deployed)."""
     from mcpfleet.router.config import parse_config
 
     parsed = config if isinstance(config, RouterConfig) else parse_config(dict(config))
     verifier = TokenVerifier(parsed.auth, jwt_key_pem)
-    return Router(parsed, verifier, Sealer(session_keys), resolver, resolve_seconds)
+    return Router(parsed, verifier, Sealer(session_keys), resolver, resolve_seconds, audit)

@@ -52,7 +52,7 @@ class RunningRouter:
     metrics_port: int
     process: subprocess.Popen[bytes] | None
     audit: Path | None
-    """The process's stdout: one audit record per line (subprocess only)."""
+    """The process's stdout: one audit line per line, forward and full records (subprocess only)."""
     log: Path | None
     app: Router | None = None
     """The router itself, when it runs in this process."""
@@ -68,11 +68,20 @@ class RunningRouter:
     def metrics_url(self) -> str:
         return f"http://{self.host}:{self.metrics_port}/metrics"
 
-    def audit_records(self) -> list[dict[str, Any]]:
+    def audit_lines(self) -> list[dict[str, Any]]:
+        """Every audit line written so far (a last line still being written is left out)."""
         if self.audit is None:
             return []
-        lines = self.audit.read_text(encoding="utf-8").splitlines()
+        lines = self.audit.read_text(encoding="utf-8").split("\n")[:-1]
         return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def audit_records(self) -> list[dict[str, Any]]:
+        """The full records: one per message, written once its answer ended."""
+        return [line for line in self.audit_lines() if line.get("event") == "message"]
+
+    def forward_records(self) -> list[dict[str, Any]]:
+        """The write-ahead records: one per message sent upstream, written before it was sent."""
+        return [line for line in self.audit_lines() if line.get("event") == "forward"]
 
 
 def healthy(host: str, metrics_port: int) -> bool:

@@ -1,17 +1,21 @@
-"""What the router tells operators: one audit line per message, and its Prometheus series."""
+"""What the router tells operators: audit lines (a forward record before a message is sent upstream, the
+full record once its answer ends), and its Prometheus series."""
 
 from __future__ import annotations
 
 import datetime
 import hashlib
 import json
-import logging
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-AUDIT_LOGGER = "mcpfleet.router.audit"
-audit_log = logging.getLogger(AUDIT_LOGGER)
+AuditSink = Callable[[bytes], None]
+"""Takes one audit line (JSON and its newline) and hands it on at once."""
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # JSON-RPC codes worth a label of their own; anything else a server invents is "other", so a server
@@ -34,6 +38,32 @@ def session_digest(session_id: str | None) -> str | None:
     return hashlib.sha256(session_id.encode("utf-8")).hexdigest()[:16]
 
 
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _line(fields: dict[str, Any]) -> bytes:
+    return (_ENCODER.encode(fields) + "\n").encode("ascii")
+
+
+def write_to(fd: int) -> AuditSink:
+    """A sink writing each line with one write() on fd (stdout: 1), no buffer in between: once written, a
+    line is the kernel's (the log file, the container runtime's pipe), so a replica killed a moment later
+    has not lost it. A failed write raises: a message is not forwarded without its forward record."""
+
+    def write(line: bytes) -> None:
+        written = os.write(fd, line)
+        while written < len(line):  # a pipe may take less at once; the rest follows
+            line = line[written:]
+            written = os.write(fd, line)
+
+    return write
+
+
+def discard(line: bytes) -> None:
+    """The sink of a router run inside another program that reads its state instead (tests)."""
+
+
 @dataclass
 class Record:
     """One message's audit record, filled in as the request goes."""
@@ -51,11 +81,30 @@ class Record:
     session: str | None = None
     era: str | None = None
 
-    def line(self) -> str:
-        now = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        return json.dumps(
+    def forward_line(self) -> bytes:
+        """The write-ahead record, written just before the message goes upstream: what is about to run and
+        for whom (never arguments or tokens), so a message is audited even when its router dies before
+        the answer ends."""
+        return _line(
             {
-                "time": now,
+                "event": "forward",
+                "time": _now(),
+                "request_id": self.request_id,
+                "caller": self.caller,
+                "server": self.server,
+                "method": self.method,
+                "tool": self.tool,
+                "session": self.session,
+                "era": self.era,
+            }
+        )
+
+    def line(self) -> bytes:
+        """The full record, written once the answer has ended (or the router answered itself)."""
+        return _line(
+            {
+                "event": "message",
+                "time": _now(),
                 "request_id": self.request_id,
                 "client": self.client,
                 "caller": self.caller,
@@ -68,8 +117,7 @@ class Record:
                 "latency_ms": round(self.latency_ms, 3),
                 "session": self.session,
                 "era": self.era,
-            },
-            separators=(",", ":"),
+            }
         )
 
 

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import logging
 import socket
-import sys
 from typing import Any
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from mcpfleet.router.app import Receive, Router, Scope, Send
-from mcpfleet.router.observe import AUDIT_LOGGER
 
 METRICS_PATH = "/metrics"
 HEALTH_PATH = "/healthz"
@@ -59,16 +56,6 @@ def listen(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
-
-
-def audit_to_stdout() -> None:
-    """One JSON line per message on stdout, nothing else on that logger."""
-    logger = logging.getLogger(AUDIT_LOGGER)
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
 
 
 def uvicorn_server(router: Router, metrics_port: int, log_level: str = "warning") -> uvicorn.Server:

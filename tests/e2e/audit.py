@@ -1,12 +1,19 @@
 """Audit acceptance: the MCP router's audit records joined, by request id, with what the servers themselves
 ran (their call logs) and with the gateway's access log, and every disagreement named.
 
-The three records of one request share its id: HAProxy makes it (`X-Request-ID`, written in its access
-log), the router writes it in its audit record (docs/router.md) and hands it on, and a reference server
-started with `--call-log` writes the id that reached it beside the message it executed
-(examples/servers/common.py, `CallLog`). `check` reads the three and lists every rule broken:
+The records of one request share its id: HAProxy makes it (`X-Request-ID`, written in its access log),
+the router writes it in its audit records (docs/router.md: a forward record just before it sends the
+message upstream, the full record once the answer ends) and hands it on, and a reference server started
+with `--call-log` writes the id that reached it beside the message it executed
+(examples/servers/common.py, `CallLog`). `check` reads them and lists every rule broken:
 
-- a server ran a message whose audit record names another method or tool, another server, or is missing;
+- a server ran a message with no forward record, or whose forward record names another method or tool,
+  or another server (the forward record is written before the server can run the message: no excuse);
+- a server ran a message whose full record names another method or tool, another server, or is missing
+  (missing is excused for a message in flight on a router replica that was killed);
+- a message has two forward or two full records, or its two records disagree (caller, server, method,
+  tool, era, router replica), or the router says a server answered or failed a message it never
+  wrote a forward record of;
 - a message reached a server with other than exactly one `X-Request-ID` (the gateway's) and one
   `X-Forwarded-For` (the client address the gateway saw), or with `Forwarded` or `Authorization`;
 - one request id ran twice on the servers;
@@ -73,8 +80,43 @@ class ServerCall:
 
 
 @dataclass(frozen=True)
+class ForwardRecord:
+    """A router's write-ahead record of a message it was about to send upstream, and which replica
+    wrote it."""
+
+    router: str
+    request_id: str
+    caller: str | None
+    server: str | None
+    method: str | None
+    tool: str | None
+    session: str | None
+    era: str | None
+    time: float
+    """When the message was about to be sent (seconds since the epoch)."""
+
+    @classmethod
+    def from_line(cls, router: str, entry: Mapping[str, Any]) -> ForwardRecord:
+        return cls(
+            router=router,
+            request_id=entry["request_id"],
+            caller=entry["caller"],
+            server=entry["server"],
+            method=entry["method"],
+            tool=entry["tool"],
+            session=entry["session"],
+            era=entry["era"],
+            time=_timestamp(entry["time"]),
+        )
+
+
+def _timestamp(text: str) -> float:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass(frozen=True)
 class AuditRecord:
-    """One line of a router's audit log (docs/router.md), and which router replica wrote it."""
+    """One full record of a router's audit log (docs/router.md), and which router replica wrote it."""
 
     router: str
     request_id: str
@@ -95,7 +137,7 @@ class AuditRecord:
     @classmethod
     def from_line(cls, router: str, entry: Mapping[str, Any]) -> AuditRecord:
         return cls(
-            end=datetime.datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp(),
+            end=_timestamp(entry["time"]),
             latency_ms=entry["latency_ms"],
             router=router,
             request_id=entry["request_id"],
@@ -132,7 +174,17 @@ def json_lines(path: Path, start: int = 0) -> tuple[list[dict[str, Any]], int]:
 
 
 def audit_lines(router: str, entries: Iterable[Mapping[str, Any]]) -> list[AuditRecord]:
-    return [AuditRecord.from_line(router, e) for e in entries if "request_id" in e and "outcome" in e]
+    """The full records among a router's log lines (one per message, written as its answer ends)."""
+    return [
+        AuditRecord.from_line(router, e)
+        for e in entries
+        if e.get("event") == "message" and "request_id" in e and "outcome" in e
+    ]
+
+
+def forward_lines(router: str, entries: Iterable[Mapping[str, Any]]) -> list[ForwardRecord]:
+    """The forward records among a router's log lines (one per message sent upstream, written before)."""
+    return [ForwardRecord.from_line(router, e) for e in entries if e.get("event") == "forward"]
 
 
 @dataclass
@@ -141,10 +193,12 @@ class Audit:
 
     records: list[AuditRecord]
     calls: list[ServerCall]
+    forwards: list[ForwardRecord] | None = None
+    """The forward records, when the join was given them (else their rules were not applied)."""
     pairs: list[tuple[AuditRecord, ServerCall]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     excused: list[ServerCall] = field(default_factory=list)
-    """Calls without an audit record or gateway log line that the caller excused (in flight on a killed
+    """Calls without a full record or gateway log line that the caller excused (in flight on a killed
     router or gateway replica)."""
 
     def tools_run(self, server: str | None = None) -> Counter[str]:
@@ -155,8 +209,9 @@ class Audit:
 
     def summary(self) -> str:
         refused = sum(1 for r in self.records if r.outcome == "refused")
+        forwards = "" if self.forwards is None else f"{len(self.forwards)} forward records, "
         return (
-            f"{len(self.records)} audit records, {len(self.calls)} messages run by servers,"
+            f"{forwards}{len(self.records)} audit records, {len(self.calls)} messages run by servers,"
             f" {len(self.pairs)} joined by request id with the same method and tool,"
             f" {refused} refused by the router, {len(self.excused)} excused, {len(self.problems)} problems"
         )
@@ -171,16 +226,22 @@ def check(
     gateway_entries: Iterable[Mapping[str, Any]] = (),
     recorded: Collection[str] = (),
     excused: Collection[str] = (),
+    forwards: Iterable[ForwardRecord] | None = None,
 ) -> Audit:
     """Join router records, server calls and gateway entries of one stretch of the run by request id.
 
     recorded: the servers whose every replica keeps a call log (a successful answer of theirs must have a
-    call). excused: request ids allowed to have run without an audit record or a gateway log line (in
-    flight on a router or gateway replica that was killed: each writes its line when the answer ends)."""
-    audit = Audit(list(records), list(calls))
+    call). excused: request ids allowed to have run without a full record or a gateway log line (in
+    flight on a router or gateway replica that was killed: each writes its line when the answer ends),
+    never without a forward record. forwards: the routers' forward records; without them (None) their
+    rules are not applied."""
+    audit = Audit(list(records), list(calls), None if forwards is None else list(forwards))
     by_id: dict[str, list[AuditRecord]] = defaultdict(list)
     for record in audit.records:
         by_id[record.request_id].append(record)
+    ahead: dict[str, list[ForwardRecord]] = defaultdict(list)
+    for forward in audit.forwards or ():
+        ahead[forward.request_id].append(forward)
     gateway_ids: dict[str, Mapping[str, Any]] = {e["request_id"]: e for e in gateway_entries}
     ran: dict[str, list[ServerCall]] = defaultdict(list)
     problems = audit.problems
@@ -212,6 +273,19 @@ def check(
                 problems.append(f"{where} with request id {request_id}, which no gateway logged")
         if logged is not None and forwarded_for and forwarded_for != [logged["client"]]:
             problems.append(f"{where}: X-Forwarded-For {forwarded_for}, the gateway saw {logged['client']}")
+        if audit.forwards is not None:
+            announced = ahead.get(request_id, [])
+            if not announced:
+                problems.append(f"{where} (request {request_id}) and no router wrote a forward record of it")
+            elif (announced[0].server, announced[0].method, announced[0].tool) != (
+                call.server,
+                call.method,
+                call.tool,
+            ):
+                problems.append(
+                    f"{where} (request {request_id}); the forward record of {announced[0].router} says"
+                    f" server {announced[0].server}, {announced[0].method} {announced[0].tool}"
+                )
         matching = by_id.get(request_id, [])
         if not matching:
             if request_id in excused:
@@ -253,6 +327,8 @@ def check(
                 f"{record.router}: request {record.request_id} to {record.server}, {record.method}"
                 f" {record.tool}, answered {record.outcome} ({record.status}), and no replica ran it"
             )
+    if audit.forwards is not None:
+        _check_forwards(ahead, by_id, problems)
     for request_id, entry in gateway_ids.items():
         if (
             entry.get("router") not in (None, NO_SERVER)
@@ -268,3 +344,39 @@ def check(
                 f"the gateway answered request {request_id} itself ({entry['status']}), yet it ran"
             )
     return audit
+
+
+# Full records of messages the router sent upstream (every outcome but its own refusals and failures).
+FORWARDED = frozenset({"ok", "tool_error", "rpc_error", "upstream_error"})
+
+
+def _check_forwards(
+    ahead: Mapping[str, list[ForwardRecord]], by_id: Mapping[str, list[AuditRecord]], problems: list[str]
+) -> None:
+    """Each forward record against the full record of the same message, and the reverse."""
+    for request_id, announced in ahead.items():
+        if len(announced) > 1:
+            problems.append(f"request {request_id}: {len(announced)} forward records")
+        forward = announced[0]
+        for record in by_id.get(request_id, []):
+            said = (record.router, record.caller, record.server, record.method, record.tool, record.era)
+            meant = (
+                forward.router,
+                forward.caller,
+                forward.server,
+                forward.method,
+                forward.tool,
+                forward.era,
+            )
+            if said != meant:
+                problems.append(
+                    f"request {request_id}: the forward record says {meant}, the full record {said}"
+                )
+    for request_id, records in by_id.items():
+        for record in records:
+            # A stream (GET) may have been forwarded before the stretch began and end within it.
+            if record.outcome in FORWARDED and record.method != "GET" and request_id not in ahead:
+                problems.append(
+                    f"{record.router}: request {request_id} to {record.server}, {record.method}"
+                    f" {record.tool}, {record.outcome} ({record.status}), and no forward record of it"
+                )

@@ -22,7 +22,8 @@ The API (for the e2e tests and the adversarial corpus in tests/e2e/attacks/):
   signs any claims, `issuer.key` is the private key); `replicas[server]`, `routers`, `gateways` with
   `start_*`, `stop_*`, `kill_*` and `whole()` (everything back up and served); `planned` is the plan.
 - What happened: `mark()` then `server_calls(since)` (what the reference servers and the conformance
-  target executed: `tests.e2e.ServerCall`), `audit_records(since)` (the routers' audit lines),
+  target executed: `tests.e2e.ServerCall`), `audit_records(since)` and `forward_records(since)` (the
+  routers' full and write-ahead audit records),
   `gateway_entries(since)` (HAProxy's access logs), and `audit(since, excused=...)`, which joins the three
   by request id and lists every disagreement (`tests.e2e.audit.check`); `wait_audit(since,
   request_ids=...)` waits for records still being written (a record is written when its answer ends)
@@ -90,7 +91,16 @@ from mcpfleet.fleet import Fleet, FleetServer
 from mcpfleet.model import EnvName
 from mcpfleet.router.local import new_session_keys, session_keys_text
 from tests.e2e import node
-from tests.e2e.audit import Audit, AuditRecord, ServerCall, audit_lines, check, json_lines
+from tests.e2e.audit import (
+    Audit,
+    AuditRecord,
+    ForwardRecord,
+    ServerCall,
+    audit_lines,
+    check,
+    forward_lines,
+    json_lines,
+)
 from tests.sandbox import Records, cluster_dns, in_sandbox
 
 REPO = Path(__file__).resolve().parents[2]
@@ -353,6 +363,9 @@ class RouterReplica(Pod):
     def audit_records(self, since: Mark = BEGINNING) -> list[AuditRecord]:
         return audit_lines(self.name, self.entries(since))
 
+    def forward_records(self, since: Mark = BEGINNING) -> list[ForwardRecord]:
+        return forward_lines(self.name, self.entries(since))
+
 
 @dataclass
 class RunningFleet:
@@ -507,7 +520,8 @@ class RunningFleet:
             process.stop(router.child, sig)
 
     def kill_router(self, index: int) -> None:
-        """SIGKILL: in-flight requests are cut and their audit records never written."""
+        """SIGKILL: in-flight requests are cut and their full audit records never written (their forward
+        records were, before they were sent)."""
         self.stop_router(index, signal.SIGKILL)
 
     # Gateways
@@ -594,6 +608,10 @@ class RunningFleet:
     def audit_records(self, since: Mark = BEGINNING) -> list[AuditRecord]:
         return [record for router in self.routers for record in router.audit_records(since)]
 
+    def forward_records(self, since: Mark = BEGINNING) -> list[ForwardRecord]:
+        """The routers' write-ahead records: one per message sent upstream, written before it was sent."""
+        return [record for router in self.routers for record in router.forward_records(since)]
+
     def gateway_entries(self, since: Mark = BEGINNING) -> list[dict[str, Any]]:
         """HAProxy's access log of every gateway: one JSON object per request (`request_id`, `router`:
         the router slot that answered or `<NOSRV>`, `status`, `caller`, ...)."""
@@ -613,6 +631,7 @@ class RunningFleet:
             self.gateway_entries(since),
             recorded=RECORDED_SERVERS,
             excused=excused,
+            forwards=self.forward_records(since),
         )
 
     def wait_audit(

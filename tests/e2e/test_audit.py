@@ -7,7 +7,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.audit import AuditRecord, ServerCall, check, json_lines
+from tests.e2e.audit import (
+    AuditRecord,
+    ForwardRecord,
+    ServerCall,
+    audit_lines,
+    check,
+    forward_lines,
+    json_lines,
+)
 
 CLIENT = "127.0.0.1"
 
@@ -46,6 +54,21 @@ def call(request_id: str, tool: str | None = "add_note", **changes: Any) -> Serv
         headers=frozenset({"host", "content-type", "x-request-id", "x-forwarded-for", "x-forwarded-proto"}),
         repeated=frozenset(),
         session=None,
+    )
+    return replace(base, **changes)
+
+
+def forward(request_id: str, tool: str | None = "add_note", **changes: Any) -> ForwardRecord:
+    base = ForwardRecord(
+        router="mcp-router-0",
+        request_id=request_id,
+        caller="alice",
+        server="notes",
+        method="tools/call",
+        tool=tool,
+        session=None,
+        era="legacy",
+        time=0.0,
     )
     return replace(base, **changes)
 
@@ -140,3 +163,65 @@ def test_json_lines_reads_complete_json_lines_only(tmp_path: Path) -> None:
     assert json_lines(log) == ([{"a": 1}, {"b": 2}], 3)
     assert json_lines(log, 2) == ([{"b": 2}], 3)
     assert json_lines(tmp_path / "absent.log") == ([], 0)
+
+
+def forward_problems(
+    forwards: list[ForwardRecord],
+    records: list[AuditRecord],
+    calls: list[ServerCall],
+    excused: frozenset[str] = frozenset(),
+) -> list[str]:
+    entries = [entry(r) for r in {c.request_id or "" for c in calls} | {r.request_id for r in records}]
+    return check(records, calls, entries, recorded={"notes"}, excused=excused, forwards=forwards).problems
+
+
+def test_forward_and_full_records_that_agree_join_without_problems() -> None:
+    assert forward_problems([forward("a")], [record("a")], [call("a")]) == []
+
+
+def test_a_message_run_without_a_forward_record_even_when_excused() -> None:
+    found = forward_problems([], [record("a")], [call("a")], excused=frozenset({"a"}))
+    assert any("no router wrote a forward record" in p for p in found)
+
+
+def test_a_forward_record_naming_another_tool_than_the_server_ran() -> None:
+    found = forward_problems([forward("a", tool="list_notes")], [], [call("a")], excused=frozenset({"a"}))
+    assert len(found) == 1 and "forward record" in found[0] and "list_notes" in found[0]
+
+
+def test_a_forward_record_without_its_full_record_only_when_excused() -> None:
+    # In flight on a router replica that was killed: the forward record alone.
+    assert forward_problems([forward("a")], [], [call("a")], excused=frozenset({"a"})) == []
+    found = forward_problems([forward("a")], [], [call("a")])
+    assert any("no router wrote an audit record" in p for p in found)
+
+
+def test_forward_and_full_records_that_disagree() -> None:
+    assert forward_problems([forward("a", caller="mallory")], [record("a")], [call("a")])
+    assert forward_problems([forward("a", router="mcp-router-1")], [record("a")], [call("a")])
+    twice = forward_problems([forward("a"), forward("a")], [record("a")], [call("a")])
+    assert any("2 forward records" in p for p in twice)
+
+
+def test_an_answered_message_the_router_never_wrote_a_forward_record_of() -> None:
+    found = forward_problems([], [record("a", server="everything")], [])
+    assert found and "no forward record" in found[0]
+    # Its own refusals were never forwarded; a stream may have been forwarded before the stretch began.
+    refused = record("b", outcome="refused", status=403, rpc_code=-32003)
+    assert forward_problems([], [refused, record("c", method="GET", tool=None)], []) == []
+
+
+def test_the_stream_of_lines_splits_into_forward_and_full_records() -> None:
+    lines: list[dict[str, Any]] = [
+        {"event": "forward", "time": "2026-01-01T00:00:00.000Z", "request_id": "a", "caller": "alice",
+         "server": "notes", "method": "tools/call", "tool": "add_note", "session": None, "era": "legacy"},
+        {"event": "message", "time": "2026-01-01T00:00:00.002Z", "request_id": "a", "client": CLIENT,
+         "caller": "alice", "server": "notes", "method": "tools/call", "tool": "add_note", "outcome": "ok",
+         "status": 200, "rpc_code": None, "latency_ms": 2.0, "session": None, "era": "legacy"},
+        {"level": "WARNING", "message": "something else"},
+    ]  # fmt: skip
+    (full,) = audit_lines("mcp-router-0", lines)
+    (ahead,) = forward_lines("mcp-router-0", lines)
+    assert (full.request_id, full.tool, full.outcome) == ("a", "add_note", "ok")
+    assert (ahead.request_id, ahead.tool, ahead.caller) == ("a", "add_note", "alice")
+    assert ahead.time < full.end

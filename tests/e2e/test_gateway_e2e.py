@@ -766,9 +766,10 @@ def test_sessions_outlive_a_router_replica_killed_mid_run(fleet: RunningFleet, a
     calls = sum(run.calls for run in runs)
     failures = [f for run in runs for f in run.failures]
     kept = [run for run in runs if run.found_all_after and len(set(run.seen.replicas)) == 1]
-    # Calls in flight on replica 0 may have run on a server and have no audit record: the router writes
-    # a record when the answer ends. Those are excused if, and only if, the gateway logged them as cut
-    # by the router replica (a 5xx, or a stream the server side ended).
+    # Calls in flight on replica 0 may have run on a server and have no full audit record: the router
+    # writes it when the answer ends (their forward records were written before they were sent, and the
+    # join still requires them). Those are excused if, and only if, the gateway logged them as cut by the
+    # router replica (a 5xx, or a stream the server side ended).
     cut = {
         entry["request_id"]
         for entry in fleet.gateway_entries()
@@ -790,15 +791,6 @@ def test_sessions_outlive_a_router_replica_killed_mid_run(fleet: RunningFleet, a
     assert later and {r.router for r in later} == {"mcp-router-1"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,  # only the final assertion; anything else in the scenario fails the test
-    reason=(
-        "router bug: the audit record is written when the answer ends (mcpfleet/router/app.py,"
-        " Router.handle), so a message forwarded by a router replica that dies before the answer ends is"
-        " never audited, although the server ran it"
-    ),
-)
 def test_a_message_in_flight_on_a_router_replica_that_dies_keeps_its_audit_record(
     fleet: RunningFleet, audited: Audited
 ) -> None:
@@ -806,7 +798,8 @@ def test_a_message_in_flight_on_a_router_replica_that_dies_keeps_its_audit_recor
     once its first progress notification reaches the client, through the gateway, the tool is running
     and the router has forwarded it. Then the router replicas die (SIGKILL: a node failure, the OOM
     killer). The router's audit must still name that tool for that request: the audit is the record of
-    what ran, and a crash is when it matters most."""
+    what ran, and a crash is when it matters most. Its forward record, written before the message was
+    sent upstream, does; its full record, written when the answer ends, never was."""
     fleet.whole()
     seen = Seen()
     progressed = anyio.Event()
@@ -855,13 +848,16 @@ def test_a_message_in_flight_on_a_router_replica_that_dies_keeps_its_audit_recor
         for entry in fleet.gateway_entries()
         if entry["caller"] == "long-runner" and (entry["status"] >= 500 or entry["termination"][0] == "S")
     }
+    forwards = [r for r in fleet.forward_records() if r.request_id == call.request_id]
     records = [r for r in fleet.audit_records() if r.request_id == call.request_id]
     print(
-        f"\nrouters SIGKILLed while a tool ran: the client saw {outcome}; the audit records of it: {records}"
+        f"\nrouters SIGKILLed while a tool ran: the client saw {outcome}; the forward records of it:"
+        f" {forwards}; its full records: {records}"
     )
-    assert [(r.server, r.method, r.tool) for r in records] == [
-        ("everything", "tools/call", "trigger-long-running-operation")
+    assert [(r.server, r.method, r.tool, r.caller) for r in forwards] == [
+        ("everything", "tools/call", "trigger-long-running-operation", "long-runner")
     ]
+    assert records == []  # its router died before the answer ended
 
 
 def test_new_sessions_succeed_after_a_notes_replica_is_killed_mid_run(fleet: RunningFleet) -> None:

@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import re
 import signal
+import socket
+import threading
+import time
 import urllib.request
 from collections.abc import AsyncIterator, Sequence
 from contextlib import ExitStack, asynccontextmanager
@@ -118,6 +122,19 @@ def modern_call(tool: str, arguments: dict[str, Any] | None = None) -> bytes:
 
 
 MODERN_HEADERS = [("MCP-Protocol-Version", MODERN)]
+AUDIT_SECONDS = 10.0
+
+
+def wait_for(router: RunningRouter, request_ids: set[str]) -> list[dict[str, Any]]:
+    """The router's audit lines once each of request_ids has its full record (written as its answer
+    ends, which may be just after the client has read the answer), or once AUDIT_SECONDS have passed."""
+    deadline = time.monotonic() + AUDIT_SECONDS
+    while True:
+        lines = router.audit_lines()
+        done = {line["request_id"] for line in lines if line["event"] == "message"}
+        if request_ids <= done or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.02)
 
 
 # The SDK's clients, both eras
@@ -407,6 +424,91 @@ def test_audit_names_the_tool_the_server_ran(stack: Stack) -> None:
     )  # fmt: skip
     text = router.audit.read_text() if router.audit else ""
     assert token not in text and "a b" not in text
+
+
+def test_each_forwarded_message_has_a_forward_record_then_its_full_record(stack: Stack) -> None:
+    router = stack.routers[0]
+    token = stack.issuer.token("text", "heidi", "support")
+    ids = {"ahead-1": "word_count", "ahead-2": "digest"}
+    for request_id, tool in ids.items():
+        arguments = {"text": "private words"}
+        raw(router, "text", call(tool, arguments=arguments), [("X-Request-ID", request_id)], token=token)
+    lines = wait_for(router, {"ahead-1", "ahead-2"})
+    mine = [line for line in lines if line["request_id"] in ids]
+    # word_count was forwarded: its forward record, then its full record; digest was refused: no forward.
+    assert [line["event"] for line in mine if line["request_id"] == "ahead-1"] == ["forward", "message"]
+    assert [line["event"] for line in mine if line["request_id"] == "ahead-2"] == ["message"]
+    forward = mine[0]
+    assert forward == {
+        "event": "forward", "time": forward["time"], "request_id": "ahead-1", "caller": "heidi",
+        "server": "text", "method": "tools/call", "tool": "word_count", "session": None, "era": "legacy",
+    }  # fmt: skip
+    text = router.audit.read_text() if router.audit else ""
+    assert "private words" not in text and token not in text
+
+
+def complete(request: bytes) -> bool:
+    head, found, body = request.partition(b"\r\n\r\n")
+    length = re.search(rb"(?im)^content-length: *(\d+)", head)
+    return bool(found and length and len(body) >= int(length.group(1)))
+
+
+def hanging_upstream() -> tuple[socket.socket, threading.Event, list[bytes]]:
+    """A server that reads one request and never answers: a tool still running when its router dies."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    arrived = threading.Event()
+    received: list[bytes] = []
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        data = b""
+        while not complete(data):
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        received.append(data)
+        arrived.set()
+        connection.recv(1)  # until the router goes away
+        connection.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, arrived, received
+
+
+def test_a_message_in_flight_when_its_router_is_killed_keeps_its_forward_record(
+    stack: Stack, tmp_path: Path
+) -> None:
+    listener, arrived, received = hanging_upstream()
+    address = f"127.0.0.1:{listener.getsockname()[1]}"
+    config = router_config(
+        {"slow": server_entry("slow", [address], ["long_job"], ({"tools": ["*"], "roles": ["engineer"]},))}
+    )
+    token = stack.issuer.token("slow", "ivan", "engineer")
+    answers: list[Any] = []
+    with router_process(config, stack.issuer.public_pem, stack.keys, tmp_path) as router:
+        assert router.process is not None
+        body = call("long_job", arguments={"secret": "argument value"})
+
+        def client() -> None:
+            try:
+                answers.append(raw(router, "slow", body, [("X-Request-ID", "in-flight-1")], token=token))
+            except (OSError, http.client.HTTPException) as error:
+                answers.append(error)
+
+        thread = threading.Thread(target=client)
+        thread.start()
+        assert arrived.wait(20), "the router never forwarded the message"
+        stop(router.process, signal.SIGKILL)
+        thread.join(20)
+        lines = router.audit_lines()
+    listener.close()
+    assert b'"name":"long_job"' in received[0]
+    assert isinstance(answers[0], Exception)  # the answer died with the router
+    assert [(line["event"], line["request_id"], line["tool"], line["caller"]) for line in lines] == [
+        ("forward", "in-flight-1", "long_job", "ivan")
+    ]
+    assert "argument value" not in json.dumps(lines)
 
 
 def test_metrics_and_health(stack: Stack) -> None:
