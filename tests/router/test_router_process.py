@@ -410,7 +410,9 @@ def test_audit_names_the_tool_the_server_ran(stack: Stack) -> None:
         raw(
             router, "text", call(tool, arguments={"text": "a b"}), [("X-Request-ID", request_id)], token=token
         )
-    records = {r["request_id"]: r for r in router.audit_records()}
+    # A full record is written as its answer ends, which may be just after the client has read it.
+    lines = wait_for(router, set(ids))
+    records = {r["request_id"]: r for r in lines if r["event"] == "message"}
     ran = {c["request_id"]: c["tool"] for c in stack.servers["text"].calls() if c["request_id"] in ids}
     assert ran == {"audit-1": "word_count", "audit-2": "slugify"}
     for request_id, tool in ran.items():
