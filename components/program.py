@@ -13,7 +13,7 @@ import pulumi
 from components.cluster.eks import EksCluster
 from components.cluster.existing import existing_cluster_provider
 from components.fleet import Fleet
-from components.manifests.secrets import LOCAL_SECRETS_CONFIG_KEY
+from components.manifests.secrets import LOCAL_SECRETS_CONFIG_KEY, missing_value_message
 from components.secrets import check_store_keys
 from components.server import ServerPlatform
 from mcpfleet.catalog.loader import load_catalog
@@ -87,8 +87,10 @@ def fleet_program() -> None:
         pulumi.export("kubeconfig", eks.kubeconfig)
     else:
         kubernetes = existing_cluster_provider(f"{PROJECT}-{fleet.environment}", cluster)
+        local_key = LOCAL_SECRETS_CONFIG_KEY.removeprefix(f"{PROJECT}:")
+        _check_local_values(config.get_object(local_key), fleet)
         # `pulumi config set --secret --path 'mcpfleet:secrets.<store key>'`: kept secret from here on.
-        values = config.get_secret_object(LOCAL_SECRETS_CONFIG_KEY.removeprefix(f"{PROJECT}:"))
+        values = config.get_secret_object(local_key)
         platform = ServerPlatform(
             fleet.environment,
             grafana_password,
@@ -106,6 +108,20 @@ def fleet_program() -> None:
     Fleet(PROJECT, fleet, kubernetes, platform, workloads)
     pulumi.export("environment", fleet.environment)
     pulumi.export("servers", [server.name for server in fleet.servers])
+
+
+def _check_local_values(given: object, fleet: FleetModel) -> None:
+    """Every local secret value the servers read is set, or the run stops before creating anything, naming
+    each missing one and its command at once. Only the keys are looked at, never a value."""
+    keys = set(given) if isinstance(given, dict) else set()
+    missing = [
+        missing_value_message(server, ref, fleet.environment)
+        for server in fleet.servers
+        for ref in server.spec.secrets
+        if ref.key not in keys
+    ]
+    if missing:
+        raise pulumi.RunError("invalid input:\n" + "\n".join(missing))
 
 
 def _router_image(config: pulumi.Config, fleet: FleetModel, stack_file: str) -> str | None:

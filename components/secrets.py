@@ -26,6 +26,7 @@ from components.manifests.secrets import (
     external_secret,
     local_secret,
     missing_value_message,
+    missing_values_message,
     not_a_string_message,
     secret_store,
     shared_store_keys,
@@ -203,6 +204,7 @@ def _cloud(
         policy=pulumi.Output.all(*[secret.arn for secret in stored]).apply(read_policy),
         opts=aws_opts,
     )
+    _warn_while_empty(server, settings, environment, stored, cluster.aws_provider, parent)
     k8s_opts = pulumi.ResourceOptions(parent=parent)
     store = kubernetes_resource(
         f"{server.name}-secret-store", secret_store(server, settings.cluster.region), k8s_opts
@@ -213,6 +215,46 @@ def _cloud(
         pulumi.ResourceOptions(parent=parent, depends_on=[store]),
     )
     return ServerSecrets(service_account_annotations={ROLE_ARN_ANNOTATION: role.arn}, resources=[synced])
+
+
+# The staging label of a secret's current value (Secrets Manager's own).
+CURRENT_STAGE = "AWSCURRENT"
+
+
+def holds_a_value(versions: Any) -> bool:
+    """Whether a get_secret_versions result lists a current version (its value is never read)."""
+    for version in getattr(versions, "versions", None) or []:
+        if CURRENT_STAGE in (getattr(version, "version_stages", None) or []):
+            return True
+    return False
+
+
+def _warn_while_empty(
+    server: FleetServer,
+    settings: Environment,
+    environment: str,
+    stored: list[aws.secretsmanager.Secret],
+    provider: pulumi.ProviderResource,
+    parent: pulumi.Resource,
+) -> None:
+    """At `pulumi up`, once the secrets exist: name those that hold no value yet, with the command that
+    puts each. Reads only the versions' metadata (ListSecretVersionIds), never a value. In a preview and the
+    offline plan the secrets' ARNs are unknown, so nothing is asked."""
+    checks = [
+        aws.secretsmanager.get_secret_versions_output(
+            secret_id=secret.arn, opts=pulumi.InvokeOptions(provider=provider)
+        )
+        for secret in stored
+    ]
+
+    def report(results: list[Any]) -> None:
+        missing = [
+            ref for ref, result in zip(server.spec.secrets, results, strict=True) if not holds_a_value(result)
+        ]
+        if missing:
+            pulumi.log.warn(missing_values_message(server, settings, environment, missing), resource=parent)
+
+    pulumi.Output.all(*checks).apply(report)
 
 
 def _values_for(server: FleetServer, environment: str, values: object) -> dict[str, str]:

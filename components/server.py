@@ -21,6 +21,7 @@ from components.manifests.workload import (
     service_account,
     settings_config_map,
     settings_name,
+    values_arrive_later,
 )
 from components.mesh import server_mesh_resources
 from components.secrets import LocalValues, server_secret_resources
@@ -51,7 +52,7 @@ def server_objects(
         server.name: service_account(server, service_account_annotations),
         settings_name(server): settings_config_map(server),
         f"{server.name}-deployment": deployment(server, settings),
-        f"{server.name}-service": service(server),
+        f"{server.name}-service": service(server, await_ready=not values_arrive_later(server, settings)),
         f"{server.name}-autoscaler": autoscaler(server),
         f"{server.name}-network-policy": network_policy(server, settings),
     }

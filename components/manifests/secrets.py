@@ -31,6 +31,13 @@ ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
 # otherwise; the IAM trust policy must expect it.
 STS_AUDIENCE = "sts.amazonaws.com"
 LOCAL_SECRETS_CONFIG_KEY = "mcpfleet:secrets"
+# On each ExternalSecret: the command that puts each value it waits for, one a line (the offline plan's
+# manifests and `kubectl describe externalsecret` show it where the missing value is noticed).
+PUT_VALUES_ANNOTATION = "mcpfleet.io/put-values"
+# External Secrets retries a failed sync with exponential backoff from 1 s to 7 minutes (chart 2.0.0,
+# pkg/controllers/common/common.go BuildRateLimiter): a value put in is synced within 7 minutes, or at once
+# when the ExternalSecret is annotated.
+RETRY_AT_MOST = "7 minutes"
 
 
 # pulumi-kubernetes waits on an object with this annotation until the JSONPath matches (components/addons.py).
@@ -104,12 +111,54 @@ def secret_store(server: FleetServer, region: str) -> K8sObject:
     }
 
 
+def put_value_command(settings: Environment, environment: str, key: str) -> str:
+    """The command that puts a value into the store key's Secrets Manager secret (the value from a file, so
+    it stays out of shell history and process lists)."""
+    return (
+        f"aws secretsmanager put-secret-value --region {settings.cluster.region}"
+        f" --secret-id {store_name(settings, environment, key)} --secret-string file://VALUE_FILE"
+    )
+
+
+def sync_now_command(server: FleetServer) -> str:
+    """Any change to an ExternalSecret makes External Secrets sync it at once."""
+    return (
+        f"kubectl -n {server.namespace} annotate externalsecret {server.name}"
+        ' force-sync="$(date +%s)" --overwrite'
+    )
+
+
+def missing_values_message(
+    server: FleetServer, settings: Environment, environment: str, missing: list[SecretRef]
+) -> str:
+    """What `pulumi up` says of a server whose Secrets Manager secrets hold no value yet."""
+    lines = [
+        f"MCP server {server.name} starts once Secrets Manager holds a value for"
+        f" {', '.join(store_name(settings, environment, ref.key) for ref in missing)}: its pods wait for"
+        " them, the deploy does not. Put each with:"
+    ]
+    lines += [f"  {put_value_command(settings, environment, ref.key)}" for ref in missing]
+    lines.append(
+        f"External Secrets then syncs within {RETRY_AT_MOST}; to sync at once: {sync_now_command(server)}"
+    )
+    return "\n".join(lines)
+
+
 def external_secret(server: FleetServer, settings: Environment, environment: str) -> K8sObject:
-    """Sync each referenced store key into the Secret the Deployment reads, keyed by its env var."""
+    """Sync each referenced store key into the Secret the Deployment reads, keyed by its env var.
+
+    Until every key holds a value the sync fails and is retried (RETRY_AT_MOST); the Secret, and so the
+    server's pods, appear once it succeeds."""
+    commands = "\n".join(put_value_command(settings, environment, ref.key) for ref in server.spec.secrets)
     return {
         "apiVersion": ESO_API_VERSION,
         "kind": "ExternalSecret",
-        "metadata": {"name": server.name, "namespace": server.namespace, "labels": server_labels(server)},
+        "metadata": {
+            "name": server.name,
+            "namespace": server.namespace,
+            "labels": server_labels(server),
+            "annotations": {PUT_VALUES_ANNOTATION: commands},
+        },
         "spec": {
             "refreshInterval": settings.secrets.refresh_interval,
             "secretStoreRef": {"name": server.name, "kind": "SecretStore"},

@@ -22,6 +22,10 @@ BRIDGE_HEALTH_PATH = "/healthz"
 SETTINGS_HASH_ANNOTATION = "mcpfleet.io/settings-sha256"
 ZONE_KEY = "topology.kubernetes.io/zone"
 HOST_KEY = "kubernetes.io/hostname"
+# pulumi-kubernetes creates an object carrying this annotation without waiting for it to become ready
+# (provider/pkg/metadata/overrides.go: ReadyCondition): for a Deployment, not waiting for its pods; for a
+# Service, not waiting for endpoints of ready pods (provider/pkg/await/service.go).
+SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
 
 
 def settings_name(server: FleetServer) -> str:
@@ -31,6 +35,22 @@ def settings_name(server: FleetServer) -> str:
 def secrets_name(server: FleetServer) -> str:
     """The Secret the platform's secret sync fills with this server's references."""
     return f"{server.name}-secrets"
+
+
+def values_arrive_later(server: FleetServer, settings: Environment) -> bool:
+    """Whether the server's secret values may not exist when it is deployed: in the cloud its owner puts
+    them into Secrets Manager out of band, after the deploy that created the (empty) secrets.
+
+    Its pods then wait in CreateContainerConfigError until External Secrets has written the Secret, and
+    start by themselves once it has (kubelet retries). The deploy must not wait for them: pulumi-kubernetes
+    would wait for the Deployment's pods and the Service's endpoints until it times out (10 minutes each)
+    and fail the run. On an existing cluster the values come from the stack's config in the same run.
+    """
+    return settings.cluster.provider != "existing" and bool(server.spec.secrets)
+
+
+def _skip_await(metadata: K8sObject) -> K8sObject:
+    return {**metadata, "annotations": {**metadata.get("annotations", {}), SKIP_AWAIT_ANNOTATION: "true"}}
 
 
 def hardened_container_context(uid: int) -> K8sObject:
@@ -173,11 +193,15 @@ def settings_hash(server: FleetServer) -> str:
 
 
 def deployment(server: FleetServer, settings: Environment) -> K8sObject:
+    """A server's workload; not awaited by the deploy when its secret values arrive later."""
     tmp_size = STDIO_TMP_SIZE if server.spec.transport.type == "stdio" else TMP_SIZE
+    metadata = _metadata(server)
+    if values_arrive_later(server, settings):
+        metadata = _skip_await(metadata)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(server),
+        "metadata": metadata,
         "spec": {
             # The autoscaler owns the count afterwards (the component ignores later changes to it).
             "replicas": server.replicas,
@@ -205,11 +229,12 @@ def deployment(server: FleetServer, settings: Environment) -> K8sObject:
     }
 
 
-def service(server: FleetServer) -> K8sObject:
+def service(server: FleetServer, await_ready: bool = True) -> K8sObject:
+    """await_ready=False: the deploy does not wait for ready endpoints (values_arrive_later)."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(server),
+        "metadata": _metadata(server) if await_ready else _skip_await(_metadata(server)),
         "spec": {
             "type": "ClusterIP",
             "selector": selector_labels(server),

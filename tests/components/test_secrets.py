@@ -5,21 +5,25 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import pulumi
 import pytest
+from pulumi.runtime import settings as pulumi_settings
 
 from components.cluster.eks import EksCluster
 from components.manifests.secrets import (
     ESO_CHART_VERSION,
     ESO_REPOSITORY,
+    PUT_VALUES_ANNOTATION,
     ROLE_ARN_ANNOTATION,
     external_secret,
     secret_store,
     set_command,
 )
+from components.manifests.workload import SKIP_AWAIT_ANNOTATION
 from components.secrets import (
     TYPE_TOKEN,
     MissingSecretValue,
@@ -28,11 +32,12 @@ from components.secrets import (
     check_store_keys,
     server_secret_resources,
 )
+from components.server import server_objects
 from mcpfleet.catalog.models import SecretRef
 from mcpfleet.fleet import FleetServer
 from mcpfleet.plan.engine import run_program
 from tests.components.test_mesh import CHART_TYPE, environment, golden_server
-from tests.mock_engine import Parent, Recorder, recording, run
+from tests.mock_engine import Echo, Parent, Recorder, recording, run
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"  # the dev and prod stacks' region
@@ -341,3 +346,111 @@ def test_a_local_value_of_the_wrong_type_is_refused_without_showing_it(local: Re
     with pytest.raises(MissingSecretValue, match="as a string") as raised:
         build_local({"search/api-key": 40125})
     assert "40125" not in str(raised.value)
+
+
+# The first deploy: values put in later, a deploy that does not wait for them
+
+
+def test_the_external_secret_names_the_command_that_puts_each_value() -> None:
+    server, settings = golden_server("search", "dev"), environment("dev")
+    synced = external_secret(server, settings, "dev")
+    assert synced["metadata"]["annotations"][PUT_VALUES_ANNOTATION] == (
+        "aws secretsmanager put-secret-value --region eu-west-1 --secret-id mcpfleet/dev/search/api-key"
+        " --secret-string file://VALUE_FILE"
+    )
+
+
+@pytest.mark.parametrize(("env", "waits"), [("dev", False), ("local", True)])
+def test_a_server_whose_values_come_later_is_not_awaited(env: str, waits: bool) -> None:
+    # eks: the values reach Secrets Manager out of band, after the deploy that made the empty secrets;
+    # local: they come from the stack's config in the same run.
+    settings = environment(env)
+    search, files = golden_server("search", env), golden_server("files", env)
+    assert search.spec.secrets and not files.spec.secrets
+    for server, awaited in ((search, waits), (files, True)):
+        objects = server_objects(server, settings)
+        for name in (f"{server.name}-deployment", f"{server.name}-service"):
+            annotations = objects[name]["metadata"].get("annotations", {})
+            assert (SKIP_AWAIT_ANNOTATION not in annotations) is awaited, (server.name, name)
+            if not awaited:
+                assert annotations[SKIP_AWAIT_ANNOTATION] == "true"
+        # The headless Service is never awaited for endpoints anyway.
+        assert objects[f"{server.name}-gateway-endpoints"]["spec"]["clusterIP"] == "None"
+
+
+class VersionsMocks(Echo):
+    """AWS answering ListSecretVersionIds: versions (with their stages) per secret ARN."""
+
+    def __init__(self, current: set[str]) -> None:
+        super().__init__(aws_outputs)
+        self.current = current
+        self.asked: list[str] = []
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        if args.token != "aws:secretsmanager/getSecretVersions:getSecretVersions":
+            return {}, []
+        arn = str(args.args["secretId"])
+        self.asked.append(arn)
+        stages = ["AWSCURRENT"] if any(arn.endswith(f"{key}-AbCdEf") for key in self.current) else []
+        versions = [{"versionId": "v1", "versionStages": stages, "createdTime": "", "lastAccessedDate": ""}]
+        return {
+            "arn": arn,
+            "name": arn,
+            "secretArn": arn,
+            "secretId": arn,
+            "versions": versions if stages else [],
+        }, []
+
+
+@pytest.mark.parametrize(("filled", "warned"), [(set(), True), ({"search/api-key"}, False)])
+def test_pulumi_up_names_each_value_still_missing_and_the_command(
+    caplog: pytest.LogCaptureFixture, filled: set[str], warned: bool
+) -> None:
+    mocks = VersionsMocks(filled)
+    for _ in recording("dev", mocks=mocks):
+        with caplog.at_level(logging.WARNING):
+            build_cloud([golden_server("search", "dev")])
+    # Asked of AWS once the secret exists, by its ARN: the versions' metadata, never a value.
+    assert mocks.asked == [
+        f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:mcpfleet/dev/search/api-key-AbCdEf"
+    ]
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    found = [m for m in messages if "MCP server search starts once Secrets Manager holds a value" in m]
+    assert bool(found) is warned
+    if warned:
+        [message] = found
+        assert (
+            "mcpfleet/dev/search/api-key" in message
+            and "its pods wait for them, the deploy does not" in message
+        )
+        assert (
+            "aws secretsmanager put-secret-value --region eu-west-1 --secret-id mcpfleet/dev/search/api-key"
+            " --secret-string file://VALUE_FILE" in message
+        )
+        assert "kubectl -n mcp-search annotate externalsecret search force-sync=" in message
+
+
+def test_nothing_is_asked_of_aws_in_a_preview() -> None:
+    # The offline plan (a preview): the secrets' ARNs are unknown, so no value can be looked for.
+    calls: list[str] = []
+
+    class Recording(Echo):
+        def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+            calls.append(args.token)
+            return {}, []
+
+    settings = environment("dev")
+
+    def program() -> None:
+        cluster = EksCluster("mcpfleet-dev", settings.cluster)
+        server_secret_resources(
+            golden_server("search", "dev"), settings, "dev", cluster, None, Parent("search")
+        )
+
+    pulumi_settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(Recording(), project="mcpfleet", stack="dev", preview=True)
+    try:
+        run(program)
+    finally:
+        pulumi_settings.ROOT.set(None)
+    assert "aws:secretsmanager/getSecretVersions:getSecretVersions" not in calls

@@ -1,8 +1,9 @@
 """Deployability review: GIVEN the program's plan of an environment, THEN the rules that catch a failing
 first `pulumi up` pass; WHEN any one fix is taken out (the issuer, the StorageClass, the CNI setting,
 metrics-server, the admin access entry, the reachable endpoint, the node group's size, an object's order
-after its namespace or after the chart of its CRD, a chart's wait for its webhook), THEN the review fails,
-blocking, with a message naming the missing fix."""
+after its namespace or after the chart of its CRD, a chart's wait for its webhook, a deploy not waiting for
+pods whose secret values come later), THEN the review fails, blocking, with a message naming the missing
+fix."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ DEPLOYABILITY = (
     "namespace-ordered-first",
     "network-policy-enforced",
     "node-capacity",
+    "secret-source-exists",
     "volume-claim-storage-class",
 )
 RULES = [rule for rule in all_rules() if rule.id in DEPLOYABILITY]
@@ -198,6 +200,28 @@ def test_a_chart_waits_for_its_webhook(dev: PlanResult, chart_name: str, path: t
         dev, lambda r: r.type.startswith("kubernetes:helm") and r.inputs["chart"] == chart_name, no_wait
     )
     only_failure(deployability(dev, regs), "custom-resource-after-crd", "before its webhook can be called")
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "Service"])
+def test_the_deploy_does_not_wait_for_servers_whose_values_come_later(dev: PlanResult, kind: str) -> None:
+    # Issue 11, item 4: the servers' secrets are created empty; their pods wait for the values.
+    def awaited(inputs: dict[str, Any]) -> None:
+        inputs["metadata"]["annotations"].pop("pulumi.com/skipAwait")
+
+    regs = changed(
+        dev,
+        lambda r: (
+            r.inputs.get("kind") == kind
+            and "pulumi.com/skipAwait" in r.inputs["metadata"].get("annotations", {})
+        ),
+        awaited,
+    )
+    only_failure(deployability(dev, regs), "secret-source-exists", "missing fix: the pulumi.com/skipAwait")
+
+
+def test_a_server_reading_a_secret_nothing_creates(dev: PlanResult) -> None:
+    regs = without(dev, lambda r: r.inputs.get("kind") == "ExternalSecret")
+    only_failure(deployability(dev, regs), "secret-source-exists", "which nothing in this stack creates")
 
 
 # The same through the stack settings a user edits

@@ -398,8 +398,11 @@ def test_validate_one_environment_checks_only_its_stack(in_repo: None) -> None:
     assert "Pulumi.dev.yaml" in dev.stderr and "Pulumi.prod.yaml" not in dev.stderr
 
 
-def run_program_as(env: str, stacks_dir: Path, preview: bool) -> BaseException | None:
-    """The real program (components/program.py) under mocks, as `pulumi preview` or `pulumi up` runs it."""
+def run_program_as(
+    env: str, stacks_dir: Path, preview: bool, values: dict[str, str] | None = None
+) -> BaseException | None:
+    """The real program (components/program.py) under mocks, as `pulumi preview` or `pulumi up` runs it;
+    values: the local stack's secret values (default: one for every secret the catalog's servers read)."""
     config, _ = load_stack_config(stacks_dir, env)
     _, settings = load_stack_config(stacks_dir, env)
     config = {
@@ -408,8 +411,9 @@ def run_program_as(env: str, stacks_dir: Path, preview: bool) -> BaseException |
         "mcpfleet:gatewayJwtPublicKey": "test key",
         "mcpfleet:routerSessionKeys": "test keys",
         "mcpfleet:routerImage": f"{settings.router.image_repository}@sha256:{'0' * 64}",
-        # A value for every secret the catalog's servers read (this test is about the stack settings).
-        "mcpfleet:secrets": {
+        "mcpfleet:secrets": values
+        if values is not None
+        else {
             ref.key: "test value"
             for entry in load_catalog(REPO / "catalog").entries
             for ref in entry.server.secrets
@@ -462,3 +466,24 @@ def test_deploy_runs_on_runners_whose_addresses_the_stack_lists() -> None:
         assert workflow["jobs"][env]["runs-on"] == "${{ vars.DEPLOY_RUNNER || 'ubuntu-24.04' }}"
     # The header says what the variable must name and why.
     assert "DEPLOY_RUNNER" in text and "endpointPublicAccessCidrs" in text and "static addresses" in text
+
+
+def test_local_names_every_missing_secret_value_at_once_before_creating_anything(
+    in_repo: None, configured: Path
+) -> None:
+    references = [
+        (entry.server.name, ref.key)
+        for entry in load_catalog(REPO / "catalog").entries
+        for ref in entry.server.secrets
+        if entry.server.enabled_in("local")
+    ]
+    assert len(references) > 1, "the sample catalog's local servers read secrets"
+    first_key = references[0][1]
+    refused = run_program_as("local", configured, preview=False, values={first_key: "test value"})
+    assert isinstance(refused, pulumi.RunError)
+    text = str(refused)
+    for server, key in references[1:]:
+        assert f"server '{server}' needs secret '{key}'" in text
+        assert f"pulumi config set --secret --type string --path 'mcpfleet:secrets.{key}' -s local" in text
+    assert f"needs secret '{first_key}'" not in text
+    assert "test value" not in text
