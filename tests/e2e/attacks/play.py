@@ -23,7 +23,7 @@ from tests.e2e.attacks.cases import (
 from tests.e2e.attacks.kit import DEFAULT, LEGACY, MARKER_ADDRESS, MARKER_REQUEST_ID, Kit, issued_by_gateway
 from tests.e2e.attacks.stack import Stack
 from tests.e2e.attacks.wire import Exchange, Reply
-from tests.e2e.audit import Audit, AuditRecord, ServerCall, check
+from tests.e2e.audit import NO_SERVER, Audit, AuditRecord, ServerCall, check
 from tests.e2e.gateway import RECORDED_SERVERS, Mark
 
 AUDIT_WAIT_SECONDS = 10.0
@@ -167,8 +167,31 @@ def play(stack: Stack, case: Case, subject: str, source: str | None = None) -> O
                 f"straight to {case.target.server} the table says the message {said}, but the tool {saw}"
             )
     outcome.exchanges = kit.exchanges
+    drain(stack, mark, kit)
     outcome.seconds = time.monotonic() - started
     return outcome
+
+
+def drain(stack: Stack, since: Mark, kit: Kit) -> None:
+    """Until every answer the case got has its gateway log line, and its audit record when the gateway
+    sent it to a router: both are written as an answer ends, a little after the client has it, and the
+    next case's stretch of the run must not start with this one's tail."""
+    request_ids = {
+        reply.request_id for _, exchange in kit.exchanges for reply in exchange.replies if reply.request_id
+    }
+    deadline = time.monotonic() + AUDIT_WAIT_SECONDS
+    while request_ids and time.monotonic() < deadline:
+        logged = {entry["request_id"]: entry for entry in stack.running.gateway_entries(since)}
+        audited = {record.request_id for record in stack.audit(since)}
+        pending = [
+            rid
+            for rid in request_ids
+            if rid not in logged
+            or (logged[rid].get("router") not in (None, NO_SERVER) and rid not in audited)
+        ]
+        if not pending:
+            return
+        time.sleep(0.05)
 
 
 def judge(
