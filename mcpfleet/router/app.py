@@ -8,6 +8,7 @@ import contextlib
 import logging
 import re
 import time
+import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -226,6 +227,9 @@ class Router:
         started = time.perf_counter()
         headers = collect_headers(scope)
         record = Record(request_id=_request_id(headers), client=_client(headers, scope))
+        reply = _Reply(send)
+        send = reply
+        job: Forwarding | None = None
         try:
             route = self.routes.get(scope["raw_path"].decode("latin-1"))
             if route is None:
@@ -251,11 +255,35 @@ class Router:
                 record.method = refusal.method[:MAX_LOGGED_METHOD]
             record.outcome, record.status, record.rpc_code = "refused", refusal.status, refusal.code
             self.metrics.refusals.labels(record.server or "", refusal.reason).inc()
-            await _answer(send, refusal)
+            if not reply.started:
+                await _answer(send, refusal)
+        except Exception as error:  # a bug or the unforeseen: answered, audited and counted all the same
+            message = job.message if job is not None else None
+            await self._internal_error(error, record, reply, message.id if message is not None else None)
         seconds = time.perf_counter() - started
         record.latency_ms = seconds * 1000
         self.metrics.observe(record, seconds, _method_label(record.method), self._tool_label(record))
-        self.audit(record.line())
+        try:
+            self.audit(record.line())
+        except OSError:
+            log.exception("writing the audit record of request %s failed", record.request_id)
+
+    async def _internal_error(self, error: Exception, record: Record, reply: _Reply, rpc_id: Any) -> None:
+        """500 with a JSON-RPC error when nothing was answered yet; an answer already under way is cut (the
+        client sees it end early, never a complete-looking answer). Logged without the exception's own
+        text, which may quote the message or the token: its type and where it was raised."""
+        log.error(
+            "internal error on request %s (server %s, %s): %s\n%s",
+            record.request_id,
+            record.server,
+            record.method,
+            type(error).__name__,
+            "".join(traceback.format_tb(error.__traceback__)).rstrip(),
+        )
+        record.outcome, record.rpc_code = "error", INTERNAL_ERROR
+        if not reply.started:
+            record.status = 500
+            await _answer(reply, Refusal(500, INTERNAL_ERROR, "Internal error", "internal", rpc_id))
 
     def _tool_label(self, record: Record) -> str:
         if record.tool is None or record.server is None:
@@ -605,6 +633,22 @@ class Router:
 
         await _until_disconnect(receive, pump())
         job.record.outcome = "ok"
+
+
+class _Reply:
+    """The ASGI send of one request, noting whether the answer has started (a failure after that point
+    can no longer be answered with a 500)."""
+
+    __slots__ = ("send", "started")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self.send(message)
 
 
 class _Outcome:

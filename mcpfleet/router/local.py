@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mcpfleet.router.app import Router
+    from mcpfleet.router.observe import AuditSink
 
 START_SECONDS = 20.0
 
@@ -161,12 +162,15 @@ def router_thread(
     jwt_key_pem: bytes,
     session_keys: list[bytes],
     host: str = "127.0.0.1",
+    audit: AuditSink | None = None,
 ) -> Iterator[RunningRouter]:
-    """The router in this process (a thread with its own event loop): for tests that read its state."""
+    """The router in this process (a thread with its own event loop): for tests that read its state.
+    audit receives its audit lines (by default they are dropped)."""
     from mcpfleet.router.app import build_app
+    from mcpfleet.router.observe import discard
     from mcpfleet.router.serve import listen, uvicorn_server
 
-    router = build_app(config, jwt_key_pem, session_keys)
+    router = build_app(config, jwt_key_pem, session_keys, audit=audit or discard)
     port, metrics_port = free_port(host), free_port(host)
     sockets = [listen(host, port), listen(host, metrics_port)]
     server = uvicorn_server(router, metrics_port)
