@@ -76,6 +76,7 @@ def render_router_config(fleet: Fleet, upstreams: Mapping[str, Sequence[str]] | 
             "subjectClaim": auth.subject_claim,
         },
         "maxBodyBytes": MAX_BODY_BYTES,
+        "sessionMaxAgeSeconds": 24 * 60 * 60,  # a sealed session id older than a day gets 404: re-initialize
     }
     lines = ["{"]
     lines += [f"{_compact(key)}:{_compact(value)}," for key, value in head.items()]

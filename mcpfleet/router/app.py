@@ -381,6 +381,10 @@ class Router:
                 "session-owner",
                 request_id,
             )
+        if time.time() - session.issued > self.config.session_max_age_seconds:
+            raise Refusal(
+                404, UNAUTHORIZED, "Session expired: start a new session", "session-expired", request_id
+            )
         if not job.route.endpoints.has(session.pod):
             raise Refusal(
                 404, UNAUTHORIZED, "Session not found: start a new session", "session-gone", request_id

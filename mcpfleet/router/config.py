@@ -25,6 +25,7 @@ ToolName = Annotated[str, StringConstraints(pattern=r"^(\*|[A-Za-z0-9_.-]{1,128}
 Role = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9:_.-]*$")]
 UrlPath = Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9._~!$&'()*+,;=:@/-]*$")]
 SESSION_KEY_BYTES = 32
+DEFAULT_SESSION_MAX_AGE_SECONDS = 24 * 60 * 60
 SSE_MESSAGE_SEGMENT = "message"
 """`/servers/<name>/message`: where an SSE server's clients post, whatever the server itself announced."""
 
@@ -85,6 +86,11 @@ class RouterConfig(Model):
     environment: str = Field(min_length=1)
     auth: Auth
     max_body_bytes: int = Field(alias="maxBodyBytes", ge=1, le=64 * 1024 * 1024)
+    # A sealed session id older than this is refused (404: the client starts a new session), so a copied
+    # id is not good forever. At most 30 days: a bound, not a way to turn expiry off.
+    session_max_age_seconds: int = Field(
+        alias="sessionMaxAgeSeconds", default=DEFAULT_SESSION_MAX_AGE_SECONDS, ge=60, le=30 * 24 * 60 * 60
+    )
     servers: dict[ServerName, Server]
 
     @model_validator(mode="after")

@@ -87,6 +87,7 @@ def test_router_json_is_what_the_router_itself_loads(env: str) -> None:
         auth.algorithm,
     )
     assert config.auth.audience_prefix == f"https://{fleet.settings.domain}/servers/"
+    assert config.session_max_age_seconds == 24 * 60 * 60
     assert sorted(config.servers) == sorted(s.name for s in fleet.servers)
     for server in fleet.servers:
         entry = config.servers[server.name]

@@ -41,6 +41,9 @@ BAD = {
     "none algorithm": ("auth.algorithm", "none", "auth.algorithm"),
     "body limit a string": ("maxBodyBytes", "1048576", "maxBodyBytes"),
     "body limit zero": ("maxBodyBytes", 0, "maxBodyBytes"),
+    "session age under a minute": ("sessionMaxAgeSeconds", 59, "sessionMaxAgeSeconds"),
+    "session age over 30 days": ("sessionMaxAgeSeconds", 30 * 86400 + 1, "sessionMaxAgeSeconds"),
+    "session age a string": ("sessionMaxAgeSeconds", "86400", "sessionMaxAgeSeconds"),
     "unknown field": ("extra", 1, "extra"),
     "port a string": ("servers.notes.upstream", {"host": "notes", "port": "8080", "path": "/mcp"}, "port"),
     "host and addresses": (
@@ -65,6 +68,11 @@ def test_bad_configuration_names_the_field(path: str, value: Any, field: str) ->
         parse_config(changed(path, value), "router.json")
     assert field in str(caught.value)
     assert str(caught.value).startswith("router.json: ")
+
+
+def test_session_max_age_defaults_to_a_day() -> None:
+    assert parse_config(GOOD).session_max_age_seconds == 86400
+    assert parse_config(changed("sessionMaxAgeSeconds", 3600)).session_max_age_seconds == 3600
 
 
 def test_bad_server_name() -> None:

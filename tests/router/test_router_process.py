@@ -24,6 +24,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from mcpfleet.router.local import RunningRouter, router_process, stop
+from mcpfleet.router.sessions import Sealer
 from tests.router.conftest import Stack, fleet_config, start_server
 from tests.router.support import NOTES_ACCESS, NOTES_TOOLS, router_config, server_entry
 
@@ -338,6 +339,34 @@ def test_sealed_id_of_another_server_is_refused(stack: Stack) -> None:
     token = stack.issuer.token("units", "alice", "engineer")
     status, _, _ = raw(stack.routers[0], "units", call("list_units"), session_headers(sealed), token=token)
     assert status == 400
+
+
+def aged(stack: Stack, sealed: str, seconds: float, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The same session sealed again with the router's keys as if issued `seconds` ago."""
+    session = Sealer(stack.keys).open(sealed)
+    then = time.time() - seconds
+    with monkeypatch.context() as patch:
+        patch.setattr(time, "time", lambda: then)  # the clock the sealer reads, for this seal only
+        return Sealer(stack.keys).seal("http", session.server, session.subject, session.pod, session.inner)
+
+
+def test_a_session_older_than_the_max_age_gets_404(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sessions live 24 h by default (sessionMaxAgeSeconds): an older sealed id is refused with 404, so
+    the client starts a new session, and nothing reaches the server; a younger one is served."""
+    router = stack.routers[0]
+    sealed, token = open_session(stack, router, "judy")
+    add = call("add_note", arguments={"text": "judy's"})
+    assert raw(router, "notes", add, session_headers(sealed), token=token)[0] == 200
+    younger = aged(stack, sealed, 23 * 3600, monkeypatch)
+    status, _, answer = raw(router, "notes", call("list_notes"), session_headers(younger), token=token)
+    assert status == 200 and "judy's" in json.dumps(answer)
+    before = notes_calls(stack)
+    older = aged(stack, sealed, 24 * 3600 + 60, monkeypatch)
+    for method, body in (("POST", call("list_notes")), ("GET", None), ("DELETE", None)):
+        status, _, answer = raw(router, "notes", body, session_headers(older), token=token, method=method)
+        assert (status, answer["error"]["code"]) == (404, -32001), method
+    assert notes_calls(stack) == before
+    assert raw(router, "notes", call("list_notes"), session_headers(sealed), token=token)[0] == 200
 
 
 def test_session_survives_the_loss_of_a_router_replica(stack: Stack, tmp_path: Path) -> None:
