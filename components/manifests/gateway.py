@@ -356,21 +356,29 @@ def load_balancer_annotations(settings: Environment) -> dict[str, str]:
 
 
 def service(settings: Environment) -> K8sObject:
+    """The gateway's public Service: a LoadBalancer (on EKS an NLB the AWS Load Balancer Controller
+    makes), or on an existing cluster with `gateway.nodePort` a NodePort Service, for a cluster where
+    nothing serves LoadBalancer Services (kind: its ingress would never be filled, and pulumi-kubernetes
+    waits ten minutes for it, then fails the run)."""
     metadata = _metadata(settings)
     annotations = load_balancer_annotations(settings)
     if annotations:
         metadata["annotations"] = annotations
+    port: K8sObject = {"name": "https", "port": PUBLIC_PORT, "targetPort": "mcp", "protocol": "TCP"}
+    node_port = settings.gateway.node_port
+    if node_port is not None:
+        port["nodePort"] = node_port
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": metadata,
         "spec": {
-            "type": "LoadBalancer",
+            "type": "LoadBalancer" if node_port is None else "NodePort",
             # The client's own address reaches HAProxy (no hop through another node's kube-proxy, which
             # would replace it): it counts requests without a token per address and hands the address on.
             "externalTrafficPolicy": "Local",
             "selector": selector(),
-            "ports": [{"name": "https", "port": PUBLIC_PORT, "targetPort": "mcp", "protocol": "TCP"}],
+            "ports": [port],
         },
     }
 

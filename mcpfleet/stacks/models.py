@@ -275,6 +275,16 @@ class Gateway(Model):
     rate_limits: RateLimits = Field(
         default_factory=RateLimits, description="Default rate limits; a catalog entry may set its own."
     )
+    node_port: int | None = Field(
+        default=None,
+        ge=30000,
+        le=32767,
+        description=(
+            "An existing cluster with nothing serving LoadBalancer Services (kind): expose the gateway on"
+            " this port of every node (a NodePort Service) instead of through a load balancer; kind maps it"
+            " to the host (stacks/kind-local.yaml)."
+        ),
+    )
     unauthenticated_per_source_per_minute: int = Field(
         default=120,
         ge=1,
@@ -375,6 +385,17 @@ class Environment(Model):
     def _dns_on_eks_only(self) -> Environment:
         if self.dns is not None and self.cluster.provider != "eks":
             raise field_error("dns is an eks setting (Route53); an existing cluster takes none", "dns")
+        return self
+
+    @model_validator(mode="after")
+    def _node_port_on_existing_only(self) -> Environment:
+        if self.gateway.node_port is not None and self.cluster.provider == "eks":
+            raise field_error(
+                "nodePort is for an existing cluster; on eks the AWS Load Balancer Controller serves the"
+                " gateway's LoadBalancer Service",
+                "gateway",
+                "nodePort",
+            )
         return self
 
     @model_validator(mode="after")

@@ -893,8 +893,16 @@ def test_load_balancer_is_an_nlb_on_eks_only_and_metrics_stay_inside(env: str) -
     fleet = edge_fleet(env)
     objects = objects_of(fleet)
     public = one(objects, "Service", "mcp-gateway")
-    assert public["spec"]["type"] == "LoadBalancer"
-    assert public["spec"]["ports"] == [{"name": "https", "port": 443, "targetPort": "mcp", "protocol": "TCP"}]
+    port = {"name": "https", "port": 443, "targetPort": "mcp", "protocol": "TCP"}
+    node_port = fleet.settings.gateway.node_port
+    if node_port is None:
+        assert public["spec"]["type"] == "LoadBalancer"
+        assert public["spec"]["ports"] == [port]
+    else:
+        # kind: nothing serves LoadBalancer Services; the node's port is mapped to the host instead.
+        assert fleet.settings.cluster.provider == "existing"
+        assert public["spec"]["type"] == "NodePort"
+        assert public["spec"]["ports"] == [{**port, "nodePort": node_port}]
     assert public["spec"]["externalTrafficPolicy"] == "Local"
     annotations = public["metadata"].get("annotations", {})
     if fleet.settings.cluster.provider == "eks":

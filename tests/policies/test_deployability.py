@@ -31,6 +31,7 @@ DEPLOYABILITY = (
     "custom-resource-after-crd",
     "eks-admin-access",
     "eks-endpoint-reachable",
+    "load-balancer-served",
     "namespace-ordered-first",
     "network-policy-enforced",
     "node-capacity",
@@ -217,6 +218,31 @@ def test_the_deploy_does_not_wait_for_servers_whose_values_come_later(dev: PlanR
         awaited,
     )
     only_failure(deployability(dev, regs), "secret-source-exists", "missing fix: the pulumi.com/skipAwait")
+
+
+def test_a_load_balancer_on_kind() -> None:
+    # Issue 11, item 5: on kind nothing fills a LoadBalancer Service's ingress.
+    local = plan("local", GOLDEN_CATALOG, REPO / "stacks", None)
+
+    def load_balancer(inputs: dict[str, Any]) -> None:
+        inputs["spec"]["type"] = "LoadBalancer"
+        for port in inputs["spec"]["ports"]:
+            port.pop("nodePort", None)
+
+    regs = changed(
+        local, lambda r: r.inputs.get("kind") == "Service" and r.name == "gateway-service", load_balancer
+    )
+    only_failure(deployability(local, regs), "load-balancer-served", "missing fix: gateway.nodePort")
+
+
+def test_an_nlb_without_its_controller(dev: PlanResult) -> None:
+    regs = without(
+        dev,
+        lambda r: (
+            r.type.startswith("kubernetes:helm") and r.inputs["chart"] == "aws-load-balancer-controller"
+        ),
+    )
+    only_failure(deployability(dev, regs), "load-balancer-served", "missing fix: the controller's chart")
 
 
 def test_a_server_reading_a_secret_nothing_creates(dev: PlanResult) -> None:
