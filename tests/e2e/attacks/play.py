@@ -113,6 +113,7 @@ def joined(stack: Stack, since: Mark, request_ids: Collection[str]) -> Audit:
             running.server_calls(since),
             running.gateway_entries(since),
             recorded=RECORDED,
+            forwards=running.forward_records(since),
         )
         audited = {record.request_id for record in result.records}
         if (not result.problems and set(request_ids) <= audited) or time.monotonic() > deadline:
