@@ -432,7 +432,13 @@ def random_session_flood(k: Kit) -> Exchange:
             return answer
         last = answer
     k.forbids.append(Forbid(server=k.target.server, tool=k.target.allowed))
-    k.checks.append(lambda: observe.unchanged(before, observe.state(k.stack), k.subject))
+
+    def check() -> str | None:
+        after = observe.state(k.stack)
+        k.figures["flood"] = observe.growth(before, after)
+        return observe.unchanged(before, after)
+
+    k.checks.append(check)
     assert last is not None
     last.replies = last.replies[-1:]
     return last

@@ -119,6 +119,8 @@ class Kit:
         self.exchanges: list[tuple[str, Exchange]] = []
         self.forbids: list[Forbid] = [Forbid(server=target.server, tool=target.forbidden)]
         self.checks: list[Callable[[], str | None]] = []
+        self.figures: dict[str, Any] = {}
+        """Measurements a case reports (what a flood left behind)."""
         self._session: Opened | None = None
         self._tls: ssl.SSLContext | None = None
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from tests.e2e.attacks.cases import (
     Answered,
@@ -46,6 +47,7 @@ class Outcome:
     audit: list[AuditRecord] = field(default_factory=list)
     direct: bool | None = None
     """Straight to the server, did the same message run the forbidden tool."""
+    figures: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
     def report(self) -> str:
@@ -168,6 +170,7 @@ def play(stack: Stack, case: Case, subject: str, source: str | None = None) -> O
                 f"straight to {case.target.server} the table says the message {said}, but the tool {saw}"
             )
     outcome.exchanges = kit.exchanges
+    outcome.figures = kit.figures
     drain(stack, mark, kit)
     outcome.seconds = time.monotonic() - started
     return outcome

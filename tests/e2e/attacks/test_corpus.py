@@ -49,6 +49,7 @@ def _write_results(path: Path, outcomes: list[Outcome], seconds: float) -> None:
         "failed": [o.case.name for o in outcomes if o.problems],
         "breakthroughs": [o.report() for o in outcomes if o.breakthrough],
         "direct_runs": sorted(o.case.name for o in outcomes if o.direct),
+        "figures": {o.case.name: o.figures for o in outcomes if o.figures},
     }
     path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     print(f"\nattack corpus: {path}")
