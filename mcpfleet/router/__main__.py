@@ -19,7 +19,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, required=True, help="router.json (docs/router.md).")
     parser.add_argument("--jwt-key", type=Path, required=True, help="The token issuer's public key (PEM).")
     parser.add_argument(
-        "--session-keys", type=Path, required=True, help="One base64 32-byte key per line; the first seals."
+        "--session-keys",
+        type=Path,
+        required=True,
+        help="One base64 32-byte key per line; the first seals. Re-read when it changes.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="Interface to bind (default: %(default)s).")
     parser.add_argument("--port", type=int, default=8090, help="MCP port (default: %(default)s).")
@@ -34,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from mcpfleet.router.app import Router
     from mcpfleet.router.config import load_config, load_jwt_key, load_session_keys
+    from mcpfleet.router.keyfile import KeyFile
     from mcpfleet.router.observe import write_to
     from mcpfleet.router.serve import serve
     from mcpfleet.router.sessions import Sealer
@@ -52,7 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     # Audit lines go to stdout with one write() each; everything else the router says goes to stderr.
-    router = Router(config, verifier, Sealer(keys), audit=write_to(sys.stdout.fileno()))
+    sealer = Sealer(keys)
+    # The key file is watched: a rotated Secret is picked up without a restart.
+    key_file = KeyFile(args.session_keys, sealer)
+    router = Router(config, verifier, sealer, audit=write_to(sys.stdout.fileno()), key_file=key_file)
     try:
         serve(router, args.host, args.port, args.metrics_port, args.log_level)
     except OSError as error:

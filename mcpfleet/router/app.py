@@ -29,6 +29,7 @@ from yarl import URL
 from mcpfleet.router import sse
 from mcpfleet.router.access import ToolAccess
 from mcpfleet.router.config import SSE_MESSAGE_SEGMENT, RouterConfig, Server
+from mcpfleet.router.keyfile import KeyFile
 from mcpfleet.router.messages import (
     FORBIDDEN,
     INTERNAL_ERROR,
@@ -142,9 +143,11 @@ class Router:
         resolver: Resolver = resolve,
         resolve_seconds: float = RESOLVE_SECONDS,
         audit: AuditSink = discard,
+        key_file: KeyFile | None = None,
     ) -> None:
         self.config = config
         self.audit = audit
+        self.key_file = key_file
         self.verifier = verifier
         self.sealer = sealer
         self.resolve_seconds = resolve_seconds
@@ -164,6 +167,7 @@ class Router:
             self.metrics.endpoints.labels(name).set(len(endpoints.addresses))
         self.http: aiohttp.ClientSession | None = None
         self._refresher: asyncio.Task[None] | None = None
+        self._key_watcher: asyncio.Task[None] | None = None
 
     # Lifespan
 
@@ -178,12 +182,15 @@ class Router:
         await self.refresh()
         if any(e.dynamic for e in self.endpoints.values()):
             self._refresher = asyncio.create_task(self._refresh_forever())
+        if self.key_file is not None:
+            self._key_watcher = asyncio.create_task(self.key_file.watch())
 
     async def shutdown(self) -> None:
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+        for task in (self._refresher, self._key_watcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.http is not None:
             await self.http.close()
 

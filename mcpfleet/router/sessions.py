@@ -52,6 +52,12 @@ class Sealer:
     """Seals with the first key, opens with any (keys rotate without dropping sessions)."""
 
     def __init__(self, keys: list[bytes]) -> None:
+        self._ciphers: list[AESGCM] = []
+        self.replace(keys)
+
+    def replace(self, keys: list[bytes]) -> None:
+        """Another key list, as a whole (the key file changed): sessions sealed with a key it no longer
+        holds are unknown from now on."""
         if not keys:
             raise ValueError("at least one session key is needed")
         self._ciphers = [AESGCM(key) for key in keys]

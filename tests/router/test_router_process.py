@@ -4,6 +4,7 @@ both protocol eras and by raw HTTP as an attacker would; each check asserts what
 from __future__ import annotations
 
 import asyncio
+import base64
 import http.client
 import json
 import re
@@ -12,7 +13,7 @@ import socket
 import threading
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,16 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from mcpfleet.router.local import RunningRouter, router_process, stop
-from mcpfleet.router.sessions import Sealer
+from mcpfleet.router.local import (
+    RunningRouter,
+    new_session_keys,
+    router_process,
+    session_keys_text,
+    stop,
+)
+from mcpfleet.router.sessions import Sealer, UnknownSession
 from tests.router.conftest import Stack, fleet_config, start_server
+from tests.router.secret_volume import SecretVolume
 from tests.router.support import NOTES_ACCESS, NOTES_TOOLS, router_config, server_entry
 
 pytestmark = pytest.mark.slow
@@ -381,6 +389,70 @@ def test_session_survives_the_loss_of_a_router_replica(stack: Stack, tmp_path: P
         stack.routers[1], "notes", call("list_notes"), session_headers(sealed), token=token
     )
     assert status == 200 and "kept" in json.dumps(answer)
+
+
+def sealing_key(sealed: str, keys: dict[str, bytes]) -> str:
+    """Which of keys (by name) sealed a session id."""
+    for name, key in keys.items():
+        try:
+            Sealer([key]).open(sealed)
+        except UnknownSession:
+            continue
+        return name
+    raise AssertionError("sealed with none of the keys")
+
+
+def until(check: Callable[[], bool], what: str, seconds: float = 15.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"not within {seconds:.0f}s: {what}"
+        time.sleep(0.2)
+
+
+def test_session_keys_rotate_without_a_restart(stack: Stack, tmp_path: Path) -> None:
+    """The Secret is updated in place, as the kubelet does (a symlink swap): the router re-reads it. New
+    key first and old second: old sessions go on, new ones are sealed with the new key; then the old key
+    dropped: its sessions are unknown (400) and nothing reaches the server. A file that does not read
+    changes nothing."""
+    old, new = new_session_keys(2)
+    keys = {"old": old, "new": new}
+    volume = SecretVolume(tmp_path, "session-keys")
+    with router_process(stack.config, stack.issuer.public_pem, [old], tmp_path) as router:
+        assert volume.path.read_text() == session_keys_text([old])  # the router's own file, replaced below
+        before, token = open_session(stack, router, "kate")
+        assert sealing_key(before, keys) == "old"
+
+        volume.keys([new, old])
+        opened: list[str] = []
+
+        def sealed_with_the_new_key() -> bool:
+            opened.append(open_session(stack, router, "kate")[0])
+            return sealing_key(opened[-1], keys) == "new"
+
+        until(sealed_with_the_new_key, "new sessions sealed with the new key")
+        during = opened[-1]
+        for sealed in (before, during):
+            assert raw(router, "notes", call("list_notes"), session_headers(sealed), token=token)[0] == 200
+
+        volume.write("not base64!\n")
+        until(lambda: "session-keys:1: not base64" in router_log(router), "the bad file reported")
+        assert raw(router, "notes", call("list_notes"), session_headers(before), token=token)[0] == 200
+
+        volume.keys([new])
+        until(
+            lambda: raw(router, "notes", call("list_notes"), session_headers(before), token=token)[0] == 400,
+            "sessions sealed with the dropped key refused",
+        )
+        calls = notes_calls(stack)
+        status, _, answer = raw(router, "notes", call("list_notes"), session_headers(before), token=token)
+        assert (status, answer["error"]["code"]) == (400, -32600)
+        assert notes_calls(stack) == calls
+        assert raw(router, "notes", call("list_notes"), session_headers(during), token=token)[0] == 200
+        assert "reloaded" in router_log(router) and base64.b64encode(new).decode() not in router_log(router)
+
+
+def router_log(router: RunningRouter) -> str:
+    return router.log.read_text(encoding="utf-8") if router.log is not None else ""
 
 
 def test_session_whose_pod_is_gone_gets_404(tmp_path: Path, stack: Stack) -> None:
