@@ -136,7 +136,7 @@ def prepare(
         _write(config_dir / name, text)
     config = config_dir / CONFIG_KEY
 
-    key = _signing_key(settings.gateway.auth.algorithm)
+    key = signing_key(settings.gateway.auth.algorithm)
     public_key = run_dir / "issuer.pem"
     _write(
         public_key,
@@ -180,7 +180,8 @@ def mint_tokens(fleet: Fleet, key: SigningKey) -> dict[str, str]:
     return tokens
 
 
-def _signing_key(algorithm: str) -> SigningKey:
+def signing_key(algorithm: str) -> SigningKey:
+    """A throwaway key for the issuer's algorithm (an EC curve for ES*, else 2048-bit RSA)."""
     if algorithm in CURVES:
         return ec.generate_private_key(CURVES[algorithm])
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
