@@ -26,6 +26,11 @@ _TYPED: dict[str, tuple[Callable[..., pulumi.CustomResource], dict[str, str]]] =
     "NetworkPolicy": (k8s.networking.v1.NetworkPolicy, {"spec": "spec"}),
     "Secret": (k8s.core.v1.Secret, {"type": "type", "stringData": "string_data"}),
     "PersistentVolumeClaim": (k8s.core.v1.PersistentVolumeClaim, {"spec": "spec"}),
+    "ClusterRole": (k8s.rbac.v1.ClusterRole, {"rules": "rules"}),
+    "ClusterRoleBinding": (
+        k8s.rbac.v1.ClusterRoleBinding,
+        {"roleRef": "role_ref", "subjects": "subjects"},
+    ),
 }
 
 

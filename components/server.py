@@ -13,6 +13,7 @@ from components.manifests import K8sObject
 from components.manifests.gateway import endpoints_service
 from components.manifests.monitoring import server_monitoring_objects
 from components.manifests.network import network_policy
+from components.manifests.rbac import kubernetes_read_objects
 from components.manifests.workload import (
     autoscaler,
     deployment,
@@ -61,6 +62,8 @@ def server_objects(
     budget = disruption_budget(server)
     if budget is not None:
         objects[f"{server.name}-disruption-budget"] = budget
+    # Read access to the Kubernetes API, for a server whose catalog entry declares it (none otherwise).
+    objects.update(kubernetes_read_objects(server))
     return objects
 
 

@@ -25,6 +25,33 @@ NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 # The mesh registers the host (a ServiceEntry) but its ambient data plane does not narrow by host: see
 # components/manifests/mesh.py.
 NON_PUBLIC_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"]
+PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+API_SERVER_PORT = 443
+# The `kubernetes` Service takes the first address of the service range. EKS picks 10.100.0.0/16 or
+# 172.20.0.0/16 when the cluster sets none (EKS API reference, KubernetesNetworkConfigRequest), as ours do.
+EKS_API_SERVICE_ADDRESSES = ["10.100.0.1/32", "172.20.0.1/32"]
+# kube-apiserver's own port on a kubeadm-made node (kind's control plane), reached after the Service's
+# address is translated.
+KUBEADM_API_SERVER_PORT = 6443
+
+
+def api_server_egress(settings: Environment) -> K8sObject:
+    """Egress to the Kubernetes API server, for a server with `kubernetesAccess` only.
+
+    A NetworkPolicy may see the `kubernetes` Service's address or, once translated, the API server's
+    own: on EKS the private endpoint's network interfaces in the cluster's VPC, on 443; on an existing
+    cluster (kind) the control-plane node, on 6443, in a private range of its own choosing.
+    """
+    if settings.cluster.provider == "eks" and settings.cluster.vpc_cidr is not None:
+        blocks = [settings.cluster.vpc_cidr, *EKS_API_SERVICE_ADDRESSES]
+        ports = [API_SERVER_PORT]
+    else:
+        blocks = list(PRIVATE_RANGES)
+        ports = [API_SERVER_PORT, KUBEADM_API_SERVER_PORT]
+    return {
+        "to": [{"ipBlock": {"cidr": block}} for block in blocks],
+        "ports": [{"protocol": "TCP", "port": port} for port in ports],
+    }
 
 
 def _peer(namespace: str, pod_labels: dict[str, str]) -> K8sObject:
@@ -47,6 +74,8 @@ def network_policy(server: FleetServer, settings: Environment) -> K8sObject:
         "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
     }
     egress = [dns]
+    if server.spec.kubernetes_access is not None:
+        egress.append(api_server_egress(settings))
     for rule in server.spec.egress:
         block = ip_block(rule.cidr or "0.0.0.0/0")
         egress.append(

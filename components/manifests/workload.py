@@ -216,7 +216,9 @@ def deployment(server: FleetServer, settings: Environment) -> K8sObject:
                 },
                 "spec": {
                     "serviceAccountName": server.name,
-                    "automountServiceAccountToken": False,
+                    # Only a server granted read access to the Kubernetes API (catalog `kubernetesAccess`)
+                    # gets its token: the one of its own ServiceAccount, which a ClusterRole binds.
+                    "automountServiceAccountToken": server.spec.kubernetes_access is not None,
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": 30,
                     "securityContext": hardened_pod_context(server.spec.run_as_user),

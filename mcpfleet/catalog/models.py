@@ -8,6 +8,7 @@ Names follow the official MCP Registry's `server.json` where it has the same not
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
@@ -242,6 +243,81 @@ class Egress(Model):
         return self
 
 
+# Resources a server's Kubernetes access never covers, whatever the entry asks: Secrets hold credentials;
+# these subresources run commands in or forward into pods and nodes, or mint tokens of other accounts
+# (a `get` on some of them is enough: exec and node proxying over a WebSocket start with a GET).
+FORBIDDEN_KUBERNETES_RESOURCES = frozenset(
+    {
+        "secrets",
+        "pods/exec",
+        "pods/attach",
+        "pods/portforward",
+        "pods/proxy",
+        "services/proxy",
+        "nodes/proxy",
+        "serviceaccounts/token",
+    }
+)
+# The verbs a read grant gives, and no other.
+KUBERNETES_READ_VERBS = ("get", "list", "watch")
+_API_GROUP = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?$")
+_RESOURCE = re.compile(r"^[a-z][a-z0-9]*(/[a-z][a-z0-9]*)?$")
+
+
+class KubernetesReadRule(Model):
+    """Resources of some API groups the server may read (get, list, watch), in every namespace."""
+
+    api_groups: list[Annotated[str, StringConstraints(max_length=253)]] = Field(
+        min_length=1, description='API groups, as RBAC names them: `""` for the core group, `apps`, ...'
+    )
+    resources: list[Annotated[str, StringConstraints(max_length=253)]] = Field(
+        min_length=1,
+        description="Resources (plural, lower case), or subresources such as `pods/log`; never a wildcard.",
+    )
+
+    @model_validator(mode="after")
+    def _named_and_never_secrets(self) -> KubernetesReadRule:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for index, group in enumerate(self.api_groups):
+            if "*" in group:
+                problems.append((("apiGroups", index), "no wildcard: name each API group"))
+            elif not _API_GROUP.match(group):
+                problems.append((("apiGroups", index), f"{group!r} is not an API group name"))
+        for index, resource in enumerate(self.resources):
+            if "*" in resource:
+                problems.append((("resources", index), "no wildcard: name each resource"))
+            elif not _RESOURCE.match(resource):
+                problems.append(
+                    (
+                        ("resources", index),
+                        f"{resource!r} is not a resource name (plural, lower case, or resource/subresource)",
+                    )
+                )
+            elif resource in FORBIDDEN_KUBERNETES_RESOURCES or resource.startswith("secrets/"):
+                problems.append(
+                    (
+                        ("resources", index),
+                        f"{resource} is never granted to an MCP server (credentials, or commands run in"
+                        " pods or nodes)",
+                    )
+                )
+        if problems:
+            raise FieldErrors(problems)
+        return self
+
+
+class KubernetesAccess(Model):
+    """Read-only access to the Kubernetes API, for servers whose job is to inspect the cluster."""
+
+    read: list[KubernetesReadRule] = Field(
+        min_length=1,
+        description=(
+            "What the server may get, list and watch, cluster-wide, as its own ServiceAccount (a ClusterRole"
+            " bound to it, its token mounted); no other verb, never Secrets, no wildcard."
+        ),
+    )
+
+
 class AccessRule(Model):
     """Which caller roles may call which tools."""
 
@@ -368,6 +444,14 @@ class Server(Model):
         default_factory=dict, description="Non-secret settings, delivered through a ConfigMap."
     )
     egress: list[Egress] = Field(default_factory=list, description="Destinations the server may reach.")
+    kubernetes_access: KubernetesAccess | None = Field(
+        default=None,
+        description=(
+            "Read access to the cluster's Kubernetes API (servers that inspect the cluster): its"
+            " ServiceAccount token is mounted, a ClusterRole grants get/list/watch on exactly these"
+            " resources, and egress to the API server is opened. Unset: no token, no RBAC, no API."
+        ),
+    )
     access: list[AccessRule] = Field(
         default_factory=list, description="Which caller roles may call which tools."
     )

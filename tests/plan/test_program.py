@@ -52,6 +52,8 @@ def test_urns_are_unique_and_every_parent_exists(env: str) -> None:
 def test_every_deployment_is_hardened(env: str) -> None:
     deployments = [r.inputs for r in planned(env).registrations if r.inputs.get("kind") == "Deployment"]
     assert deployments
+    # Only a server whose catalog entry declares read access to the Kubernetes API mounts its token.
+    readers = {s.name for s in planned(env).fleet.servers if s.spec.kubernetes_access is not None}
     for deployment in deployments:
         pod = deployment["spec"]["template"]["spec"]
         for container in pod["containers"]:
@@ -63,7 +65,7 @@ def test_every_deployment_is_hardened(env: str) -> None:
                 and container["livenessProbe"]
                 and container["readinessProbe"]
             )
-        assert pod["automountServiceAccountToken"] is False
+        assert pod["automountServiceAccountToken"] is (deployment["metadata"]["name"] in readers)
 
 
 def test_numbers_come_out_as_integers() -> None:
