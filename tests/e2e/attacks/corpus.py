@@ -147,6 +147,11 @@ def method_call(method: str) -> str:
     )
 
 
+def tool_call(tool: str, arguments: str, request_id: str = "$ID") -> str:
+    """A plain tools/call of tool with arguments (JSON text)."""
+    return call_with('"name":"' + tool + '","arguments":' + arguments).replace("$ID", request_id)
+
+
 def modern_body(method: str, params: str) -> str:
     return '{"jsonrpc":"2.0","id":$ID,"method":"' + method + '","params":{' + params + "$META}}"
 
@@ -310,13 +315,7 @@ def victim_session(k: Kit, server: str, roles: str = "engineer") -> tuple[str, O
     tool, arguments = (
         ("add_note", '{"text":"victor"}') if server == "notes" else ("echo", '{"message":"victor"}')
     )
-    body = (
-        '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"'
-        + tool
-        + '","arguments":'
-        + arguments
-        + "}}"
-    )
+    body = tool_call(tool, arguments, request_id="1")
     done = k.send(
         k.post_bytes(body, token=token, session=opened.sealed, path=f"/servers/{server}/mcp"), "setup"
     )
@@ -346,13 +345,7 @@ def hijack_call(server: str, tool: str, arguments: str, attacker_roles: str) -> 
     def run(k: Kit) -> Exchange:
         _, opened, _ = victim_session(k, server)
         token = k.token(server=server, roles=attacker_roles)
-        body = (
-            '{"jsonrpc":"2.0","id":$ID,"method":"tools/call","params":{"name":"'
-            + tool
-            + '","arguments":'
-            + arguments
-            + "}}"
-        )
+        body = tool_call(tool, arguments)
         return k.send(k.post_bytes(body, token=token, session=opened.sealed, path=f"/servers/{server}/mcp"))
 
     return run
@@ -380,8 +373,8 @@ def hijack_verb(server: str, verb: str) -> Callable[[Kit], Exchange]:
 
 
 def with_session_id(value: Callable[[Kit], str], *, also_own: bool = False) -> Callable[[Kit], Exchange]:
-    """The forbidden call, allowed call really, under a session id of the attacker's making: the
-    allowed tool would run if the id opened a session, so the refusal is the session check's."""
+    """The allowed call under a session id of the attacker's making: the tool would run if the id
+    opened a session, so any refusal is the session check's (and the allowed tool must not run)."""
 
     def run(k: Kit) -> Exchange:
         session = value(k)
@@ -584,9 +577,14 @@ def header_value_with_cr(k: Kit) -> bytes:
     return raw.replace(b"X-Note: a", b"X-Note: a\rX-Request-ID: " + MARKER_REQUEST_ID.encode())
 
 
-def header_value_with_nul(k: Kit) -> bytes:
-    raw = k.post_bytes("$CALL", [("X-Note", "a")])
-    return raw.replace(b"X-Note: a", b"X-Note: a\x00b")
+def header_value_with(byte: bytes, name: str = "X-Note") -> Callable[[Kit], bytes]:
+    """The forbidden call with one control byte inside a header's value."""
+
+    def build(k: Kit) -> bytes:
+        raw = k.post_bytes("$CALL", [(name, "a")])
+        return raw.replace(f"{name}: a".encode(), f"{name}: a".encode() + byte + b"b")
+
+    return build
 
 
 def space_before_colon(k: Kit) -> bytes:
@@ -1070,7 +1068,10 @@ def _smuggling() -> list[Case]:
         case("Expect: 100-continue", c, NOTES, Raw(expect_continue, pause=0.3), Answered(100, "HAProxy's interim 100 Continue, then the router's answer"), FORBIDDEN),
         case("client-chosen X-Request-ID, X-Forwarded-For and Forwarded", c, NOTES, Raw(client_forwarding_headers), Served("add_note")),
         case("bare CR inside a header value", c, NOTES, Raw(header_value_with_cr), HTTP_GARBAGE),
-        case("NUL inside a header value", c, NOTES, Raw(header_value_with_nul), HTTP_GARBAGE),
+        case("NUL inside a header value", c, NOTES, Raw(header_value_with(b"\x00")), HTTP_GARBAGE),
+        case("SOH inside a header value", c, NOTES, Raw(header_value_with(b"\x01")), HTTP_GARBAGE),
+        case("DEL inside a header value", c, NOTES, Raw(header_value_with(b"\x7f")), HTTP_GARBAGE),
+        case("NUL inside mcp-method", c, NOTES, Raw(header_value_with(b"\x00", "Mcp-Method")), HTTP_GARBAGE),
         case("space before a header's colon", c, NOTES, Raw(space_before_colon), HTTP_GARBAGE),
         case("pipelined: allowed call, then the forbidden one", c, NOTES, Raw(pipelined), Served("add_note"), FORBIDDEN, settle=slow),
         case("HTTP/2 preface on an HTTP/1.1 connection", c, NOTES, Raw(h2_preface), Closed("the TLS listener offers http/1.1 only; HAProxy closes on an HTTP/2 preface without answering")),
