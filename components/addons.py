@@ -14,20 +14,25 @@ none, and a claim that names no class (Prometheus') would stay Pending forever. 
 
 Where the pinned facts come from:
 
-- cert-manager `v1.20.2`: the release notes in cert-manager/website,
-  `content/docs/releases/release-notes/release-notes-1.20.md`. The values used (`crds.enabled`,
-  `startupapicheck.enabled`) and the chart's default security contexts, which its README says meet the
-  `restricted` Pod Security Standard, are documented in cert-manager/cert-manager,
-  `deploy/charts/cert-manager/README.template.md`.
-- aws-load-balancer-controller chart `1.13.2`, appVersion `v2.13.2`: the version table of
-  `AlbControllerVersion` in aws/aws-cdk (`V2_13_2 = new AlbControllerVersion('v2.13.2', '1.13.2', ...)`).
-- `components/cluster/aws-load-balancer-controller-iam-policy.json`, stored verbatim: AWS CDK's copy of
-  the controller's `docs/install/iam_policy.json` (kubernetes-sigs/aws-load-balancer-controller) for
-  `v2.13.2`, which CDK attaches for that version: aws/aws-cdk,
-  `packages/@aws-cdk/aws-eks-v2-alpha/lib/addons/alb-iam_policy-v2.13.2.json` (commit 398a393a). Taken from
-  there because no tagged version of the controller's own file could be read; check it against
-  `https://raw.githubusercontent.com/kubernetes-sigs/aws-load-balancer-controller/v2.13.2/docs/install/iam_policy.json`
-  when you can. It names the `aws` partition only.
+- cert-manager `v1.20.2`: tag `v1.20.2` of cert-manager/cert-manager (commit e5b7b18450dd2c4b, 2026-04-10);
+  the chart values used (`crds.enabled`, `startupapicheck.enabled`,
+  `webhook.validatingWebhookConfigurationAnnotations`, `webhook.mutatingWebhookConfigurationAnnotations`)
+  are in that tag's `deploy/charts/cert-manager/values.yaml` and its webhook templates; its default
+  security contexts, which its README says meet the `restricted` Pod Security Standard, are documented in
+  `deploy/charts/cert-manager/README.template.md`. (The release notes in cert-manager/website,
+  `content/docs/releases/release-notes/release-notes-1.20.md`, list v1.20.0 and v1.20.1 in the copy we
+  read.)
+- aws-load-balancer-controller chart `1.13.2`, appVersion `v2.13.2`:
+  `stable/aws-load-balancer-controller/Chart.yaml` of aws/eks-charts at commit
+  a4b8061ee4c36fc0e4338013955eb628258e53b0 ("aws-load-balancer-controller: v2.13.2"), the repository
+  behind `https://aws.github.io/eks-charts`; also the version table of `AlbControllerVersion` in
+  aws/aws-cdk (`V2_13_2 = new AlbControllerVersion('v2.13.2', '1.13.2', ...)`).
+- `components/cluster/aws-load-balancer-controller-iam-policy.json`: the controller's own
+  `docs/install/iam_policy.json` at tag `v2.13.2` of kubernetes-sigs/aws-load-balancer-controller (commit
+  ac0e1ffc76adfb6af8342534f13f178a24b65e92), the same JSON document (compared parsed: identical) as AWS
+  CDK's copy for that version (aws/aws-cdk,
+  `packages/@aws-cdk/aws-eks-v2-alpha/lib/addons/alb-iam_policy-v2.13.2.json`, commit 398a393a), which it
+  was first taken from. It names the `aws` partition only.
 - Chart values `clusterName`, `region`, `vpcId`, `serviceAccount.*` and `enableServiceMutatorWebhook`:
   `helm/aws-load-balancer-controller/values.yaml` and the installation guide of
   kubernetes-sigs/aws-load-balancer-controller.
@@ -38,7 +43,7 @@ Where the pinned facts come from:
   cert-manager/cert-manager. The record-name and record-type conditions are Route53's IAM condition keys
   `route53:ChangeResourceRecordSetsNormalizedRecordNames` and `...RecordTypes`.
 - metrics-server chart `3.13.1` (appVersion 0.8.1): tag `metrics-server-helm-chart-3.13.1` of
-  kubernetes-sigs/metrics-server, `charts/metrics-server/Chart.yaml`; its repository
+  kubernetes-sigs/metrics-server (commit 842dcc8c42f22cc1), `charts/metrics-server/Chart.yaml`; its repository
   `https://kubernetes-sigs.github.io/metrics-server/` and `--kubelet-insecure-tls` from the same
   repository's chart README and README.
 - StorageClass parameters `type`, `encrypted`, `kmsKeyId`: kubernetes-sigs/aws-ebs-csi-driver,

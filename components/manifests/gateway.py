@@ -33,11 +33,14 @@ from mcpfleet.fleet import Fleet, FleetServer
 from mcpfleet.stacks.models import Environment
 
 # docker.io/library/haproxy, the Docker official image, pinned by the digest of its multi-platform index
-# as docker-library/repo-info records it (`repos/haproxy/remote/2.6.md` at commit 0ed0a0ed36758e85:
-# tag `2.6`, built 2026-09-25 with HAPROXY_VERSION=2.6.34). The tag is for people; the digest is what
-# the kubelet pulls. The tests run Debian's HAProxy 2.6 on the same configuration: one branch, one syntax.
+# as docker-library/repo-info records it for this very tag: `repos/haproxy/remote/2.6.34.md` at commit
+# 0ed0a0ed36758e850c095b6380c2517baff81896 (`haproxy:2.6.34`, an OCI index of 14 platforms, built
+# 2026-09-25 with HAPROXY_VERSION=2.6.34; linux/amd64 sha256:70e5dcc1bf41...). Until 2026-12 this named
+# the digest of the `2.6` tag's index (27d5ea8c..., 16 platforms, same builds) beside the tag 2.6.34: a
+# pull by digest got the same amd64 image, but tag and digest named two indexes. The tag is for people;
+# the digest is what the kubelet pulls. The tests run Debian's HAProxy 2.6 on the same configuration.
 HAPROXY_VERSION = "2.6.34"
-HAPROXY_DIGEST = "sha256:27d5ea8c22a63b2f072974b3d15e34816ee7f19fa68d13e37ec1d69e2a5df8d1"
+HAPROXY_DIGEST = "sha256:82c023b4f99e2090b14dbe7f04b0590b4e0af608f7c29cedcabf25c34fb066cd"
 IMAGE = f"docker.io/library/haproxy:{HAPROXY_VERSION}@{HAPROXY_DIGEST}"
 # The image's Dockerfile creates user and group `haproxy` with uid/gid 99 and runs as that user.
 HAPROXY_UID = 99

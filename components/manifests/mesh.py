@@ -34,7 +34,9 @@ from mcpfleet.fleet import FleetServer
 from mcpfleet.stacks.models import Environment
 
 ISTIO_NAMESPACE = "istio-system"
-# Istio's official Helm repository (istio.io, "Install with Helm" for ambient mode).
+# Istio's official Helm repository (istio.io, "Install with Helm" for ambient mode). The charts' version is
+# the stack setting `mesh.istioVersion` (default 1.27.3: tag 1.27.3 of istio/istio, commit
+# df538c2279a633544e6c0961a03ab772729933be, 2025-10-17, whose `manifests/charts/` the release publishes).
 ISTIO_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
 # Pods of a namespace (or a single pod) carrying this label are in the ambient mesh.
 AMBIENT_LABELS = {"istio.io/dataplane-mode": "ambient"}

@@ -24,10 +24,13 @@ from components.manifests.workload import CONTAINER_NAME, PORT_NAME
 from mcpfleet.fleet import FleetServer
 from mcpfleet.stacks.models import Environment
 
-# Pinned to a published release: GitHub release `kube-prometheus-stack-91.2.1` of
-# prometheus-community/helm-charts (September 2026). The values below use keys of its values.yaml.
+# Pinned to a release its repository shows: tag `kube-prometheus-stack-88.5.3` of
+# prometheus-community/helm-charts (commit ea930baeebeba39f56d6b44e351f23b2a072a600, 2026-08-21;
+# `charts/kube-prometheus-stack/Chart.yaml`: version 88.5.3, appVersion v0.93.1), the newest release in
+# that repository's latest snapshot we could read (2026-08-22). Until 2026-12 this named 91.2.1, which no
+# public source we could read showed. Every key the values below set is in that tag's values.yaml.
 CHART_NAME = "kube-prometheus-stack"
-CHART_VERSION = "91.2.1"
+CHART_VERSION = "88.5.3"
 CHART_REPOSITORY = "https://prometheus-community.github.io/helm-charts"
 
 OPERATOR_API_VERSION = "monitoring.coreos.com/v1"

@@ -20,9 +20,9 @@ ESO_NAMESPACE = "external-secrets"
 # The External Secrets Operator's Helm repository and chart (external-secrets.io, "Getting started").
 ESO_REPOSITORY = "https://charts.external-secrets.io"
 ESO_CHART = "external-secrets"
-# deploy/charts/external-secrets/Chart.yaml in external-secrets/external-secrets: version 2.0.0, released
-# 2026-02-06 (docs/introduction/stability-support.md). It serves only `external-secrets.io/v1`: v1beta1
-# stopped being served in 0.17.0.
+# deploy/charts/external-secrets/Chart.yaml in external-secrets/external-secrets at tag helm-chart-2.0.0:
+# version 2.0.0, appVersion v2.0.0, released 2026-02-06 (docs/introduction/stability-support.md). It
+# serves only `external-secrets.io/v1`: v1beta1 stopped being served in 0.17.0.
 ESO_CHART_VERSION = "2.0.0"
 ESO_API_VERSION = "external-secrets.io/v1"
 # IRSA: the role a ServiceAccount's tokens may assume. ESO reads it to fetch as the server (below).

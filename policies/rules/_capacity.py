@@ -22,8 +22,8 @@ Charts (values.yaml of the pinned version, read from each chart's repository):
 - external-secrets 2.0.0 (tag helm-chart-2.0.0): controller, webhook and cert controller, one each, no
   requests.
 - metrics-server 3.13.1 (tag metrics-server-helm-chart-3.13.1): one replica, 100m / 200Mi.
-- kube-prometheus-stack 91.2.1: that version could not be read; figures from 88.5.3, the newest release in
-  prometheus-community/helm-charts when read (2026-08-22): operator, Prometheus (its `replicas`),
+- kube-prometheus-stack 88.5.3 (prometheus-community/helm-charts, tag kube-prometheus-stack-88.5.3, the
+  newest release there when read, 2026-08-22): operator, Prometheus (its `replicas`),
   Alertmanager, Grafana, kube-state-metrics, and node-exporter on every node, none with requests (the
   config reloader's requests are passed as 0 unless set).
 
@@ -286,7 +286,7 @@ CHARTS: Mapping[tuple[str, str], ChartFigures] = {
     ("aws-load-balancer-controller", "1.13.2"): _load_balancer_controller,
     ("external-secrets", "2.0.0"): _external_secrets,
     ("metrics-server", "3.13.1"): _metrics_server,
-    ("kube-prometheus-stack", "91.2.1"): _kube_prometheus_stack,
+    ("kube-prometheus-stack", "88.5.3"): _kube_prometheus_stack,
 }
 
 # EKS add-on -> the pods it runs (no version: EKS picks the add-on's default for the cluster's version).

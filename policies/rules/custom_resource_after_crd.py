@@ -91,7 +91,8 @@ class Source:
 
 CERT_MANAGER = Source(("cert-manager",), _cert_manager)
 # Istio: `base` holds the CRDs; istiod serves the validating webhook, which fails open until istiod has
-# patched in its CA bundle (the istiod chart's webhook configuration says so).
+# patched in its CA bundle (istio/istio tag 1.27.3, `manifests/charts/istio-control/istio-discovery/
+# templates/validatingwebhookconfiguration.yaml`: "Fail open until the validation webhook is ready").
 ISTIO = Source(("base", "istiod"), _no_values_needed)
 SOURCES: Mapping[str, Source] = {
     "cert-manager.io": CERT_MANAGER,
@@ -177,8 +178,8 @@ def _authorization(*depends_on: str) -> CaseResource:
     return CaseResource(policy.type, policy.name, policy.inputs, depends_on=depends_on)
 
 
-_BASE = chart("base", "1.29.1")
-_ISTIOD = chart("istiod", "1.29.1")
+_BASE = chart("base", "1.27.3")
+_ISTIOD = chart("istiod", "1.27.3")
 _SERVER = "mcpfleet:index:McpServer"
 
 
@@ -223,7 +224,7 @@ RULE = Rule(
             (
                 chart(
                     "kube-prometheus-stack",
-                    "83.4.0",
+                    "88.5.3",
                     {"prometheusOperator": {"admissionWebhooks": {"enabled": False}}},
                 ),
                 CaseResource(
@@ -264,7 +265,7 @@ RULE = Rule(
             "kube-prometheus-stack with its hook-made webhook",
             "violate",
             (
-                chart("kube-prometheus-stack", "83.4.0"),
+                chart("kube-prometheus-stack", "88.5.3"),
                 CaseResource(
                     "kubernetes:monitoring.coreos.com/v1:PodMonitor",
                     "gateway-monitor",

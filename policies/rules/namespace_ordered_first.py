@@ -85,7 +85,7 @@ def _pod_monitor(depends_on: tuple[str, ...] = (), parent: str | None = None) ->
     return CaseResource(monitor.type, monitor.name, monitor.inputs, parent, depends_on)
 
 
-_MONITORING = chart("kube-prometheus-stack", "83.4.0")
+_MONITORING = chart("kube-prometheus-stack", "88.5.3")
 _COMPONENT = "mcpfleet:index:Monitoring"
 
 

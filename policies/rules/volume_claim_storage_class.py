@@ -135,7 +135,7 @@ def _prometheus(storage_class: str | None = None) -> CaseResource:
     if storage_class is not None:
         spec["storageClassName"] = storage_class
     values = {"prometheus": {"prometheusSpec": {"storageSpec": {"volumeClaimTemplate": {"spec": spec}}}}}
-    return chart("kube-prometheus-stack", "91.2.1", values)
+    return chart("kube-prometheus-stack", "88.5.3", values)
 
 
 def _claim(storage_class: str | None) -> CaseResource:
