@@ -10,6 +10,7 @@ import typer
 from mcpfleet.cli.app import EXIT_INVALID, CatalogOption, EnvOption, StacksOption, app, refuse
 from mcpfleet.cli.console import BAD, ERROR, GOOD, echo, interactive, progress
 from mcpfleet.errors import InvalidInput, display_path
+from mcpfleet.fleet import Fleet
 from mcpfleet.model import EnvName
 
 
@@ -22,6 +23,46 @@ def _phase(phase: str, count: int, shown_out: str) -> str:
     if phase == "review":
         return f"Reviewing {count:,} resources against the policies"
     return f"Writing {count:,} files to {shown_out}/"
+
+
+# Enough to act on in a terminal; a large fleet's full list is in each server's manifests.
+SHOWN_SECRET_COMMANDS = 12
+
+
+def secret_values_summary(fleet: Fleet) -> list[str]:
+    """The secret values the environment's servers read, and the command that puts each: the offline plan
+    cannot see a store, so it names them all; `pulumi up` then warns only of those still empty."""
+    from components.manifests.secrets import PUT_VALUES_ANNOTATION, put_value_command, set_command
+
+    refs = [(server, ref) for server in fleet.servers for ref in server.spec.secrets]
+    if not refs:
+        return []
+    settings, environment = fleet.settings, fleet.environment
+    cloud = settings.cluster.provider == "eks"
+    servers = len({server.name for server, _ in refs})
+    if cloud:
+        lines = [
+            f"secret values: {servers} servers read {len(refs)} values from Secrets Manager; pulumi up waits"
+            " for none of them, each server's pods start once its values are put:"
+        ]
+    else:
+        lines = [
+            f"secret values: {servers} servers read {len(refs)} values from the stack's encrypted config;"
+            " pulumi up stops before creating anything while one is missing. Set each with:"
+        ]
+    for server, ref in refs[:SHOWN_SECRET_COMMANDS]:
+        command = (
+            put_value_command(settings, environment, ref.key) if cloud else set_command(ref.key, environment)
+        )
+        lines.append(f"  {command}  # {server.name}: {ref.env}")
+    if len(refs) > SHOWN_SECRET_COMMANDS:
+        where = (
+            f"the {PUT_VALUES_ANNOTATION} annotation of each server's ExternalSecret"
+            if cloud
+            else "each server's catalog entry (secrets)"
+        )
+        lines.append(f"  ... and {len(refs) - SHOWN_SECRET_COMMANDS} more: {where}")
+    return lines
 
 
 @app.command()
@@ -60,6 +101,8 @@ def plan(
     for kind, count in sorted(result.counts.items()):
         print(f"  {kind:<{width}}  {count}")
     print(f"wrote {shown_out}/ (policy review: policy-report.md, .sarif, .junit.xml)")
+    for line in secret_values_summary(fleet):
+        print(line)
     advisory = len(result.violations) - len(result.blocking)
     mandatory = f"{len(result.blocking)} mandatory"
     echo(
