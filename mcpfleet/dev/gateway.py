@@ -96,9 +96,14 @@ def _move_listener(config: str, pod_port: int, port: int, what: str) -> str:
     return pattern.sub(rf"\g<1>{port}\g<2>", config)
 
 
-def endpoint(fleet: Fleet, server: FleetServer, port: int) -> str:
+def base_url(fleet: Fleet, port: int) -> str:
+    """The gateway's own URL (what `mcpfleet verify --endpoint` takes)."""
     scheme = "https" if terminates_tls(fleet.settings) else "http"
-    return f"{scheme}://{LOOPBACK}:{port}{public_path(server)}"
+    return f"{scheme}://{LOOPBACK}:{port}"
+
+
+def endpoint(fleet: Fleet, server: FleetServer, port: int) -> str:
+    return f"{base_url(fleet, port)}{public_path(server)}"
 
 
 def metrics_url(port: int = METRICS_PORT) -> str:

@@ -8,6 +8,10 @@ A server is told its local address the way its catalog entry tells it in the clu
 - options of the container `args` that carry the port or `0.0.0.0` (`--port 8080`, `--host 0.0.0.0`) are
   added to the package's command with the local values, unless its `packageArguments` already set them;
 - with neither, the server listens on `transport.port` itself, which must then be free.
+
+A server is skipped, with its reason, when it is known not to run here: a secret it needs is not set, no
+runtime for its packages, an argument naming a path of its container that this machine lacks, or it reads
+the Kubernetes API (`kubernetesAccess`) and no kubeconfig with a current context is at hand.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from mcpfleet.catalog.models import Package, Server
 from mcpfleet.fleet import Fleet, FleetServer
 
@@ -33,6 +39,7 @@ SUPERGATEWAY_IMAGE = "docker.io/supercorp/supergateway"
 SUPERGATEWAY_PACKAGE = "supergateway"
 SUPERGATEWAY_TAG = re.compile(r"^(?P<version>[0-9]+\.[0-9]+\.[0-9]+)(-uvx)?$")
 BRIDGE_HEALTH_PATH = "/healthz"
+KUBECONFIG = "KUBECONFIG"
 # What a server inherits from the shell that runs `mcpfleet dev`: what runtimes need to find themselves,
 # their caches and proxies. Nothing else, so one server never sees another's secrets or the user's own.
 INHERITED = re.compile(
@@ -55,6 +62,8 @@ class Launch:
     secrets: list[str]
     notes: list[str] = field(default_factory=list)
     """What differs from the cluster, for the person reading the plan."""
+    inherited: list[str] = field(default_factory=list)
+    """Variables of the shell this server gets besides the basics (KUBECONFIG), by name."""
 
     def describe(self) -> str:
         return shlex.join(self.argv)
@@ -128,8 +137,19 @@ def _plan(
     package, command, problem = _package_command(spec.packages, tools)
     if package is None or command is None:
         return Skip(name, problem)
+    missing_path = _container_path(package, spec)
+    if missing_path is not None:
+        return Skip(name, f"argument {missing_path} is a path in its container, which does not exist here")
+    kube = _kubeconfig(spec, environ)
+    if isinstance(kube, Skip):
+        return kube
 
     notes: list[str] = []
+    inherited: list[str] = []
+    if kube is not None:
+        notes.append(kube)
+        if environ.get(KUBECONFIG):
+            inherited.append(KUBECONFIG)
     transport = spec.transport
     if transport.type == "stdio":
         bridge = _bridge(spec, tools)
@@ -155,7 +175,7 @@ def _plan(
             "stdio behind the Supergateway bridge, which listens on every interface (it has no host setting)"
         )
         env = dict(fleet_server.env)
-        return _launch(fleet_server, tools, package, argv, env, port, transport.path, notes)
+        return _launch(fleet_server, tools, package, argv, env, port, transport.path, notes, inherited)
 
     catalog_port = str(transport.port)
     env = dict(fleet_server.env)
@@ -178,7 +198,7 @@ def _plan(
     env = {key: local.get(value, value) for key, value in env.items()}
     if env != fleet_server.env or extra or argv != command:
         notes.append(f"told to listen on {LOOPBACK}:{port} (the catalog says port {catalog_port})")
-    return _launch(fleet_server, tools, package, argv, env, port, transport.path, notes)
+    return _launch(fleet_server, tools, package, argv, env, port, transport.path, notes, inherited)
 
 
 def _launch(
@@ -190,12 +210,9 @@ def _launch(
     port: int,
     path: str,
     notes: list[str],
+    inherited: list[str],
 ) -> Launch:
     spec = fleet_server.spec
-    # Paths in the arguments are the container's (a mounted volume): here they may not exist.
-    for argument in package.package_arguments:
-        if argument.startswith("/") and not Path(argument).exists():
-            notes.append(f"argument {argument} is a path in the container; it does not exist here")
     if tools.node is not None and (package.registry_type == "npm" or argv[:1] == [tools.npx]):
         notes.append(f"npm packages run with {tools.node}")
     if package.registry_type == "pypi" and package.runtime_hint == "python":
@@ -211,6 +228,65 @@ def _launch(
         path=path,
         secrets=[secret.env for secret in spec.secrets],
         notes=notes,
+        inherited=inherited,
+    )
+
+
+def _container_path(package: Package, spec: Server) -> str | None:
+    """The first absolute path among the package's arguments (`/data`, `--root=/data`) that does not exist
+    here: the container's own paths (a mounted volume) that the server would fail to open. The entry's
+    MCP path (`/mcp`) is a URL path, not a file."""
+    for argument in package.package_arguments:
+        value = argument.split("=", 1)[1] if argument.startswith("-") and "=" in argument else argument
+        if not value.startswith("/") or value.startswith("//") or value == spec.transport.path:
+            continue
+        if not Path(value).exists():
+            return value
+    return None
+
+
+def _kubeconfig(spec: Server, environ: Mapping[str, str]) -> str | Skip | None:
+    """For a server that reads the Kubernetes API: a note on the cluster it reads here, or why it cannot
+    run (it would print an error and its whole usage). None for every other server.
+
+    Like kubectl: the files of KUBECONFIG (merged, the first current-context wins) when it is set, else
+    ~/.kube/config."""
+    if spec.kubernetes_access is None:
+        return None
+    name = spec.name
+    listed = environ.get(KUBECONFIG, "")
+    if listed:
+        files = [Path(part) for part in listed.split(os.pathsep) if part]
+        shown = f"{KUBECONFIG}={listed}"
+    else:
+        home = environ.get("HOME")
+        files = [Path(home) / ".kube" / "config"] if home else []
+        shown = "~/.kube/config"
+    present = [path for path in files if path.is_file()]
+    if not present:
+        where = (
+            f"none of the files of {shown} exists"
+            if listed
+            else f"{KUBECONFIG} is unset and {shown} is missing"
+        )
+        return Skip(name, f"reads the Kubernetes API and has no kubeconfig here ({where})")
+    context = None
+    for path in present:
+        try:
+            document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return Skip(name, f"reads the Kubernetes API and its kubeconfig {path} does not read as YAML")
+        if isinstance(document, dict) and document.get("current-context"):
+            context = str(document["current-context"])
+            break
+    if context is None:
+        return Skip(
+            name,
+            f"reads the Kubernetes API and {shown} sets no current context (kubectl config use-context NAME)",
+        )
+    return (
+        f"reads the cluster of context {context} ({shown}) with that context's rights,"
+        " not only what its kubernetesAccess grants in a cluster"
     )
 
 
@@ -298,6 +374,7 @@ def child_environment(launch: Launch, environ: Mapping[str, str], tools: Tools) 
     """The whole environment of one server: the inherited basics, its declared secrets, its settings."""
     env = base_environment(environ)
     env.update({name: environ[name] for name in launch.secrets if name in environ})
+    env.update({name: environ[name] for name in launch.inherited if name in environ})
     env.update(launch.env)
     if tools.node is not None:
         env["PATH"] = os.pathsep.join([str(tools.node.parent), env.get("PATH", "")])

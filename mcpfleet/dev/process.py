@@ -42,7 +42,20 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
         return False
 
 
-ERROR_LINE = re.compile(r"\b(error|fatal|cannot|unable)\b", re.IGNORECASE)
+ERROR_LINE = re.compile(r"\b(error|fatal|cannot|unable|failed|not found|no such|denied)\b", re.IGNORECASE)
+# What a failed start shows of its output: a few lines, without what never says why it failed.
+MEANINGFUL_LINES = 6
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# npm's update notices and npx's "will be installed" chatter.
+_NOISE = re.compile(r"^npm (notice|warn exec)\b")
+# A help text's section headings (cobra, click, argparse, commander): what follows is usage until an
+# error line; option lines (`  --flag  what it does`) are usage wherever they stand.
+_HELP_HEADING = re.compile(
+    r"^\s*(usage|options|flags|global flags|examples?|(available )?commands|arguments"
+    r"|(positional|optional) arguments)\s*:",
+    re.IGNORECASE,
+)
+_OPTION_LINE = re.compile(r"^\s+-{1,2}[A-Za-z0-9]")
 
 
 def log_tail(path: Path, lines: int = 20) -> str:
@@ -56,6 +69,41 @@ def log_tail(path: Path, lines: int = 20) -> str:
     tail = every[-lines:]
     earlier = [line for line in every[: len(every) - len(tail)] if ERROR_LINE.search(line)][:5]
     return "\n".join([*earlier, "...", *tail] if earlier else tail)
+
+
+@dataclass(frozen=True)
+class Excerpt:
+    """The lines of an output that say why a program stopped, and whether usage text was left out."""
+
+    lines: list[str]
+    usage_left_out: bool
+
+
+def meaningful_lines(text: str, limit: int = MEANINGFUL_LINES) -> Excerpt:
+    """At most limit lines of text that say why it failed: no blank lines, no colour codes, no npm
+    notices, no usage text (a CLI that rejects its setup often prints the reason, then its whole help).
+    When more remain, the last ones, after the first error line if that comes earlier (the cause)."""
+    kept: list[str] = []
+    in_help = usage = False
+    for raw in text.splitlines():
+        line = _ANSI.sub("", raw).rstrip()
+        if not line.strip() or _NOISE.match(line):
+            continue
+        if _HELP_HEADING.match(line):
+            in_help = usage = True
+            continue
+        if _OPTION_LINE.match(line):
+            usage = True
+            continue
+        if in_help and not ERROR_LINE.search(line):
+            continue
+        in_help = False
+        kept.append(line)
+    if len(kept) > limit:
+        tail = kept[-(limit - 1) :]
+        first_error = next((line for line in kept[: -(limit - 1)] if ERROR_LINE.search(line)), None)
+        kept = [first_error, "...", *tail] if first_error is not None else kept[-limit:]
+    return Excerpt(kept, usage)
 
 
 @dataclass
@@ -78,9 +126,19 @@ class Child:
         return self.process.poll() is None
 
     def failure(self, what: str) -> ProcessFailed:
-        tail = log_tail(self.log)
-        detail = f"\n  last lines of {self.log}:\n    " + tail.replace("\n", "\n    ") if tail else ""
-        return ProcessFailed(f"{self.name}: {what}{detail}")
+        """what went wrong, then the few lines of the child's output that say why, and where the rest is."""
+        try:
+            text = self.log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            text = ""
+        excerpt = meaningful_lines(text)
+        lines = [f"{self.name}: {what}", *(f"    {line}" for line in excerpt.lines)]
+        if not excerpt.lines and excerpt.usage_left_out:
+            lines.append("    (it printed only its usage text)")
+        if text.strip():
+            left_out = "usage text left out; " if excerpt.usage_left_out and excerpt.lines else ""
+            lines.append(f"  ({left_out}whole output: {self.log})")
+        return ProcessFailed("\n".join(lines))
 
 
 def start(

@@ -2,21 +2,25 @@
 
 Servers start in parallel, each in its own process group; the MCP router starts once they listen, and
 HAProxy, which forwards to it, once the router is healthy: client -> HAProxy -> router -> servers, as in
-a cluster. SIGINT or SIGTERM stops HAProxy first (no new requests), then the router, then every server
-group, and nothing is left running.
+a cluster. Each server's outcome is a line of its own as it comes (ready, or failed with the lines of
+its output that say why); once everything is up, the run prints the gateway's endpoints and the exact
+`mcpfleet verify` command that checks the fleet through it. SIGINT or SIGTERM stops HAProxy first (no new
+requests), then the router, then every server group, and nothing is left running.
 """
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Protocol
 
 from components.gateway.config import Upstream
 from mcpfleet.dev import gateway, process, router
@@ -36,6 +40,32 @@ Echo = Callable[[str], None]
 
 class DevFailed(Exception):
     """The run cannot go on; everything it started has been stopped."""
+
+
+class Watch(Protocol):
+    """Shows the waits while they last (the CLI draws them on a terminal); outcomes are echoed anyway."""
+
+    def begin(self, name: str, waiting_for: str) -> None:
+        """Waiting for name starts: waiting_for says what it must do to be ready."""
+
+    def end(self, name: str) -> None:
+        """name is ready or has failed (its line is echoed)."""
+
+    def close(self) -> None:
+        """No more waits: whatever was drawn goes away. Called more than once."""
+
+
+class Unwatched:
+    """No display: the echoed lines are all there is (off a terminal, or in tests)."""
+
+    def begin(self, name: str, waiting_for: str) -> None:
+        pass
+
+    def end(self, name: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -104,8 +134,15 @@ def run(
     run_dir: Path,
     echo: Echo,
     start_timeout: float = DEFAULT_START_SECONDS,
+    program: Sequence[str] = ("mcpfleet",),
+    inputs: Sequence[str] = (),
+    watch: Watch | None = None,
 ) -> None:
-    """Start what plan says, serve until SIGINT/SIGTERM, stop everything. DevFailed if it cannot start."""
+    """Start what plan says, serve until SIGINT/SIGTERM, stop everything. DevFailed if it cannot start.
+
+    program runs mcpfleet in this shell, and inputs are the options that name the catalog and stacks this
+    run read: with them the run prints the `verify` command for its own gateway."""
+    watch = watch or Unwatched()
     if plan.haproxy is None:
         raise DevFailed("haproxy not found on PATH (Debian: apt-get install haproxy)")
     if not plan.launches:
@@ -119,7 +156,7 @@ def run(
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     children: list[process.Child] = []
     try:
-        servers = _start_servers(plan, tools, environ, run_dir, start_timeout, stop, echo, children)
+        servers = _start_servers(plan, tools, environ, run_dir, start_timeout, stop, echo, watch, children)
         if stop.event.is_set():
             return
         router_port, router_metrics_port, metrics_port = _free_ports(3, taken={plan.gateway_port})
@@ -139,7 +176,9 @@ def run(
             output=logs / router.AUDIT_FILE,
         )
         children.append(router_child)
+        watch.begin("router", "its health check")
         _wait_healthy(router_child, router_files, ROUTER_START_SECONDS, stop)
+        watch.end("router")
         if stop.event.is_set():
             return
         haproxy = process.start(
@@ -149,16 +188,40 @@ def run(
             env=files.env,
         )
         children.append(haproxy)
+        watch.begin("gateway", f"HAProxy on {LOOPBACK}:{plan.gateway_port}")
         try:
             process.wait_for_port(haproxy, LOOPBACK, plan.gateway_port, HAPROXY_START_SECONDS)
         except process.ProcessFailed as exc:
             raise DevFailed(str(exc)) from None
+        watch.end("gateway")
+        watch.close()
         _print_ready(plan, files, haproxy, metrics_port, router_child, router_files, servers, run_dir, echo)
+        echo("check every server through this gateway:")
+        echo(f"  {shlex.join(verify_command(program, inputs, plan, files))}")
+        echo("press Ctrl-C to stop")
         _serve(stop, [haproxy, router_child], servers, echo)
     finally:
+        watch.close()
         _stop_all(children, echo)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def verify_command(
+    program: Sequence[str], inputs: Sequence[str], plan: Plan, files: gateway.GatewayFiles
+) -> list[str]:
+    """`mcpfleet verify` of this run's fleet through its gateway, with its tokens and (with TLS) its
+    self-signed certificate, then the options naming the catalog and stacks it read."""
+    command = [*program, "verify", "--env", plan.fleet.environment]
+    command += [
+        "--endpoint",
+        gateway.base_url(plan.fleet, plan.gateway_port),
+        "--token-file",
+        str(files.tokens),
+    ]
+    if files.certificate is not None:
+        command += ["--cacert", str(files.certificate)]
+    return [*command, *inputs]
 
 
 def _free_ports(count: int, taken: set[int]) -> list[int]:
@@ -193,8 +256,12 @@ def _start_servers(
     timeout: float,
     stop: _Stop,
     echo: Echo,
+    watch: Watch,
     children: list[process.Child],
 ) -> list[process.Child]:
+    """Start every server at once and wait for them together: each one's line comes when it is ready or
+    has failed, whatever the others do. A failed server is stopped and left out; the run goes on with the
+    rest."""
     for launch in plan.launches:
         child = process.start(
             launch.server,
@@ -204,35 +271,39 @@ def _start_servers(
             port=launch.port,
         )
         children.append(child)
-    ready: list[process.Child] = []
-    for child in list(children):
-        assert child.port is not None
-        try:
-            _wait_ready(child, child.port, timeout, stop)
-        except process.ProcessFailed as exc:
-            echo(f"failed: {exc}")
-            process.stop(child)
-            children.remove(child)
-            continue
-        if stop.event.is_set():
-            break
-        ready.append(child)
+        watch.begin(launch.server, f"{LOOPBACK}:{launch.port}")
+    servers = list(children)
+    started = time.monotonic()
+    deadline = started + timeout
+    pending = list(servers)
+    ready: set[str] = set()
+    while pending and not stop.event.is_set():
+        for child in list(pending):
+            port = child.port
+            assert port is not None
+            failure = None
+            if not child.running():
+                what = f"exited with status {child.process.returncode} before serving {LOOPBACK}:{port}"
+                failure = child.failure(what)
+            elif process.port_open(LOOPBACK, port):
+                pending.remove(child)
+                ready.add(child.name)
+                watch.end(child.name)
+                echo(f"ready: {child.name} on {LOOPBACK}:{port} after {time.monotonic() - started:.1f}s")
+            elif time.monotonic() > deadline:
+                failure = child.failure(f"did not listen on {LOOPBACK}:{port} within {timeout:.0f}s")
+            if failure is not None:
+                pending.remove(child)
+                watch.end(child.name)
+                echo(f"failed: {failure}")
+                process.stop(child)
+                children.remove(child)
+        if pending:
+            # Ctrl-C during a slow first download ends the wait at once.
+            stop.event.wait(0.1)
     if not ready and not stop.event.is_set():
         raise DevFailed("no server started (see the failures above)")
-    return ready
-
-
-def _wait_ready(child: process.Child, port: int, timeout: float, stop: _Stop) -> None:
-    """Like process.wait_for_port, but Ctrl-C during a slow first download stops the wait at once."""
-    deadline = time.monotonic() + timeout
-    while not stop.event.is_set():
-        if not child.running():
-            raise child.failure(f"exited with status {child.process.returncode} before serving {port}")
-        if process.port_open(LOOPBACK, port):
-            return
-        if time.monotonic() > deadline:
-            raise child.failure(f"did not listen on {LOOPBACK}:{port} within {timeout:.0f}s")
-        stop.event.wait(0.1)
+    return [child for child in servers if child.name in ready]
 
 
 def _print_ready(
@@ -260,7 +331,6 @@ def _print_ready(
     if files.certificate is not None:
         echo(f"TLS certificate to trust (self-signed): {files.certificate}")
     echo(f"gateway metrics: {gateway.metrics_url(metrics_port)}; logs: {logs}")
-    echo("press Ctrl-C to stop")
 
 
 def _serve(stop: _Stop, essential: list[process.Child], servers: list[process.Child], echo: Echo) -> None:

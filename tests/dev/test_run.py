@@ -1,6 +1,6 @@
 """`mcpfleet dev` for real: the examples catalog (three mcp SDK servers from this Python, server-everything
-from npm on Node 22) behind HAProxy and the MCP router, then Ctrl-C, after which nothing it started is left
-running."""
+from npm on Node 22) behind HAProxy and the MCP router, checked by the verify command it prints, then
+Ctrl-C, after which nothing it started is left running; and how a run reports each server as it comes."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import os
 import queue
 import re
+import shlex
 import signal
 import ssl
 import subprocess
@@ -16,7 +17,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,12 +28,17 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from mcpfleet.dev import process
-from tests.conftest import REPO
+from mcpfleet.dev.launch import Tools
+from mcpfleet.dev.run import make_plan, run
+from tests.conftest import REPO, minimal_server
+from tests.dev.test_cli import USAGE_DUMP, this_python
+from tests.dev.test_launch import fleet_of
 from tests.e2e import node
 
 pytestmark = pytest.mark.e2e
 
 READY_LINE = "press Ctrl-C to stop"
+VERIFY_LINE = "check every server through this gateway:"
 START_SECONDS = 240.0
 STOP_SECONDS = 30.0
 LOG_SECONDS = 10.0
@@ -178,6 +184,13 @@ def test_dev_runs_the_examples_catalog_and_stops_cleanly(tmp_path: Path) -> None
         text = "\n".join(output)
         print(f"ready after {time.monotonic() - started:.1f}s\n{text}")
 
+        # One line per server as it became ready, before the gateway's summary.
+        ready = re.findall(r"^ready: (\S+) on (127\.0\.0\.1:\d+) after \d+\.\ds$", text, re.M)
+        assert sorted(name for name, _ in ready) == ["everything", "notes", "text", "units"]
+        assert output.index(next(line for line in output if line.startswith("ready: "))) < output.index(
+            next(line for line in output if line.startswith("gateway on "))
+        )
+
         direct = dict(re.findall(r"^  (\S+)  \(streamable-http\) on (127\.0\.0\.1:\d+/mcp)$", text, re.M))
         assert sorted(direct) == ["everything", "notes", "text", "units"]
         endpoints = dict(re.findall(r"^  (\S+): (https://\S+)$", text, re.M))
@@ -237,6 +250,33 @@ def test_dev_runs_the_examples_catalog_and_stops_cleanly(tmp_path: Path) -> None
         children = descendants(dev.pid)
         groups = {os.getpgid(pid) for pid in children if alive(pid)}
         assert len(groups) == 6  # four servers, the router and HAProxy, a process group each
+
+        # The run printed, once everything was up, the exact verify command for its own gateway: run as
+        # printed, from where dev runs, it lists every server through HAProxy and the router and finds
+        # no drift.
+        command = output[output.index(VERIFY_LINE) + 1].strip()
+        assert shlex.split(command) == [
+            sys.executable,
+            "-m",
+            "mcpfleet",
+            "verify",
+            "--env",
+            "local",
+            "--endpoint",
+            f"https://127.0.0.1:{gateway_port}",
+            "--token-file",
+            str(run_dir / "tokens.json"),
+            "--cacert",
+            str(cafile),
+            "--catalog",
+            "examples/catalog",
+        ]
+        verified = subprocess.run(
+            shlex.split(command), cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+        )
+        print(verified.stdout)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert verified.stdout.splitlines()[-1] == "4 of 4 servers ok"
     finally:
         dev.send_signal(signal.SIGINT)
         try:
@@ -250,3 +290,81 @@ def test_dev_runs_the_examples_catalog_and_stops_cleanly(tmp_path: Path) -> None
     assert output[-1] == "stopped 6 process groups"
     assert [pid for pid in children if alive(pid)] == []
     assert [pgid for pgid in groups if process.group_members(pgid)] == []
+
+
+class Recorder:
+    """A Watch that writes down what it is told, in order with the run's lines."""
+
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+
+    def begin(self, name: str, waiting_for: str) -> None:
+        self.events.append(f"begin {name}: {waiting_for}")
+
+    def end(self, name: str) -> None:
+        self.events.append(f"end {name}")
+
+    def close(self) -> None:
+        self.events.append("close")
+
+
+def test_each_server_is_reported_as_it_comes_then_the_verify_command(
+    catalog_dir: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-process: a server that listens and one that exits at once with its usage are waited for
+    together; each gets its line, the display its begin and end; the run goes on without the failed one."""
+    monkeypatch.chdir(REPO)
+    notes = minimal_server(
+        "notes",
+        args=["--host", "0.0.0.0", "--port", "8080"],
+        packages=[this_python("-m", "examples.servers.notes")],
+    )
+    broken = minimal_server("broken", packages=[this_python("-c", USAGE_DUMP)], env={"PORT": "8080"})
+    catalog = catalog_dir(notes=notes, broken=broken)
+    tools = Tools.detect()
+    plan = make_plan(fleet_of(catalog), tools, os.environ, process.free_port())
+    assert [launch.server for launch in plan.launches] == ["broken", "notes"]
+    events: list[str] = []
+
+    def echo(line: str) -> None:
+        events.append(line)
+        if line == READY_LINE:
+            # What Ctrl-C does: the run stops everything it started and returns.
+            os.kill(os.getpid(), signal.SIGINT)
+
+    run_dir = tmp_path / "run"
+    run(
+        plan, tools, os.environ, run_dir, echo, 60.0, ["mcpfleet"], ["--catalog", "catalog"], Recorder(events)
+    )
+    ports = {launch.server: launch.port for launch in plan.launches}
+    assert events[:2] == [
+        f"begin broken: 127.0.0.1:{ports['broken']}",
+        f"begin notes: 127.0.0.1:{ports['notes']}",
+    ]
+    failed = next(index for index, line in enumerate(events) if line.startswith("failed: broken: "))
+    assert events[failed - 1] == "end broken"
+    assert events[failed].splitlines()[1:] == [
+        "    Error: cannot open /srv/data: no such directory",
+        f"  (usage text left out; whole output: {run_dir / 'logs' / 'broken.log'})",
+    ]
+    ready = next(index for index, line in enumerate(events) if line.startswith("ready: notes "))
+    assert events[ready - 1] == "end notes"
+    assert re.fullmatch(rf"ready: notes on 127\.0\.0\.1:{ports['notes']} after \d+\.\ds", events[ready])
+    after = events[max(failed, ready) + 1 :]
+    assert after[:5] == [
+        "begin router: its health check",
+        "end router",
+        f"begin gateway: HAProxy on 127.0.0.1:{plan.gateway_port}",
+        "end gateway",
+        "close",
+    ]
+    # The display is gone before the summary, which ends with the verify command and how to stop.
+    verify = after.index(VERIFY_LINE)
+    assert after[verify + 1 :] == [
+        "  mcpfleet verify --env local"
+        f" --endpoint https://127.0.0.1:{plan.gateway_port} --token-file {run_dir / 'tokens.json'}"
+        f" --cacert {run_dir / 'certs' / 'tls.crt'} --catalog catalog",
+        READY_LINE,
+        "close",
+        "stopped 3 process groups",
+    ]
