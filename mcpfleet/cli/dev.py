@@ -115,6 +115,19 @@ def _inputs(catalog: Path, stacks: Path) -> list[str]:
     return options
 
 
+# The gateway's port unless something else holds it: a stable address for clients configured by hand.
+PREFERRED_GATEWAY_PORT = 8080
+
+
+def _gateway_port() -> int:
+    from mcpfleet.dev import process
+    from mcpfleet.dev.run import LOOPBACK
+
+    if not process.port_open(LOOPBACK, PREFERRED_GATEWAY_PORT):
+        return PREFERRED_GATEWAY_PORT
+    return process.free_port(LOOPBACK)
+
+
 @app.command()
 def dev(
     env: Annotated[
@@ -123,8 +136,15 @@ def dev(
     catalog: CatalogOption = DEFAULT_CATALOG,
     stacks: StacksOption = DEFAULT_STACKS,
     gateway_port: Annotated[
-        int, typer.Option("--gateway-port", min=1, max=65535, help="Loopback port of the gateway.")
-    ] = 8080,
+        int | None,
+        typer.Option(
+            "--gateway-port",
+            min=1,
+            max=65535,
+            metavar="PORT",
+            help=f"Gateway loopback port \\[default: {PREFERRED_GATEWAY_PORT}, or a free one if taken]",
+        ),
+    ] = None,
     node: Annotated[
         Path | None,
         typer.Option(
@@ -171,7 +191,7 @@ def dev(
         raise refuse(exc) from None
 
     tools = Tools.detect(node=node.resolve() if node else None)
-    plan = make_plan(fleet, tools, os.environ, gateway_port)
+    plan = make_plan(fleet, tools, os.environ, gateway_port or _gateway_port())
     print_plan(plan, _echo, dry_run)
     if dry_run:
         return
