@@ -69,12 +69,23 @@ def _number(claims: dict[str, Any], name: str, required: bool) -> float | None:
 
 
 def _strings(value: Any, name: str, split: bool) -> list[str]:
-    """A string (split on spaces when `split`) or a list of strings; anything else refused."""
+    """A string (split on U+0020 alone when `split`, as OAuth scopes are) or a list of strings; anything
+    else refused. `str.split()` would split on any Unicode whitespace: an identity provider's group
+    named "support<TAB>engineer" would become two roles. So a value holding any other whitespace or a
+    control character is refused rather than read either way."""
     if isinstance(value, str):
-        return value.split() if split else [value]
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return list(value)
-    raise InvalidToken(f"claim {name} is not a string or a list of strings")
+        items = [part for part in value.split(" ") if part] if split else [value]
+    elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+        items = list(value)
+    else:
+        raise InvalidToken(f"claim {name} is not a string or a list of strings")
+    if split and any(_UNREADABLE.search(item) for item in items):
+        raise InvalidToken(f"claim {name} holds whitespace other than single spaces, or control characters")
+    return items
+
+
+# Whitespace other than the separator (Unicode's, which str.split() honours), and control characters.
+_UNREADABLE = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
 
 
 class TokenVerifier:

@@ -250,3 +250,35 @@ def test_key_must_match_the_algorithm(rsa_issuer: Issuer) -> None:
     )
     with pytest.raises(ValueError):
         TokenVerifier(Auth.model_validate(auth_section()), private_pem)
+
+
+def test_roles_split_on_single_spaces_only(issuer: Issuer) -> None:
+    caller = verifier(issuer).verify(issuer.token("notes", roles="support  engineer "), AUDIENCE)
+    assert caller.roles == {"support", "engineer"}
+
+
+@pytest.mark.parametrize(
+    "separator",
+    [
+        "\t",
+        "\n",
+        "\r",
+        "\x0b",
+        "\x0c",
+        "\x1c",
+        "\x1f",
+        "\x00",
+        "\x85",
+        "\u00a0",
+        "\u2003",
+        "\u2028",
+        "\u200b",
+    ],
+)
+def test_a_roles_claim_with_other_whitespace_or_control_characters_is_refused(
+    issuer: Issuer, separator: str
+) -> None:
+    # str.split() would read "support<sep>engineer" as two roles, handing a support caller engineer's tools.
+    assert "whitespace" in refused(issuer, issuer.token("notes", roles=f"support{separator}engineer"))
+    listed = issuer.token("notes", roles=["support", f"support{separator}engineer"])
+    assert "whitespace" in refused(issuer, listed)
