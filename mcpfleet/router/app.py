@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import ipaddress
 import logging
 import re
 import time
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
@@ -61,6 +63,8 @@ CONNECT_SECONDS: Final = 5.0
 HEADERS_SECONDS: Final = 300.0
 # JSON answers are inspected for the audit outcome up to this size; larger ones relay uninspected.
 INSPECT_BYTES: Final = 4 * 1024 * 1024
+# JSON answers up to this size (with a Content-Length) are read whole and relayed in one piece.
+WHOLE_BYTES: Final = 64 * 1024
 _BEARER = re.compile(r"^[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9._~+/-]+=*)$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$", re.ASCII)
 _DIGITS = re.compile(r"^[0-9]{1,12}$")
@@ -84,6 +88,8 @@ _JSON: Final = b"application/json"
 # What the audit record and metrics call a message that has no JSON-RPC method.
 _PSEUDO_METHODS: Final = frozenset({"GET", "DELETE", "response"})
 MAX_LOGGED_METHOD: Final = 100
+MAX_ADDRESS_LENGTH: Final = 64
+"""Longer than any IPv4 or IPv6 address in text, a zone included."""
 
 
 @dataclass
@@ -113,7 +119,6 @@ class Forwarding:
     message: Message | None = None
     path: str = ""
     body: bytes | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _method_label(method: str | None) -> str:
@@ -576,7 +581,17 @@ class Router:
             await _until_disconnect(receive, self._pump(response, send, watcher.feed_sse))
         else:
             inspect = content_type == _JSON
-            await self._pump(response, send, watcher.feed_json if inspect else None)
+            length = response.content_length
+            if inspect and length is not None and length <= WHOLE_BYTES:
+                # The common answer, small JSON of known length: read whole, relayed in one send.
+                try:
+                    body = await response.read()
+                except aiohttp.ClientError:
+                    body = b""  # the pod went away mid-answer: end the answer here, as the pod did
+                watcher.feed_json(body)
+                await send({"type": "http.response.body", "body": body, "more_body": False})
+            else:
+                await self._pump(response, send, watcher.feed_json if inspect else None)
             if inspect:
                 watcher.finish_json()
         watcher.settle(response.status)
@@ -728,23 +743,30 @@ class _Outcome:
 
 
 async def _until_disconnect(receive: Receive, work: Awaitable[None]) -> None:
-    """Run a long answer until it ends or the client goes away (then stop reading the pod)."""
-    task = asyncio.ensure_future(work)
+    """Run a long answer until it ends or the client goes away (then stop reading the pod).
 
-    async def disconnected() -> None:
+    The answer runs in this task; one watcher task cancels it if the client leaves first. Only while
+    `work` is suspended can the watcher run, so its cancellation always lands in `work`, and is taken
+    back here (any other cancellation, a shutdown's, goes on)."""
+    current = asyncio.current_task()
+    assert current is not None
+    left = False
+
+    async def watch() -> None:
+        nonlocal left
         while (await receive())["type"] != "http.disconnect":
             pass
+        left = True
+        current.cancel()
 
-    watcher = asyncio.ensure_future(disconnected())
+    watcher = asyncio.create_task(watch())
     try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        await work
+    except asyncio.CancelledError:
+        if not left or current.uncancel() > 0:
+            raise
     finally:
-        for pending in (task, watcher):
-            if not pending.done():
-                pending.cancel()
-        await asyncio.gather(task, watcher, return_exceptions=True)
-    if task.done() and not task.cancelled() and task.exception() is not None:
-        raise task.exception()  # type: ignore[misc]
+        watcher.cancel()
 
 
 async def _answer(send: Send, refusal: Refusal) -> None:
@@ -764,17 +786,24 @@ def _request_id(headers: Mapping[str, list[str]]) -> str:
     return uuid.uuid4().hex
 
 
+@functools.lru_cache(maxsize=4096)
+def _address(text: str) -> str | None:
+    """An IP address in its canonical form, or None. Cached (short texts only, so the cache stays small):
+    clients come back, and parsing one costs more than the rest of the request's header handling."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
 def _client(headers: Mapping[str, list[str]], scope: Scope) -> str | None:
     """The client address HAProxy saw (one valid IP), else the peer's own address."""
-    import ipaddress
-
     values = headers.get("x-forwarded-for") or []
     if len(values) == 1:
         candidate = values[0].strip()
-        try:
-            return str(ipaddress.ip_address(candidate))
-        except ValueError:
-            pass
+        address = _address(candidate) if len(candidate) <= MAX_ADDRESS_LENGTH else None
+        if address is not None:
+            return address
     peer = scope.get("client")
     return str(peer[0]) if peer else None
 

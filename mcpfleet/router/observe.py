@@ -3,10 +3,10 @@ full record once its answer ends), and its Prometheus series."""
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,8 +38,23 @@ def session_digest(session_id: str | None) -> str | None:
     return hashlib.sha256(session_id.encode("utf-8")).hexdigest()[:16]
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+class _Clock:
+    """UTC time as the audit records write it (`2026-12-06T03:04:05.678Z`); the part up to the second is
+    formatted once a second, not twice a message."""
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.prefix = ""
+
+    def now(self) -> str:
+        now = time.time()
+        second = int(now)
+        if second != self.second:
+            self.second, self.prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self.prefix}.{int((now - second) * 1000):03d}Z"
+
+
+_now = _Clock().now
 
 
 def _line(fields: dict[str, Any]) -> bytes:
@@ -152,7 +167,20 @@ class Metrics:
             registry=self.registry,
         )
 
+        # Each labelled child, once found, by its labels: prometheus_client's own lookup validates and
+        # converts the labels on every call. Bounded as the series are (docs/router.md).
+        self._counted: dict[tuple[str, str, str, str, str], Counter] = {}
+        self._timed: dict[tuple[str, str, str], Histogram] = {}
+
     def observe(self, record: Record, seconds: float, method: str, tool: str) -> None:
         server = record.server or ""
-        self.requests.labels(server, method, tool, record.outcome, code_label(record.rpc_code)).inc()
-        self.duration.labels(server, method, tool).observe(seconds)
+        counted = (server, method, tool, record.outcome, code_label(record.rpc_code))
+        counter = self._counted.get(counted)
+        if counter is None:
+            counter = self._counted[counted] = self.requests.labels(*counted)
+        counter.inc()
+        timed = (server, method, tool)
+        histogram = self._timed.get(timed)
+        if histogram is None:
+            histogram = self._timed[timed] = self.duration.labels(*timed)
+        histogram.observe(seconds)

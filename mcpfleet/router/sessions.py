@@ -25,6 +25,8 @@ _AAD = b"mcpfleet-router-session/1"
 NONCE_BYTES = 12
 MAX_SEALED_LENGTH = 2048
 MAX_INNER_LENGTH = 512
+OPENED_CACHE = 4096
+"""Sealed ids opened lately, kept opened: every message of a session carries the same id."""
 
 Kind = Literal["http", "sse"]
 
@@ -53,6 +55,7 @@ class Sealer:
 
     def __init__(self, keys: list[bytes]) -> None:
         self._ciphers: list[AESGCM] = []
+        self._opened: dict[str, Session] = {}
         self.replace(keys)
 
     def replace(self, keys: list[bytes]) -> None:
@@ -61,6 +64,7 @@ class Sealer:
         if not keys:
             raise ValueError("at least one session key is needed")
         self._ciphers = [AESGCM(key) for key in keys]
+        self._opened = {}
 
     def seal(self, kind: Kind, server: str, subject: str, pod: str, inner: str) -> str:
         if len(inner) > MAX_INNER_LENGTH:
@@ -73,6 +77,17 @@ class Sealer:
         return PREFIX + base64.urlsafe_b64encode(sealed).rstrip(b"=").decode("ascii")
 
     def open(self, token: str) -> Session:
+        """What a sealed id binds, or UnknownSession. Ids that opened are kept opened (the oldest make
+        room first); ids that do not open are never kept, so forged ones cannot crowd out real ones."""
+        session = self._opened.get(token)
+        if session is None:
+            session = self._open(token)
+            if len(self._opened) >= OPENED_CACHE:
+                del self._opened[next(iter(self._opened))]
+            self._opened[token] = session
+        return session
+
+    def _open(self, token: str) -> Session:
         if not token.startswith(PREFIX) or len(token) > MAX_SEALED_LENGTH:
             raise UnknownSession("not a session id of this gateway")
         body = token[len(PREFIX) :]

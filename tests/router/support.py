@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -103,3 +104,16 @@ NOTES_ACCESS = (
     {"tools": ["add_note", "list_notes"], "roles": ["support", "engineer"]},
     {"tools": ["*"], "roles": ["engineer"]},
 )
+
+
+class AuditLines:
+    """The audit sink of an in-process router (`router_thread(..., audit=...)`): every line it wrote."""
+
+    def __init__(self) -> None:
+        self.lines: list[dict[str, Any]] = []
+
+    def __call__(self, line: bytes) -> None:
+        self.lines.append(json.loads(line))
+
+    def of(self, request_id: str) -> list[dict[str, Any]]:
+        return [line for line in self.lines if line["request_id"] == request_id]

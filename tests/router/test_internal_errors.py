@@ -15,24 +15,11 @@ import pytest
 from mcpfleet.router import app as router_app
 from mcpfleet.router.local import RunningRouter, new_session_keys, router_thread
 from tests.examples.running import reference_server
-from tests.router.support import UNITS_TOOLS, Issuer, router_config, server_entry
+from tests.router.support import UNITS_TOOLS, AuditLines, Issuer, router_config, server_entry
 
 pytestmark = pytest.mark.slow
 
 SECRET_TEXT = "boom: text that may quote a message or a token"
-
-
-class Lines:
-    """The audit sink of the in-process router: every line it wrote."""
-
-    def __init__(self) -> None:
-        self.lines: list[dict[str, Any]] = []
-
-    def __call__(self, line: bytes) -> None:
-        self.lines.append(json.loads(line))
-
-    def of(self, request_id: str) -> list[dict[str, Any]]:
-        return [line for line in self.lines if line["request_id"] == request_id]
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +29,9 @@ def units(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def router(units: str) -> Iterator[tuple[RunningRouter, Issuer, Lines]]:
+def router(units: str) -> Iterator[tuple[RunningRouter, Issuer, AuditLines]]:
     issuer = Issuer()
-    lines = Lines()
+    lines = AuditLines()
     entry = server_entry("units", [units], UNITS_TOOLS, [{"tools": ["*"], "roles": ["engineer"]}], True)
     with router_thread(
         router_config({"units": entry}), issuer.public_pem, new_session_keys(), audit=lines
@@ -87,7 +74,7 @@ ERROR_SERIES = (
 
 
 def test_a_failure_before_the_answer_is_a_500_with_a_json_rpc_error(
-    router: tuple[RunningRouter, Issuer, Lines],
+    router: tuple[RunningRouter, Issuer, AuditLines],
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -120,7 +107,7 @@ def test_a_failure_before_the_answer_is_a_500_with_a_json_rpc_error(
 
 
 def test_a_failure_during_the_answer_cuts_it_and_is_audited(
-    router: tuple[RunningRouter, Issuer, Lines], monkeypatch: pytest.MonkeyPatch
+    router: tuple[RunningRouter, Issuer, AuditLines], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     running, issuer, lines = router
     token = issuer.token("units")

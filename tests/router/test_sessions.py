@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from mcpfleet.router.local import new_session_keys
-from mcpfleet.router.sessions import PREFIX, Sealer, UnknownSession
+from mcpfleet.router.sessions import OPENED_CACHE, PREFIX, Sealer, UnknownSession
 
 
 def test_round_trip() -> None:
@@ -80,3 +80,31 @@ def test_padded_or_non_canonical_encoding_refused() -> None:
     sealed = sealer.seal("http", "notes", "alice", "10.0.0.7:8080", "x")
     with pytest.raises(UnknownSession):
         sealer.open(sealed + "=")
+
+
+def test_an_opened_id_is_refused_once_its_key_is_dropped() -> None:
+    """Opened ids are kept opened, but not past a key change: the dropped key's sessions end at once."""
+    old, new = new_session_keys(2)
+    sealer = Sealer([new, old])
+    sealed = Sealer([old]).seal("http", "notes", "alice", "10.0.0.7:8080", "x")
+    assert sealer.open(sealed).inner == "x"
+    assert sealer.open(sealed).inner == "x"  # kept opened
+    sealer.replace([new])
+    with pytest.raises(UnknownSession):
+        sealer.open(sealed)
+
+
+def test_kept_opened_ids_stay_bounded_and_forged_ones_are_never_kept() -> None:
+    sealer = Sealer(new_session_keys())
+    sealed = [
+        sealer.seal("http", "notes", "alice", "10.0.0.7:8080", str(i)) for i in range(OPENED_CACHE + 10)
+    ]
+    for index, token in enumerate(sealed):
+        assert sealer.open(token).inner == str(index)
+    assert len(sealer._opened) == OPENED_CACHE
+    # The oldest made room; they still open (again).
+    assert sealer.open(sealed[0]).inner == "0"
+    for forged in (flip(sealed[-1], 20), PREFIX + "A" * 60, "random"):
+        with pytest.raises(UnknownSession):
+            sealer.open(forged)
+        assert forged not in sealer._opened
