@@ -10,9 +10,11 @@ import pytest
 import yaml
 
 from mcpfleet.catalog.schema import render_schema
+from tests.conftest import minimal_server
+from tests.sample import SAMPLE_CATALOG, sample_catalog, sample_entries
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLES = sorted((REPO / "catalog" / "servers").glob("*.yaml"))
+SAMPLES = sample_entries()
 
 
 def test_committed_schema_matches_the_models() -> None:
@@ -20,12 +22,15 @@ def test_committed_schema_matches_the_models() -> None:
     assert committed == render_schema(), "catalog/schema.json drifted from the models: run `make schema`"
 
 
+@sample_catalog
 @pytest.mark.parametrize("entry", SAMPLES, ids=lambda p: p.stem)
 def test_sample_entry_satisfies_the_schema_editors_use(entry: Path) -> None:
-    schema = json.loads((REPO / "catalog" / "schema.json").read_text(encoding="utf-8"))
+    # The schema the entry points at (`../schema.json`): the sample catalog's own.
+    schema = json.loads((SAMPLE_CATALOG / "schema.json").read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator(schema).validate(yaml.safe_load(entry.read_text(encoding="utf-8")))
 
 
+@sample_catalog
 @pytest.mark.parametrize("entry", SAMPLES, ids=lambda p: p.stem)
 def test_sample_entry_points_editors_at_the_schema(entry: Path) -> None:
     text = entry.read_text(encoding="utf-8")
@@ -36,6 +41,7 @@ def test_sample_entry_points_editors_at_the_schema(entry: Path) -> None:
 def test_schema_refuses_what_the_models_refuse() -> None:
     schema = json.loads(render_schema())
     validator = jsonschema.Draft202012Validator(schema)
-    entry = yaml.safe_load(SAMPLES[0].read_text(encoding="utf-8"))
+    entry = minimal_server("alpha")
+    assert validator.is_valid(entry)
     entry["colour"] = "blue"
     assert not validator.is_valid(entry)

@@ -28,6 +28,7 @@ from mcpfleet.catalog.secretscan import (
     shannon_entropy,
 )
 from tests.conftest import REPO
+from tests.sample import sample_catalog, sample_entries
 
 BASE62 = string.ascii_letters + string.digits
 rng = random.Random(20261206)
@@ -175,11 +176,12 @@ def test_benign_values_pass(value: str) -> None:
 
 
 def sample_files() -> list[Path]:
-    files = sorted((REPO / "catalog" / "servers").glob("*.yaml"))
+    files = sample_entries()
     files += sorted((REPO / "examples" / "catalog" / "servers").glob("*.yaml"))
     return files
 
 
+@sample_catalog
 def test_every_sample_and_example_entry_passes() -> None:
     """Whatever the sample catalogs hold today: any valid entry must pass, so this runs over the files."""
     files = sample_files()

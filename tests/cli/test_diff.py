@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 from mcpfleet.catalog.models import Server
 from mcpfleet.cli.main import app
 from mcpfleet.diff import Decommission, Snapshot, diff_environment, parse_decommission
-from tests.conftest import REPO
+from mcpfleet.model import ENVIRONMENTS
+from tests.conftest import REPO, minimal_server
 
 runner = CliRunner()
 IN_PROD = ("fetch", "time")
@@ -33,18 +34,22 @@ def git(cwd: Path, *args: str) -> None:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Iterator[Path]:
-    """A git repository holding a copy of the sample catalog and stacks, committed; the cwd meanwhile."""
+    """A git repository holding a catalog of its own (fetch and time, in every environment) and a copy of
+    the stacks, committed; the cwd meanwhile. The tests change and remove these two servers."""
     root = tmp_path / "repo"
-    root.mkdir()
-    shutil.copytree(REPO / "catalog", root / "catalog")
-    shutil.copytree(REPO / "stacks", root / "stacks")
-    # The base runs fetch and time in prod, whatever the sample's prod holds today: the tests remove them.
+    servers = root / "catalog" / "servers"
+    servers.mkdir(parents=True)
     for name in IN_PROD:
-        path = root / "catalog" / "servers" / f"{name}.yaml"
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        data.pop("decommissioned", None)
-        data["environments"]["prod"] = {}
-        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        entry = minimal_server(
+            name,
+            resources={
+                "requests": {"cpu": "100m", "memory": "192Mi"},
+                "limits": {"cpu": "500m", "memory": "512Mi"},
+            },
+            environments={env: {} for env in ENVIRONMENTS},
+        )
+        (servers / f"{name}.yaml").write_text(yaml.safe_dump(entry, sort_keys=False), encoding="utf-8")
+    shutil.copytree(REPO / "stacks", root / "stacks")
     git(root, "init", "-q", "-b", "main")
     git(root, "add", ".")
     git(root, "commit", "-q", "-m", "base")

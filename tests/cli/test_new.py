@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,8 +11,10 @@ from typer.testing import CliRunner
 from mcpfleet.catalog.loader import load_catalog
 from mcpfleet.cli.main import app
 from mcpfleet.plan.run import plan
-from tests.conftest import REPO
+from tests.conftest import minimal_server
+from tests.sample import copy_sample, sample_catalog
 
+pytestmark = sample_catalog
 runner = CliRunner()
 
 REQUIRED = (
@@ -26,11 +27,18 @@ REQUIRED = (
 )
 
 
+# The names the tests write; the copy's own entries of these names, if any, are taken out.
+WRITTEN = ("weather", "clock")
+EXISTING = "existing"
+
+
 @pytest.fixture
 def catalog(tmp_path: Path) -> Path:
-    """A copy of the sample catalog, so the new entry is planned among the real ones."""
-    target = tmp_path / "catalog"
-    shutil.copytree(REPO / "catalog", target)
+    """A copy of the sample catalog, so the new entry is planned among the real ones, with one entry of
+    the test's own (EXISTING) and none of the names the tests write."""
+    target = copy_sample(tmp_path / "catalog", **{EXISTING: minimal_server(EXISTING)})
+    for name in WRITTEN:
+        (target / "servers" / f"{name}.yaml").unlink(missing_ok=True)
     return target
 
 
@@ -92,22 +100,21 @@ def test_stdio_entry_carries_its_command(catalog: Path, stacks_dir: Path) -> Non
 
 
 def test_refuses_an_existing_file_and_leaves_it_alone(catalog: Path) -> None:
-    path = catalog / "servers" / "time.yaml"
+    path = catalog / "servers" / f"{EXISTING}.yaml"
     before = path.read_bytes()
-    code, output = invoke("new", "time", *REQUIRED, "--catalog", str(catalog))
+    code, output = invoke("new", EXISTING, *REQUIRED, "--catalog", str(catalog))
     assert code == 1
-    assert "time.yaml" in output and "already exists" in output and "Traceback" not in output
+    assert f"{EXISTING}.yaml" in output and "already exists" in output and "Traceback" not in output
     assert path.read_bytes() == before
 
 
 @pytest.mark.parametrize("name", ["Weather", "9lives", "has_underscore", "ends-", "a" * 41, "../escape"])
 def test_refuses_an_invalid_name_with_the_rule(catalog: Path, name: str) -> None:
+    before = sorted(catalog.parent.rglob("*"))
     code, output = invoke("new", name, *REQUIRED, "--catalog", str(catalog))
     assert code == 1
     assert "DNS label" in output and "Traceback" not in output
-    assert sorted(p.name for p in (catalog / "servers").iterdir()) == sorted(
-        p.name for p in (REPO / "catalog" / "servers").iterdir()
-    )
+    assert sorted(catalog.parent.rglob("*")) == before
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from mcpfleet.errors import InvalidInput
 from mcpfleet.stacks.loader import environment_from_config
 from mcpfleet.stacks.models import CONFIG_KEY
 from tests.conftest import REPO
+from tests.sample import SAMPLE_CATALOG, sample_catalog
 
 runner = CliRunner()
 
@@ -37,10 +38,12 @@ def validate_local(stacks_dir: Path, old: str, new: str) -> tuple[int, str, int]
     text = text.replace(old, new)
     path.write_text(text, encoding="utf-8")
     line = text[: text.index(new)].count("\n") + 1
-    result = runner.invoke(app, ["validate", "--env", "local", "--stacks", str(stacks_dir)])
+    command = ["validate", "--env", "local", "--catalog", str(SAMPLE_CATALOG), "--stacks", str(stacks_dir)]
+    result = runner.invoke(app, command)
     return result.exit_code, result.stderr, line
 
 
+@sample_catalog
 def test_a_gateway_setting_at_the_environment_level(stacks_dir: Path) -> None:
     code, err, line = validate_local(
         stacks_dir, "    strictness: relaxed\n", "    strictness: relaxed\n    tls: acm\n"
@@ -53,6 +56,7 @@ def test_a_gateway_setting_at_the_environment_level(stacks_dir: Path) -> None:
     assert expected in err, err
 
 
+@sample_catalog
 def test_a_misspelt_setting(stacks_dir: Path) -> None:
     code, err, line = validate_local(
         stacks_dir, "    domain: mcp.localtest.me\n", "    domian: mcp.localtest.me\n"
@@ -65,6 +69,7 @@ def test_a_misspelt_setting(stacks_dir: Path) -> None:
     assert "config.mcpfleet:environment.domain: required field is missing" in err
 
 
+@sample_catalog
 def test_a_misspelt_value(stacks_dir: Path) -> None:
     code, err, line = validate_local(stacks_dir, "    strictness: relaxed\n", "    strictness: relax\n")
     assert code == 1
@@ -74,6 +79,7 @@ def test_a_misspelt_value(stacks_dir: Path) -> None:
     ) in err
 
 
+@sample_catalog
 def test_a_check_across_settings_points_at_the_setting(stacks_dir: Path) -> None:
     # maxReplicas below replicas: the line of maxReplicas under router, not the environment's first line.
     old = "      replicas: 1\n      maxReplicas: 1\n    monitoring:"

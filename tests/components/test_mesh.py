@@ -30,6 +30,7 @@ from mcpfleet.model import ENVIRONMENTS
 from mcpfleet.stacks.loader import load_stack_config
 from mcpfleet.stacks.models import Environment
 from tests.mock_engine import Parent, Recorder, recording, run
+from tests.sample import SAMPLE_CATALOG, sample_catalog
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN_CATALOG = REPO / "tests" / "golden" / "catalog"
@@ -152,12 +153,13 @@ def test_hosts_sharing_their_ports_share_one_entry_and_no_host_gains_a_port() ->
     assert by_hosts == {("a.example.com", "b.example.com"): [443], ("c.example.com",): [8443]}
 
 
+@sample_catalog
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_mesh_objects_are_uniquely_named_across_the_sample_fleet(env: str) -> None:
     settings_ = environment(env)
     resource_names: list[str] = []
     object_names: list[tuple[str, str, str]] = []
-    for server in fleet_servers(env, REPO / "catalog"):
+    for server in fleet_servers(env, SAMPLE_CATALOG):
         for resource_name, obj in mesh_server_objects(server, settings_).items():
             resource_names.append(resource_name)
             meta = obj["metadata"]

@@ -15,29 +15,39 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from mcpfleet.cli import dev as dev_cli
 from mcpfleet.cli.main import app
 from tests.conftest import REPO, minimal_server
+from tests.sample import SAMPLE_CATALOG, sample_catalog, sample_entries
 
 runner = CliRunner()
 FAKE_TOOLS = {"npx": "/opt/node/bin/npx", "haproxy": "/usr/sbin/haproxy"}
-SECRETS = (
-    "BRAVE_API_KEY",
-    "CONTEXT7_API_KEY",
-    "GRAFANA_SERVICE_ACCOUNT_TOKEN",
-    "NOTION_TOKEN",
-    "DATABASE_URI",
-    "REDIS_PWD",
-)
+
+
+def sample_secret_variables() -> set[str]:
+    """The variables the sample catalog's servers read their secrets from (a file that does not parse
+    is left to the sample catalog's own tests)."""
+    names: set[str] = set()
+    for path in sample_entries():
+        try:
+            entry = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError:
+            continue
+        secrets = entry.get("secrets") if isinstance(entry, dict) else None
+        for secret in secrets if isinstance(secrets, list) else []:
+            if isinstance(secret, dict) and isinstance(secret.get("env"), str):
+                names.add(secret["env"])
+    return names
 
 
 @pytest.fixture(autouse=True)
 def this_machine(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """In the repository, with npx and haproxy but no uvx, and none of the catalog's secrets set."""
+    """In the repository, with npx and haproxy but no uvx, and none of the sample catalog's secrets set."""
     monkeypatch.setattr(shutil, "which", FAKE_TOOLS.get)
-    for name in SECRETS:
+    for name in sample_secret_variables():
         monkeypatch.delenv(name, raising=False)
     previous = Path.cwd()
     os.chdir(REPO)
@@ -51,10 +61,11 @@ def invoke(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+@sample_catalog
 def test_dry_run_of_the_sample_catalog_accounts_for_every_server() -> None:
     # Whatever the sample catalog holds: each enabled server either starts, with its command, or is
     # skipped with a reason of one line.
-    code, out, err = invoke("--dry-run")
+    code, out, err = invoke("--dry-run", "--catalog", str(SAMPLE_CATALOG))
     assert code == 0, err
     lines = out.splitlines()
     header = re.fullmatch(r"local: (\d+) servers enabled; (\d+) would start here", lines[0])
@@ -188,8 +199,9 @@ def test_a_server_that_exits_shows_its_reason_not_its_usage(
     assert "--option-24" in log.read_text()
 
 
+@sample_catalog
 def test_dry_run_starts_and_writes_nothing(tmp_path: Path) -> None:
-    code, _, err = invoke("--dry-run", "--run-dir", str(tmp_path / "run"))
+    code, _, err = invoke("--dry-run", "--catalog", str(SAMPLE_CATALOG), "--run-dir", str(tmp_path / "run"))
     assert code == 0, err
     assert not (tmp_path / "run").exists()
 
@@ -216,16 +228,18 @@ def test_dry_run_of_the_examples_catalog() -> None:
     assert "skipped" not in out
 
 
+@sample_catalog
 def test_without_haproxy_the_dry_run_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "which", {"npx": "/opt/node/bin/npx"}.get)
-    code, out, _ = invoke("--dry-run")
+    code, out, _ = invoke("--dry-run", "--catalog", str(SAMPLE_CATALOG))
     assert code == 0
     assert "gateway: haproxy (not found: apt-get install haproxy) -f <config> -db, on 127.0.0.1:8080" in out
 
 
+@sample_catalog
 def test_a_real_run_without_haproxy_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(shutil, "which", {"npx": "/opt/node/bin/npx"}.get)
-    code, _, err = invoke("--run-dir", str(tmp_path))
+    code, _, err = invoke("--catalog", str(SAMPLE_CATALOG), "--run-dir", str(tmp_path))
     assert code == 1
     assert err == "error: haproxy not found on PATH (Debian: apt-get install haproxy)\n"
 
@@ -239,8 +253,9 @@ def test_missing_catalog_names_the_path(tmp_path: Path) -> None:
     assert "Traceback" not in err
 
 
+@sample_catalog
 def test_missing_stack_file_is_named(tmp_path: Path) -> None:
-    code, _, err = invoke("--dry-run", "--stacks", str(tmp_path))
+    code, _, err = invoke("--dry-run", "--catalog", str(SAMPLE_CATALOG), "--stacks", str(tmp_path))
     assert code == 1
     assert f"{tmp_path / 'Pulumi.local.yaml'}: stack file for environment 'local' not found" in err
 
@@ -263,12 +278,16 @@ def test_bad_flags_exit_2(args: list[str], message: str) -> None:
     assert "Traceback" not in err
 
 
+@sample_catalog
 def test_a_busy_gateway_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        code, _, err = invoke("--gateway-port", str(port), "--run-dir", str(tmp_path / "run"))
+        run_dir = str(tmp_path / "run")
+        code, _, err = invoke(
+            "--catalog", str(SAMPLE_CATALOG), "--gateway-port", str(port), "--run-dir", run_dir
+        )
     assert code == 1
     assert err == f"error: gateway port 127.0.0.1:{port} is in use (choose another: --gateway-port)\n"
     assert not (tmp_path / "run").exists()

@@ -20,6 +20,7 @@ from mcpfleet.model import ENVIRONMENTS
 from mcpfleet.stacks.loader import load_stack_config
 from tests.monitoring.promql import known_metrics, metric_names, router_metrics, unknown_router_labels
 from tests.monitoring.sample import SERVER, sample_server, sample_settings
+from tests.sample import SAMPLE_CATALOG, sample_catalog
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -51,10 +52,11 @@ def test_the_sample_servers_rules_pass_promtool_check(promtool: str, tmp_path: P
     assert f"SUCCESS: {len(server_alerts(sample_server(), sample_settings()))} rules found" in result.stdout
 
 
+@sample_catalog
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_every_catalog_servers_rules_pass_promtool_check(env: str, promtool: str, tmp_path: Path) -> None:
     _, settings = load_stack_config(REPO / "stacks", env)
-    fleet = resolve_fleet(load_catalog(REPO / "catalog"), env, settings, "stack")  # type: ignore[arg-type]
+    fleet = resolve_fleet(load_catalog(SAMPLE_CATALOG), env, settings, "stack")  # type: ignore[arg-type]
     groups = [group for server in fleet.servers for group in server_rule_groups(server, settings)]
     result = run([promtool, "check", "rules", str(write_rules(tmp_path / "fleet.rules.yml", groups))])
     assert result.returncode == 0, result.stdout + result.stderr

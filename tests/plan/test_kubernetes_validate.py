@@ -13,6 +13,7 @@ import pytest
 
 from mcpfleet.model import ENVIRONMENTS
 from mcpfleet.plan.run import plan
+from tests.sample import SAMPLE_CATALOG, sample_catalog
 
 REPO = Path(__file__).resolve().parents[2]
 KUBERNETES_VERSION = "1.33.0"
@@ -25,10 +26,16 @@ CUSTOM_RESOURCE_GROUPS = {
 }
 
 
-@pytest.mark.parametrize("catalog", ["catalog", "tests/golden/catalog"])
+@pytest.mark.parametrize(
+    "catalog",
+    [
+        pytest.param(SAMPLE_CATALOG, id="sample", marks=sample_catalog),
+        pytest.param(REPO / "tests" / "golden" / "catalog", id="golden"),
+    ],
+)
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_manifests_pass_strict_validation(env: str, catalog: str) -> None:
-    result = plan(env, REPO / catalog, REPO / "stacks", None)  # type: ignore[arg-type]
+def test_manifests_pass_strict_validation(env: str, catalog: Path) -> None:
+    result = plan(env, catalog, REPO / "stacks", None)  # type: ignore[arg-type]
     documents = [
         r.inputs for r in result.registrations if r.type.startswith("kubernetes:") and "kind" in r.inputs
     ]

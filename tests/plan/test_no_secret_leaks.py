@@ -15,20 +15,26 @@ from components.program import PROJECT, fleet_program
 from mcpfleet.plan.engine import run_program
 from mcpfleet.plan.render import manifest_files, render_manifests, render_resources
 from mcpfleet.plan.run import load_inputs
+from tests.conftest import minimal_server
+from tests.sample import copy_sample, sample_catalog
 
 REPO = Path(__file__).resolve().parents[2]
 SENTINEL = "sentinel-Zq8w1-do-not-print"
 
 
+@sample_catalog
 def test_secret_values_never_leave_the_secret(
-    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    config, fleet = load_inputs("local", REPO / "catalog", REPO / "stacks")
+    # The sample's servers, whichever read secrets, and one of the test's own that surely does.
+    reader = minimal_server("secret-reader", secrets=[{"key": "tests/secret-reader/token", "env": "TOKEN"}])
+    catalog = copy_sample(tmp_path / "catalog", **{"secret-reader": reader})
+    config, fleet = load_inputs("local", catalog, REPO / "stacks")
     keys = sorted({ref.key for server in fleet.servers for ref in server.spec.secrets})
-    assert keys, "the sample catalog should reference secrets on local"
+    assert "tests/secret-reader/token" in keys
     config = {
         **config,
-        f"{PROJECT}:catalogDir": str(REPO / "catalog"),
+        f"{PROJECT}:catalogDir": str(catalog),
         f"{PROJECT}:secrets": {key: f"{SENTINEL}-{index}" for index, key in enumerate(keys)},
         f"{PROJECT}:grafanaAdminPassword": SENTINEL,
         f"{PROJECT}:routerSessionKeys": f"{SENTINEL}-router",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections import Counter
 from functools import cache
 from pathlib import Path
@@ -14,13 +13,20 @@ import yaml
 
 from mcpfleet.plan.engine import Registration
 from mcpfleet.plan.run import PlanResult, plan
+from tests.conftest import minimal_server
+from tests.sample import SAMPLE_CATALOG, copy_sample, sample_catalog
 
 REPO = Path(__file__).resolve().parents[2]
+pytestmark = sample_catalog
+# A server of the tests' own that reads a secret, so the sample need not.
+SECRET_READER = minimal_server(
+    "secret-reader", secrets=[{"key": "tests/secret-reader/token", "env": "READER_TOKEN"}]
+)
 
 
 @cache
 def planned(env: str) -> PlanResult:
-    return plan(env, REPO / "catalog", REPO / "stacks", None)  # type: ignore[arg-type]
+    return plan(env, SAMPLE_CATALOG, REPO / "stacks", None)  # type: ignore[arg-type]
 
 
 def of_type(env: str, type_: str) -> list[Registration]:
@@ -58,9 +64,9 @@ def test_prod_mesh_is_strict_and_authorizes_each_server() -> None:
 
 
 def test_prod_has_a_secrets_manager_secret_per_reference_synced_by_external_secrets(tmp_path: Path) -> None:
-    # Every sample server in prod, whatever the sample's prod holds today: some of them need secrets.
-    catalog = tmp_path / "catalog"
-    shutil.copytree(REPO / "catalog", catalog)
+    # Every sample server in prod, whatever the sample's prod holds today, and one of ours that reads a
+    # secret.
+    catalog = copy_sample(tmp_path / "catalog", **{"secret-reader": SECRET_READER})
     for path in (catalog / "servers").glob("*.yaml"):
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         data.pop("decommissioned", None)
@@ -68,7 +74,7 @@ def test_prod_has_a_secrets_manager_secret_per_reference_synced_by_external_secr
         path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     result = plan("prod", catalog, REPO / "stacks", None)
     references = {(s.name, ref.key) for s in result.fleet.servers for ref in s.spec.secrets}
-    assert references, "the sample catalog has servers with secrets"
+    assert ("secret-reader", "tests/secret-reader/token") in references
     by_type = Counter(r.type for r in result.registrations)
     assert by_type["aws:secretsmanager/secret:Secret"] == len(references)
     assert not by_type["aws:secretsmanager/secretVersion:SecretVersion"]  # no value, ever

@@ -1,4 +1,5 @@
-"""The real Pulumi program under the recording mock engine, for every environment and the sample catalog."""
+"""The real Pulumi program under the recording mock engine, for every environment and the sample catalog
+(whichever servers it holds: what is asserted holds for any valid catalog)."""
 
 from __future__ import annotations
 
@@ -11,19 +12,20 @@ import pytest
 from mcpfleet.model import ENVIRONMENTS
 from mcpfleet.plan.render import SERVER_TYPE, is_manifest
 from mcpfleet.plan.run import PlanResult, plan
+from tests.sample import SAMPLE_CATALOG, sample_catalog
 
 REPO = Path(__file__).resolve().parents[2]
+pytestmark = sample_catalog
 
 
 @cache
 def planned(env: str) -> PlanResult:
-    return plan(env, REPO / "catalog", REPO / "stacks", None)  # type: ignore[arg-type]
+    return plan(env, SAMPLE_CATALOG, REPO / "stacks", None)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_every_enabled_server_gets_its_component_and_objects(env: str) -> None:
     result = planned(env)
-    assert result.fleet.servers, f"no server enabled in {env}"
     components = {r.name: r for r in result.registrations if r.type == SERVER_TYPE}
     assert sorted(components) == sorted(s.name for s in result.fleet.servers)
     for server in result.fleet.servers:
@@ -51,7 +53,7 @@ def test_urns_are_unique_and_every_parent_exists(env: str) -> None:
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_every_deployment_is_hardened(env: str) -> None:
     deployments = [r.inputs for r in planned(env).registrations if r.inputs.get("kind") == "Deployment"]
-    assert deployments
+    assert deployments  # the gateway's and the router's at least
     # Only a server whose catalog entry declares read access to the Kubernetes API mounts its token.
     readers = {s.name for s in planned(env).fleet.servers if s.spec.kubernetes_access is not None}
     for deployment in deployments:
@@ -95,13 +97,13 @@ def test_cloud_environments_build_their_cluster(env: str) -> None:
 
 def test_servers_are_placed_by_the_namespace_strategy() -> None:
     local = planned("local").fleet
-    assert {s.namespace for s in local.servers} == {"mcp-servers"}
+    assert all(s.namespace == "mcp-servers" for s in local.servers)
     prod = planned("prod").fleet
     assert {s.namespace for s in prod.servers} == {f"mcp-{s.spec.owner.team}" for s in prod.servers}
 
 
 @pytest.mark.parametrize("env", ["local", "prod"])
 def test_parallel_plan_registers_exactly_what_one_process_does(env: str) -> None:
-    parallel = plan(env, REPO / "catalog", REPO / "stacks", None, processes=3)  # type: ignore[arg-type]
+    parallel = plan(env, SAMPLE_CATALOG, REPO / "stacks", None, processes=3)  # type: ignore[arg-type]
     assert parallel.registrations == planned(env).registrations
     assert parallel.files == planned(env).files

@@ -11,20 +11,23 @@ from mcpfleet.plan.reports import render_markdown
 from mcpfleet.plan.run import PlanResult, plan
 from policies.review import Violation
 from policies.rules import all_rules
+from tests.sample import SAMPLE_CATALOG, sample_catalog
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @cache
 def planned(env: str) -> PlanResult:
-    return plan(env, REPO / "catalog", REPO / "stacks", None)  # type: ignore[arg-type]
+    return plan(env, SAMPLE_CATALOG, REPO / "stacks", None)  # type: ignore[arg-type]
 
 
+@sample_catalog
 def test_every_plan_writes_the_three_reports() -> None:
     files = planned("dev").files
     assert {"policy-report.md", "policy-report.sarif", "policy-report.junit.xml"} <= set(files)
 
 
+@sample_catalog
 def test_markdown_leads_with_the_verdict_and_names_rule_server_and_fix() -> None:
     result = planned("prod")
     text = result.files["policy-report.md"]
@@ -107,6 +110,7 @@ def test_markdown_of_a_clean_review() -> None:
     assert f"{len(all_rules())} rules pass" in text
 
 
+@sample_catalog
 def test_sarif_is_2_1_0_with_every_rule_and_a_located_result_per_violation() -> None:
     result = planned("prod")
     sarif = json.loads(result.files["policy-report.sarif"])
@@ -118,12 +122,11 @@ def test_sarif_is_2_1_0_with_every_rule_and_a_located_result_per_violation() -> 
         assert finding["ruleId"] == violation.rule_id
         assert finding["level"] == ("error" if violation.mandatory else "warning")
         uri = finding["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
-        expected = (
-            f"catalog/servers/{violation.server}.yaml" if violation.server else "stacks/Pulumi.prod.yaml"
-        )
+        expected = f"servers/{violation.server}.yaml" if violation.server else "stacks/Pulumi.prod.yaml"
         assert uri.endswith(expected)
 
 
+@sample_catalog
 def test_junit_has_a_case_per_rule_failing_only_on_mandatory_violations() -> None:
     result = planned("prod")
     suite = ElementTree.fromstring(result.files["policy-report.junit.xml"])
@@ -134,6 +137,7 @@ def test_junit_has_a_case_per_rule_failing_only_on_mandatory_violations() -> Non
     assert suite.get("failures") == str(len(failing))
 
 
+@sample_catalog
 def test_advisory_environments_never_fail_the_junit_suite() -> None:
     result = planned("dev")
     assert not result.blocking

@@ -21,6 +21,7 @@ from mcpfleet.plan.run import PlanResult, plan
 from mcpfleet.plan.values import SECRET, UNKNOWN, normalize, normalize_properties
 from policies.review import review
 from tests.conftest import REPO
+from tests.sample import SAMPLE_CATALOG, sample_catalog
 
 SIG = rpc._special_sig_key
 SECRET_SIG = rpc._special_secret_sig
@@ -28,9 +29,10 @@ SECRET_SIG = rpc._special_secret_sig
 
 @cache
 def planned(env: str, processes: int = 1) -> PlanResult:
-    return plan(env, REPO / "catalog", REPO / "stacks", None, processes=processes)  # type: ignore[arg-type]
+    return plan(env, SAMPLE_CATALOG, REPO / "stacks", None, processes=processes)  # type: ignore[arg-type]
 
 
+@sample_catalog
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 @pytest.mark.parametrize("processes", [1, 3])
 def test_the_plan_reviews_as_review_does(env: EnvName, processes: int) -> None:
@@ -39,6 +41,7 @@ def test_the_plan_reviews_as_review_does(env: EnvName, processes: int) -> None:
     assert result.violations == review(result.registrations, env, result.fleet)
 
 
+@sample_catalog
 @pytest.mark.parametrize("env", ["local", "prod"])
 def test_sharded_plans_review_and_write_what_one_shard_does(env: str) -> None:
     one, three = planned(env, 1), planned(env, 3)
@@ -60,20 +63,23 @@ def another_thread() -> Iterator[None]:
         thread.join()
 
 
+@sample_catalog
 @pytest.mark.parametrize("processes", [1, 2])
 def test_a_caller_with_threads_gets_the_same_plan(another_thread: None, processes: int) -> None:
-    result = plan("local", REPO / "catalog", REPO / "stacks", None, processes=processes)
+    result = plan("local", SAMPLE_CATALOG, REPO / "stacks", None, processes=processes)
     assert result.registrations == planned("local").registrations
     assert result.files == planned("local").files
     assert result.violations == planned("local").violations
 
 
+@sample_catalog
 def test_a_plan_leaves_no_thread_behind() -> None:
     before = threading.active_count()
-    plan("local", REPO / "catalog", REPO / "stacks", None, processes=2)
+    plan("local", SAMPLE_CATALOG, REPO / "stacks", None, processes=2)
     assert threading.active_count() == before
 
 
+@sample_catalog
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_resources_json_is_what_json_dumps_writes(env: str) -> None:
     registrations = planned(env).registrations
@@ -100,6 +106,7 @@ def _json_dumps(registrations: list[Registration]) -> str:
     return json.dumps([r.as_json() for r in registrations], indent=1, ensure_ascii=False) + "\n"
 
 
+@sample_catalog
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_manifests_are_what_the_safe_dumper_writes(env: str) -> None:
     for documents in manifest_files(planned(env).registrations).values():

@@ -23,6 +23,7 @@ from mcpfleet.stacks.models import CONFIG_KEY
 from policies.review import Violation, mandatory, review
 from policies.rules import all_rules
 from tests.conftest import REPO
+from tests.sample import SAMPLE_CATALOG, sample_catalog
 
 GOLDEN_CATALOG = REPO / "tests" / "golden" / "catalog"
 DEPLOYABILITY = (
@@ -57,9 +58,10 @@ def test_every_deployability_rule_is_registered_and_blocks_everywhere() -> None:
         assert set(rule.enforcement.values()) == {"mandatory"}, rule.id
 
 
+@sample_catalog
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_the_sample_catalog_passes_every_deployability_rule(env: str) -> None:
-    result = plan(env, REPO / "catalog", REPO / "stacks", None)  # type: ignore[arg-type]
+    result = plan(env, SAMPLE_CATALOG, REPO / "stacks", None)  # type: ignore[arg-type]
     assert [v.describe() for v in deployability(result)] == []
 
 

@@ -1,4 +1,5 @@
-"""The review of whole plans: the shipped catalog in prod, and a bad server in staging and prod."""
+"""The review of whole plans: the sample catalog in prod (whichever servers it holds), and a bad server in
+staging and prod."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from mcpfleet.stacks.models import CONFIG_KEY
 from policies.review import FIX_PLACES, mandatory, review
 from policies.rules import all_rules
 from tests.conftest import REPO, minimal_server
+from tests.sample import SAMPLE_CATALOG, sample_catalog
 
 # Mandatory prod violations of the shipped inputs that only new facts can fix, as (rule, server or
 # resource); remove an entry when it is fixed. None: prod runs only servers pinned by digest and tool
@@ -24,9 +26,10 @@ KNOWN_PROD_GAPS: set[tuple[str, str]] = set()
 
 @pytest.fixture(scope="module")
 def prod_plan() -> PlanResult:
-    return plan("prod", REPO / "catalog", REPO / "stacks", None)
+    return plan("prod", SAMPLE_CATALOG, REPO / "stacks", None)
 
 
+@sample_catalog
 def test_shipped_prod_plan_has_no_mandatory_violation_but_the_known_gaps(prod_plan: PlanResult) -> None:
     violations = mandatory(review(prod_plan.registrations, "prod", prod_plan.fleet))
     found = {(v.rule_id, v.server or v.resource_name) for v in violations}
@@ -37,6 +40,7 @@ def test_shipped_prod_plan_has_no_mandatory_violation_but_the_known_gaps(prod_pl
     assert found == KNOWN_PROD_GAPS, f"fixed, remove from KNOWN_PROD_GAPS: {sorted(KNOWN_PROD_GAPS - found)}"
 
 
+@sample_catalog
 def test_review_does_not_change_the_plan(prod_plan: PlanResult) -> None:
     before = [r.as_json() for r in prod_plan.registrations]
     review(prod_plan.registrations, "prod", prod_plan.fleet)

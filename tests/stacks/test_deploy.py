@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,9 @@ from mcpfleet.errors import InvalidInput
 from mcpfleet.stacks.deploy import cidr_problem, deploy_problems, is_reserved_domain
 from mcpfleet.stacks.loader import environment_from_config, load_stack_config, stack_deploy_problems
 from mcpfleet.stacks.models import CONFIG_KEY
+from tests.conftest import minimal_server
 from tests.mock_engine import Echo
+from tests.sample import SAMPLE_CATALOG, sample_catalog
 
 REPO = Path(__file__).resolve().parents[2]
 EKS = ("dev", "staging", "prod")
@@ -308,10 +310,11 @@ def in_repo() -> Iterator[None]:
     os.chdir(previous)
 
 
+@sample_catalog
 def test_validate_warns_about_the_shipped_examples_and_passes(in_repo: None) -> None:
     # What `make validate` runs on every pull request: a server owner's change must not be red for the
     # platform's stack settings.
-    result = CliRunner().invoke(app, ["validate"])
+    result = CliRunner().invoke(app, ["validate", "--catalog", str(SAMPLE_CATALOG)])
     assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith("catalog ok:")
     warnings = [
@@ -329,9 +332,10 @@ def test_validate_warns_about_the_shipped_examples_and_passes(in_repo: None) -> 
     assert "mcpfleet validate --env <env> --deploy" in result.stderr
 
 
+@sample_catalog
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_validate_deploy_refuses_the_shipped_examples(in_repo: None, env: str) -> None:
-    result = CliRunner().invoke(app, ["validate", "--env", env, "--deploy"])
+    result = CliRunner().invoke(app, ["validate", "--catalog", str(SAMPLE_CATALOG), "--env", env, "--deploy"])
     assert result.exit_code == 1
     assert "Traceback" not in result.stdout + result.stderr
     assert f"stacks/Pulumi.{env}.yaml:" in result.stderr
@@ -340,11 +344,13 @@ def test_validate_deploy_refuses_the_shipped_examples(in_repo: None, env: str) -
     assert not [line for line in result.stderr.splitlines() if "Pulumi." in line and env not in line]
 
 
+@sample_catalog
 def test_validate_refuses_an_eks_stack_without_an_admin_principal(in_repo: None, configured: Path) -> None:
     # Issue 11's acceptance: a missing value is an error for a plain validate too, naming setting and command.
     edit(configured, "dev", {}, {"adminPrincipalArns": None})
     for extra in ([], ["--deploy"]):
-        result = CliRunner().invoke(app, ["validate", "--stacks", str(configured), *extra])
+        command = ["validate", "--catalog", str(SAMPLE_CATALOG), "--stacks", str(configured), *extra]
+        result = CliRunner().invoke(app, command)
         assert result.exit_code == 1, result.stdout
         assert "Traceback" not in result.stdout + result.stderr
         [line] = [line for line in result.stderr.splitlines() if "adminPrincipalArns" in line]
@@ -355,9 +361,11 @@ def test_validate_refuses_an_eks_stack_without_an_admin_principal(in_repo: None,
         )
 
 
+@sample_catalog
 def test_validate_accepts_configured_stacks(in_repo: None, configured: Path) -> None:
     for extra in ([], ["--deploy"]):
-        result = CliRunner().invoke(app, ["validate", "--stacks", str(configured), *extra])
+        command = ["validate", "--catalog", str(SAMPLE_CATALOG), "--stacks", str(configured), *extra]
+        result = CliRunner().invoke(app, command)
         assert result.exit_code == 0, result.stderr
         assert result.stdout.startswith("catalog ok:")
         assert result.stderr == ""
@@ -387,19 +395,24 @@ def test_deploy_problems_of_a_model_without_a_file() -> None:
     ]
 
 
+@sample_catalog
 def test_validate_one_environment_checks_only_its_stack(in_repo: None) -> None:
     # Deploying local first needs no AWS value: the EKS stacks' examples do not stand in its way.
-    local = CliRunner().invoke(app, ["validate", "--env", "local"])
+    local = CliRunner().invoke(app, ["validate", "--catalog", str(SAMPLE_CATALOG), "--env", "local"])
     assert local.exit_code == 0, local.stderr
     assert local.stdout.rstrip().rsplit("per environment: ", 1)[1].startswith("local: ")
     assert "dev:" not in local.stdout
-    dev = CliRunner().invoke(app, ["validate", "--env", "dev", "--deploy"])
+    dev = CliRunner().invoke(app, ["validate", "--catalog", str(SAMPLE_CATALOG), "--env", "dev", "--deploy"])
     assert dev.exit_code == 1
     assert "Pulumi.dev.yaml" in dev.stderr and "Pulumi.prod.yaml" not in dev.stderr
 
 
 def run_program_as(
-    env: str, stacks_dir: Path, preview: bool, values: dict[str, str] | None = None
+    env: str,
+    stacks_dir: Path,
+    preview: bool,
+    values: dict[str, str] | None = None,
+    catalog: Path = SAMPLE_CATALOG,
 ) -> BaseException | None:
     """The real program (components/program.py) under mocks, as `pulumi preview` or `pulumi up` runs it;
     values: the local stack's secret values (default: one for every secret the catalog's servers read)."""
@@ -407,6 +420,7 @@ def run_program_as(
     _, settings = load_stack_config(stacks_dir, env)
     config = {
         **config,
+        "mcpfleet:catalogDir": str(catalog),
         "mcpfleet:grafanaAdminPassword": "test password",
         "mcpfleet:gatewayJwtPublicKey": "test key",
         "mcpfleet:routerSessionKeys": "test keys",
@@ -414,9 +428,7 @@ def run_program_as(
         "mcpfleet:secrets": values
         if values is not None
         else {
-            ref.key: "test value"
-            for entry in load_catalog(REPO / "catalog").entries
-            for ref in entry.server.secrets
+            ref.key: "test value" for entry in load_catalog(catalog).entries for ref in entry.server.secrets
         },
     }
     pulumi.runtime.set_all_config(
@@ -433,6 +445,7 @@ def run_program_as(
     return None
 
 
+@sample_catalog
 def test_the_program_refuses_the_shipped_router_repository_at_up_only(in_repo: None) -> None:
     # local has no AWS value to set: its one shipped example is where the router's image comes from.
     assert run_program_as("local", REPO / "stacks", preview=True) is None
@@ -441,6 +454,7 @@ def test_the_program_refuses_the_shipped_router_repository_at_up_only(in_repo: N
     assert "router.imageRepository" in str(refused) and "-s local" in str(refused)
 
 
+@sample_catalog
 def test_the_program_deploys_a_configured_local_stack(in_repo: None, configured: Path) -> None:
     assert run_program_as("local", configured, preview=False) is None
 
@@ -469,17 +483,25 @@ def test_deploy_runs_on_runners_whose_addresses_the_stack_lists() -> None:
 
 
 def test_local_names_every_missing_secret_value_at_once_before_creating_anything(
-    in_repo: None, configured: Path
+    in_repo: None, configured: Path, catalog_dir: Callable[..., Path]
 ) -> None:
-    references = [
-        (entry.server.name, ref.key)
-        for entry in load_catalog(REPO / "catalog").entries
-        for ref in entry.server.secrets
-        if entry.server.enabled_in("local")
-    ]
-    assert len(references) > 1, "the sample catalog's local servers read secrets"
+    # Servers of the test's own that read secrets on local: three values, one given.
+    reads = {"alpha": ["alpha/token"], "beta": ["beta/token", "beta/password"]}
+    catalog = catalog_dir(
+        **{
+            name: minimal_server(
+                name,
+                secrets=[{"key": key, "env": f"SECRET_{index}"} for index, key in enumerate(keys)],
+                environments={"local": {}},
+            )
+            for name, keys in reads.items()
+        }
+    )
+    references = [(name, key) for name, keys in reads.items() for key in keys]
     first_key = references[0][1]
-    refused = run_program_as("local", configured, preview=False, values={first_key: "test value"})
+    refused = run_program_as(
+        "local", configured, preview=False, values={first_key: "test value"}, catalog=catalog
+    )
     assert isinstance(refused, pulumi.RunError)
     text = str(refused)
     for server, key in references[1:]:

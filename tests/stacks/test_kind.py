@@ -16,6 +16,7 @@ from mcpfleet.stacks.loader import load_stack_config
 from mcpfleet.stacks.models import CONFIG_KEY
 from policies.review import review
 from policies.rules import all_rules
+from tests.sample import SAMPLE_CATALOG, sample_catalog
 
 REPO = Path(__file__).resolve().parents[2]
 KIND_CONFIG = REPO / "stacks" / "kind-local.yaml"
@@ -51,8 +52,9 @@ def test_the_gateway_node_port_is_mapped_to_loopback_443() -> None:
     assert settings.domain.endswith(".localtest.me")
 
 
+@sample_catalog
 def test_the_local_plan_exposes_the_gateway_on_that_node_port() -> None:
-    result = plan("local", REPO / "catalog", REPO / "stacks", None)
+    result = plan("local", SAMPLE_CATALOG, REPO / "stacks", None)
     services = [r.inputs for r in result.registrations if r.inputs.get("kind") == "Service"]
     exposed = [s for s in services if s["spec"].get("type") in ("LoadBalancer", "NodePort")]
     assert [(s["metadata"]["name"], s["spec"]["type"]) for s in exposed] == [("mcp-gateway", "NodePort")]
@@ -74,9 +76,10 @@ def edit_local(stacks_dir: Path, **gateway: Any) -> None:
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
 
 
+@sample_catalog
 def test_without_the_node_port_the_review_blocks_local(stacks_dir: Path) -> None:
     edit_local(stacks_dir, nodePort=None)
-    result = plan("local", REPO / "catalog", stacks_dir, None)
+    result = plan("local", SAMPLE_CATALOG, stacks_dir, None)
     blocking = [v for v in result.blocking if v.rule_id == "load-balancer-served"]
     assert blocking and "missing fix: gateway.nodePort" in blocking[0].message
     assert blocking[0].fix_place == "stack" and "`gateway.nodePort`" in blocking[0].fix
