@@ -70,12 +70,14 @@ def tail(done: subprocess.CompletedProcess[str], lines: int = 60) -> str:
 
 
 def edit_description(path: Path, text: str) -> None:
-    """Change one field, keeping every comment and the layout (a reviewer's diff of one line)."""
+    """Change the description alone, keeping every comment and the layout of the rest of the file."""
     yaml = YAML()
     yaml.preserve_quotes = True
-    yaml.width = 4096
+    yaml.width = 4096  # long lines stay as they are
+    yaml.indent(mapping=2, sequence=4, offset=2)  # the sample's style: lists indented under their key
     data = yaml.load(path)
-    data["description"] = text
+    # The block style of the old text (a folded `>` scalar keeps its `>`), with the new text.
+    data["description"] = type(data["description"])(text)
     with path.open("w", encoding="utf-8") as handle:
         yaml.dump(data, handle)
 
