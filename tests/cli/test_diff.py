@@ -13,7 +13,6 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from mcpfleet.catalog.models import Server
 from mcpfleet.cli.main import app
 from mcpfleet.diff import Decommission, Snapshot, diff_environment, parse_decommission
 from mcpfleet.model import ENVIRONMENTS
@@ -142,17 +141,9 @@ def test_a_malformed_marker_names_the_file_and_field(repo: Path) -> None:
     time.write_text(text, encoding="utf-8")
     code, _, err = invoke("--env", "prod", "--base", "main")
     assert code == 1 and "Traceback" not in err
-    if "decommissioned" not in Server.model_fields:
-        # Until the catalog models carry the field, the plan itself refuses the unknown field.
-        assert "time.yaml" in err and "decommissioned" in err
-    else:
-        assert "time.yaml" in err and "decommissioned.reason" in err
+    assert "time.yaml" in err and "decommissioned.reason" in err
 
 
-@pytest.mark.skipif(
-    "decommissioned" not in Server.model_fields,
-    reason="the catalog models do not carry the `decommissioned` field yet (the lead adds it)",
-)
 def test_a_decommission_marker_makes_the_removal_deliberate(repo: Path) -> None:
     time = repo / "catalog" / "servers" / "time.yaml"
     edit(
