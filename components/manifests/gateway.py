@@ -26,8 +26,10 @@ from components.manifests.network import NAMESPACE_NAME_LABEL
 from components.manifests.workload import (
     HOST_KEY,
     ZONE_KEY,
+    cpu_autoscaler,
     hardened_container_context,
     hardened_pod_context,
+    one_at_a_time_budget,
 )
 from mcpfleet.fleet import Fleet, FleetServer
 from mcpfleet.stacks.models import Environment
@@ -409,39 +411,14 @@ def metrics_service(settings: Environment) -> K8sObject:
 
 
 def autoscaler(settings: Environment) -> K8sObject:
-    return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": _metadata(settings),
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": GATEWAY_NAME},
-            "minReplicas": settings.gateway.replicas,
-            "maxReplicas": settings.gateway.max_replicas,
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {"type": "Utilization", "averageUtilization": TARGET_CPU_UTILIZATION},
-                    },
-                }
-            ],
-            # Scale in slowly: removing a replica cuts the streams it carries.
-            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
-        },
-    }
+    scaling = settings.gateway
+    return cpu_autoscaler(
+        _metadata(settings), GATEWAY_NAME, scaling.replicas, scaling.max_replicas, TARGET_CPU_UTILIZATION
+    )
 
 
 def disruption_budget(settings: Environment) -> K8sObject | None:
-    """Only with more than one replica: a budget on a single pod would block node drains forever."""
-    if settings.gateway.replicas < 2:
-        return None
-    return {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": _metadata(settings),
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector()}},
-    }
+    return one_at_a_time_budget(_metadata(settings), selector(), settings.gateway.replicas)
 
 
 def _tcp(*ports: int) -> list[K8sObject]:

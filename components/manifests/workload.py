@@ -253,40 +253,56 @@ def service(server: FleetServer, await_ready: bool = True) -> K8sObject:
     }
 
 
-def autoscaler(server: FleetServer) -> K8sObject:
+def cpu_autoscaler(
+    metadata: K8sObject, deployment: str, min_replicas: int, max_replicas: int, target_cpu: int
+) -> K8sObject:
+    """The autoscaler every Deployment of the platform gets: CPU utilization against requests."""
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": _metadata(server),
+        "metadata": metadata,
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": server.name},
-            "minReplicas": server.min_replicas,
-            "maxReplicas": server.max_replicas,
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
+            "minReplicas": min_replicas,
+            "maxReplicas": max_replicas,
             "metrics": [
                 {
                     "type": "Resource",
                     "resource": {
                         "name": "cpu",
-                        "target": {
-                            "type": "Utilization",
-                            "averageUtilization": server.target_cpu_utilization,
-                        },
+                        "target": {"type": "Utilization", "averageUtilization": target_cpu},
                     },
                 }
             ],
-            # Scale in slowly: removing a replica cuts the sessions it holds.
+            # Scale in slowly: removing a replica cuts the sessions and streams it carries.
             "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
         },
     }
 
 
-def disruption_budget(server: FleetServer) -> K8sObject | None:
+def one_at_a_time_budget(
+    metadata: K8sObject, selector: dict[str, str], min_replicas: int
+) -> K8sObject | None:
     """Only with more than one replica: a budget on a single pod would block node drains forever."""
-    if server.min_replicas < 2:
+    if min_replicas < 2:
         return None
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": _metadata(server),
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(server)}},
+        "metadata": metadata,
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}},
     }
+
+
+def autoscaler(server: FleetServer) -> K8sObject:
+    return cpu_autoscaler(
+        _metadata(server),
+        server.name,
+        server.min_replicas,
+        server.max_replicas,
+        server.target_cpu_utilization,
+    )
+
+
+def disruption_budget(server: FleetServer) -> K8sObject | None:
+    return one_at_a_time_budget(_metadata(server), selector_labels(server), server.min_replicas)
