@@ -1,8 +1,9 @@
 """Sealed session ids: what a legacy client sees instead of the server's own session id.
 
 An AES-GCM token binding the server, the caller who opened the session, the pod that holds it and the
-server's own id. Any router replica holding the keys can open it, so nothing is stored and a session
-survives the loss of a replica; a forged or random id fails authentication and creates no state.
+server's own id (or, for a session of the fleet endpoint, the caller alone). Any router replica holding
+the keys can open it, so nothing is stored and a session survives the loss of a replica; a forged or
+random id fails authentication and creates no state.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ MAX_INNER_LENGTH = 512
 OPENED_CACHE = 4096
 """Sealed ids opened lately, kept opened: every message of a session carries the same id."""
 
-Kind = Literal["http", "sse"]
+Kind = Literal["http", "sse", "fleet"]
+KINDS = ("http", "sse", "fleet")
 
 
 class UnknownSession(Exception):
@@ -40,13 +42,15 @@ class Session:
     """What a sealed id binds."""
 
     kind: Kind
-    """`http`: a Streamable HTTP session (the server's Mcp-Session-Id); `sse`: an SSE message endpoint."""
+    """`http`: a Streamable HTTP session (the server's Mcp-Session-Id); `sse`: an SSE message endpoint;
+    `fleet`: a session of the fleet endpoint, answered by the router itself (no server, no pod)."""
     server: str
     subject: str
     pod: str
-    """The pod holding the session, `ip:port`."""
+    """The pod holding the session, `ip:port` (empty for `fleet`)."""
     inner: str
-    """The server's own session id (`http`), or the announced message endpoint's path and query (`sse`)."""
+    """The server's own session id (`http`), the announced message endpoint's path and query (`sse`), or
+    the fleet session's own random id (`fleet`)."""
     issued: int
 
 
@@ -109,7 +113,7 @@ class Sealer:
 
 def _session(fields: Any) -> Session:
     # Only this code seals, so a well-formed payload is the norm; a malformed one means a key leaked or a bug.
-    if not isinstance(fields, dict) or fields.get("k") not in ("http", "sse"):
+    if not isinstance(fields, dict) or fields.get("k") not in KINDS:
         raise UnknownSession("malformed session")
     values = [fields.get(name) for name in ("s", "u", "p", "i")]
     if not all(isinstance(v, str) for v in values) or not isinstance(fields.get("t"), int):

@@ -171,7 +171,6 @@ class TokenVerifier:
         if "aud" not in claims:
             raise InvalidToken("claim aud missing")
         audiences = _strings(claims["aud"], "aud", split=False)
-        prefix = self.auth.audience_prefix
         subject = claims.get(self.auth.subject_claim)
         if not isinstance(subject, str) or not subject.strip() or subject != subject.strip():
             raise InvalidToken(f"claim {self.auth.subject_claim} is not a non-empty string")
@@ -182,5 +181,7 @@ class TokenVerifier:
             subject=subject,
             roles=frozenset(roles),
             expires=expires,
-            audiences=frozenset(a for a in audiences if a.startswith(prefix)),
+            # Every audience the token names: a server's (audiencePrefix + name) or the fleet endpoint's;
+            # verify() admits only the one asked for.
+            audiences=frozenset(audiences),
         )
