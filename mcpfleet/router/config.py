@@ -11,8 +11,17 @@ import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mcpfleet.errors import InputProblem, InvalidInput, display_path
 from mcpfleet.router import strictjson
@@ -24,6 +33,12 @@ ServerName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61
 ToolName = Annotated[str, StringConstraints(pattern=r"^(\*|[A-Za-z0-9_.-]{1,128})$")]
 Role = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9:_.-]*$")]
 UrlPath = Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9._~!$&'()*+,;=:@/-]*$")]
+# A tool's catalog pin: the hex sha256 of mcpfleet.catalog.toolhash.canonical_tool, as the catalog writes it.
+ToolPin = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+UnpinnedTools = Literal["serve", "withhold"]
+DEFAULT_REFRESH_SECONDS = 300
+DEFAULT_PAGE_SIZE = 500
+DEFAULT_MAX_TOOLS_PER_SERVER = 1000
 SESSION_KEY_BYTES = 32
 DEFAULT_SESSION_MAX_AGE_SECONDS = 24 * 60 * 60
 SSE_MESSAGE_SEGMENT = "message"
@@ -71,6 +86,8 @@ class Server(Model):
     stateless: bool = False
     tools: list[ToolName] = Field(default_factory=list)
     access: list[AccessRule] = Field(default_factory=list)
+    # Declared tool -> its catalog sha256; a declared tool without one is unpinned (docs/router.md).
+    tool_pins: dict[ToolName, ToolPin] = Field(alias="toolPins", default_factory=dict)
 
     @model_validator(mode="after")
     def declared(self) -> Server:
@@ -79,7 +96,34 @@ class Server(Model):
         unknown = sorted({t for rule in self.access for t in rule.tools} - {"*", *self.tools})
         if unknown:
             raise ValueError(f"access names tools the server does not declare: {', '.join(unknown)}")
+        unpinnable = sorted(set(self.tool_pins) - set(self.tools))
+        if unpinnable:
+            raise ValueError(f"toolPins pins tools the server does not declare: {', '.join(unpinnable)}")
         return self
+
+
+class FleetEndpoint(Model):
+    """`fleet`: the unified endpoint over every server (docs/router.md, "The fleet endpoint")."""
+
+    public_path: UrlPath = Field(alias="publicPath", default="/mcp")
+    audience: str = Field(min_length=1, max_length=2048)
+    refresh_seconds: int = Field(alias="refreshSeconds", default=DEFAULT_REFRESH_SECONDS, ge=5, le=86400)
+    page_size: int = Field(alias="pageSize", default=DEFAULT_PAGE_SIZE, ge=1, le=10000)
+    max_tools_per_server: int = Field(
+        alias="maxToolsPerServer", default=DEFAULT_MAX_TOOLS_PER_SERVER, ge=1, le=100000
+    )
+
+    @field_validator("audience")
+    @classmethod
+    def url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL with a host")
+        if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+            raise ValueError(f"{value!r} holds user info, a query or a fragment; give scheme, host and path")
+        if any(ord(c) <= 0x20 or ord(c) >= 0x7F for c in value):
+            raise ValueError(f"{value!r} holds spaces, control or non-ASCII characters")
+        return value
 
 
 class RouterConfig(Model):
@@ -91,11 +135,23 @@ class RouterConfig(Model):
     session_max_age_seconds: int = Field(
         alias="sessionMaxAgeSeconds", default=DEFAULT_SESSION_MAX_AGE_SECONDS, ge=60, le=30 * 24 * 60 * 60
     )
+    # Whether a declared tool without a catalog pin is listed and callable (dev, local) or not (prod,
+    # staging). Absent: withheld, the safe side.
+    unpinned_tools: UnpinnedTools = Field(alias="unpinnedTools", default="withhold")
+    fleet: FleetEndpoint | None = None
     servers: dict[ServerName, Server]
 
     @model_validator(mode="after")
     def paths(self) -> RouterConfig:
         owners: dict[str, str] = {}
+        if self.fleet is not None:
+            if self.fleet.public_path.startswith("/servers/"):
+                raise ValueError("fleet.publicPath must not lie under /servers/, where server routes live")
+            # A per-server token must not open /mcp: its audience is audiencePrefix + a server name.
+            if self.fleet.audience.startswith(self.auth.audience_prefix):
+                raise ValueError(
+                    "fleet.audience must not start with auth.audiencePrefix (a server's audience)"
+                )
         for name, server in self.servers.items():
             prefix = f"/servers/{name}/"
             if not server.public_path.startswith(prefix):

@@ -95,6 +95,8 @@ class Record:
     latency_ms: float = 0.0
     session: str | None = None
     era: str | None = None
+    endpoint: str = "server"
+    """`server` (a per-server route) or `fleet` (the unified endpoint, docs/router.md)."""
 
     def forward_line(self) -> bytes:
         """The write-ahead record, written just before the message goes upstream: what is about to run and
@@ -111,6 +113,7 @@ class Record:
                 "tool": self.tool,
                 "session": self.session,
                 "era": self.era,
+                "endpoint": self.endpoint,
             }
         )
 
@@ -132,6 +135,7 @@ class Record:
                 "latency_ms": round(self.latency_ms, 3),
                 "session": self.session,
                 "era": self.era,
+                "endpoint": self.endpoint,
             }
         )
 
@@ -164,6 +168,49 @@ class Metrics:
             "mcp_router_upstream_endpoints",
             "Pods the router currently reaches per server.",
             ["server"],
+            registry=self.registry,
+        )
+
+        # The router's own listings of the servers and the run-time tool pins (mcpfleet/router/listings.py).
+        # Labels are server names and declared tool names from router.json: bounded by the catalog, never
+        # by what a server lists.
+        self.tool_withheld = Gauge(
+            "mcp_router_tool_withheld",
+            "1 while a declared tool is withheld from lists and calls: drifted from its pin, or unpinned"
+            " where unpinned tools are withheld.",
+            ["server", "tool", "reason"],
+            registry=self.registry,
+        )
+        self.tool_drift_refusals = Counter(
+            "mcp_router_tool_drift_refusals",
+            "Calls refused because the tool's live definition no longer matches its catalog pin.",
+            ["server", "tool"],
+            registry=self.registry,
+        )
+        self.listing_up = Gauge(
+            "mcp_router_listing_up",
+            "1 while the router holds a current listing of the server, 0 while it cannot list it.",
+            ["server"],
+            registry=self.registry,
+        )
+        self.listing_refresh = Counter(
+            "mcp_router_listing_refresh",
+            "Listings of a server the router attempted, by outcome (ok, error).",
+            ["server", "outcome"],
+            registry=self.registry,
+        )
+        self.listing_items = Gauge(
+            "mcp_router_listing_items",
+            "Items in the router's current listing of a server, by kind (tools, resources,"
+            " resource_templates, prompts).",
+            ["server", "kind"],
+            registry=self.registry,
+        )
+        self.listing_cut = Gauge(
+            "mcp_router_listing_cut",
+            "Items the server served beyond the listing's bounds (items per list, bytes per server), left out"
+            " of the router's current listing, by kind.",
+            ["server", "kind"],
             registry=self.registry,
         )
 

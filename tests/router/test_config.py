@@ -15,8 +15,16 @@ import pytest
 from mcpfleet.errors import InvalidInput
 from mcpfleet.router.config import parse_config, parse_session_keys
 from mcpfleet.router.local import free_port, new_session_keys, session_keys_text
-from tests.router.support import NOTES_ACCESS, NOTES_TOOLS, Issuer, router_config, server_entry
+from tests.router.support import (
+    AUDIENCE_PREFIX,
+    NOTES_ACCESS,
+    NOTES_TOOLS,
+    Issuer,
+    router_config,
+    server_entry,
+)
 
+FLEET_AUDIENCE = "https://mcp.test.example/mcp"
 GOOD = router_config({"notes": server_entry("notes", ["127.0.0.1:9"], NOTES_TOOLS, NOTES_ACCESS)})
 
 
@@ -59,6 +67,36 @@ BAD = {
     ),
     "public path of another server": ("servers.notes.publicPath", "/servers/units/mcp", "publicPath"),
     "transport unknown": ("servers.notes.transport", "websocket", "servers.notes.transport"),
+    "pin not hex": ("servers.notes.toolPins", {"add_note": "z" * 64}, "servers.notes.toolPins.add_note"),
+    "pin in capitals": ("servers.notes.toolPins", {"add_note": "A" * 64}, "servers.notes.toolPins.add_note"),
+    "pin too short": ("servers.notes.toolPins", {"add_note": "a" * 63}, "servers.notes.toolPins.add_note"),
+    "pin of an undeclared tool": ("servers.notes.toolPins", {"get_env": "a" * 64}, "toolPins pins tools"),
+    "pin not a string": ("servers.notes.toolPins", {"add_note": 1}, "servers.notes.toolPins.add_note"),
+    "unpinned tools neither served nor withheld": ("unpinnedTools", "allow", "unpinnedTools"),
+    "fleet without audience": ("fleet", {"publicPath": "/mcp"}, "fleet.audience"),
+    "fleet audience not a URL": ("fleet", {"audience": "mcp.test.example/mcp"}, "fleet.audience"),
+    "fleet audience with a query": (
+        "fleet",
+        {"audience": "https://mcp.test.example/mcp?x=1"},
+        "fleet.audience",
+    ),
+    "fleet audience with user info": (
+        "fleet",
+        {"audience": "https://u@mcp.test.example/mcp"},
+        "fleet.audience",
+    ),
+    "fleet audience with a space": ("fleet", {"audience": "https://mcp.test.example/m cp"}, "fleet.audience"),
+    # A per-server token (audience: the prefix and a server name) must not open /mcp.
+    "fleet audience a server's": ("fleet", {"audience": AUDIENCE_PREFIX + "notes"}, "fleet.audience"),
+    "fleet path under the server routes": (
+        "fleet",
+        {"audience": "https://mcp.test.example/mcp", "publicPath": "/servers/notes/mcp"},
+        "fleet.publicPath",
+    ),
+    "fleet refresh under 5 s": ("fleet", {"audience": FLEET_AUDIENCE, "refreshSeconds": 1}, "refreshSeconds"),
+    "fleet page size 0": ("fleet", {"audience": FLEET_AUDIENCE, "pageSize": 0}, "pageSize"),
+    "fleet tools per server 0": ("fleet", {"audience": FLEET_AUDIENCE, "maxToolsPerServer": 0}, "maxTools"),
+    "fleet unknown field": ("fleet", {"audience": FLEET_AUDIENCE, "ttl": 5}, "fleet.ttl"),
 }
 
 
@@ -73,6 +111,23 @@ def test_bad_configuration_names_the_field(path: str, value: Any, field: str) ->
 def test_session_max_age_defaults_to_a_day() -> None:
     assert parse_config(GOOD).session_max_age_seconds == 86400
     assert parse_config(changed("sessionMaxAgeSeconds", 3600)).session_max_age_seconds == 3600
+
+
+def test_fleet_pins_and_unpinned_tools_default_as_documented() -> None:
+    unset = copy.deepcopy(GOOD)
+    unset.pop("unpinnedTools", None)
+    config = parse_config(unset)
+    assert config.fleet is None and config.unpinned_tools == "withhold"
+    assert config.servers["notes"].tool_pins == {}
+    fleet = parse_config(changed("fleet", {"audience": FLEET_AUDIENCE})).fleet
+    assert fleet is not None
+    assert (fleet.public_path, fleet.audience) == ("/mcp", FLEET_AUDIENCE)
+    assert (fleet.refresh_seconds, fleet.page_size, fleet.max_tools_per_server) == (300, 500, 1000)
+    pins = {"add_note": "0123456789abcdef" * 4}
+    document = changed("servers.notes.toolPins", pins)
+    document["unpinnedTools"] = "serve"
+    config = parse_config(document)
+    assert config.servers["notes"].tool_pins == pins and config.unpinned_tools == "serve"
 
 
 def test_bad_server_name() -> None:

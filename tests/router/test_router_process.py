@@ -7,9 +7,7 @@ import asyncio
 import base64
 import http.client
 import json
-import re
 import signal
-import socket
 import threading
 import time
 import urllib.request
@@ -34,6 +32,7 @@ from mcpfleet.router.local import (
 from mcpfleet.router.sessions import Sealer, UnknownSession
 from tests.router.conftest import Stack, fleet_config, start_server
 from tests.router.secret_volume import SecretVolume
+from tests.router.servers import module_server
 from tests.router.support import NOTES_ACCESS, NOTES_TOOLS, router_config, server_entry
 
 pytestmark = pytest.mark.slow
@@ -162,7 +161,8 @@ def test_legacy_session_through_the_router(stack: Stack) -> None:
             return names, listed
 
     names, listed = asyncio.run(scenario())
-    assert names == list(NOTES_TOOLS)
+    # The list holds what this caller may call (support: add and list), never the engineers' tools.
+    assert names == ["add_note", "list_notes"]
     assert "through the router" in listed
     sealed = set(seen.session_ids)
     assert len(sealed) == 1 and next(iter(sealed)).startswith("mf1.")
@@ -464,7 +464,10 @@ def test_session_whose_pod_is_gone_gets_404(tmp_path: Path, stack: Stack) -> Non
         )
         sealed, token = open_session(stack, router, "dave")
         stop(lone.running.process)
-        status, _, answer = raw(router, "notes", call("list_notes"), session_headers(sealed), token=token)
+        # tools/list: a tools/call of a server the router cannot list any more is refused (503) before
+        # its session is tried; the session's own refusal is the subject here.
+        listing = b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}'
+        status, _, answer = raw(router, "notes", listing, session_headers(sealed), token=token)
         assert (status, answer["error"]["code"]) == (404, -32001)
 
 
@@ -545,68 +548,48 @@ def test_each_forwarded_message_has_a_forward_record_then_its_full_record(stack:
     assert forward == {
         "event": "forward", "time": forward["time"], "request_id": "ahead-1", "caller": "heidi",
         "server": "text", "method": "tools/call", "tool": "word_count", "session": None, "era": "legacy",
+        "endpoint": "server",
     }  # fmt: skip
     text = router.audit.read_text() if router.audit else ""
     assert "private words" not in text and token not in text
 
 
-def complete(request: bytes) -> bool:
-    head, found, body = request.partition(b"\r\n\r\n")
-    length = re.search(rb"(?im)^content-length: *(\d+)", head)
-    return bool(found and length and len(body) >= int(length.group(1)))
-
-
-def hanging_upstream() -> tuple[socket.socket, threading.Event, list[bytes]]:
-    """A server that reads one request and never answers: a tool still running when its router dies."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    arrived = threading.Event()
-    received: list[bytes] = []
-
-    def serve() -> None:
-        connection, _ = listener.accept()
-        data = b""
-        while not complete(data):
-            chunk = connection.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        received.append(data)
-        arrived.set()
-        connection.recv(1)  # until the router goes away
-        connection.close()
-
-    threading.Thread(target=serve, daemon=True).start()
-    return listener, arrived, received
-
-
 def test_a_message_in_flight_when_its_router_is_killed_keeps_its_forward_record(
     stack: Stack, tmp_path: Path
 ) -> None:
-    listener, arrived, received = hanging_upstream()
-    address = f"127.0.0.1:{listener.getsockname()[1]}"
-    config = router_config(
-        {"slow": server_entry("slow", [address], ["long_job"], ({"tools": ["*"], "roles": ["engineer"]},))}
-    )
-    token = stack.issuer.token("slow", "ivan", "engineer")
-    answers: list[Any] = []
-    with router_process(config, stack.issuer.public_pem, stack.keys, tmp_path) as router:
-        assert router.process is not None
-        body = call("long_job", arguments={"secret": "argument value"})
+    # A server whose tool never finishes (a real MCP server: the router lists every server it fronts).
+    calls = tmp_path / "slow-calls.jsonl"
+    command = ["--port", "{port}", "--call-log", str(calls)]
+    with module_server("tests.router.slow_server", command, tmp_path) as slow:
+        address = f"127.0.0.1:{slow.port}"
+        rule = ({"tools": ["*"], "roles": ["engineer"]},)
+        config = router_config({"slow": server_entry("slow", [address], ["long_job"], rule)})
+        token = stack.issuer.token("slow", "ivan", "engineer")
+        answers: list[Any] = []
+        with router_process(config, stack.issuer.public_pem, stack.keys, tmp_path) as router:
+            assert router.process is not None
+            body = call("long_job", arguments={"secret": "argument value"})
 
-        def client() -> None:
-            try:
-                answers.append(raw(router, "slow", body, [("X-Request-ID", "in-flight-1")], token=token))
-            except (OSError, http.client.HTTPException) as error:
-                answers.append(error)
+            def client() -> None:
+                try:
+                    answers.append(raw(router, "slow", body, [("X-Request-ID", "in-flight-1")], token=token))
+                except (OSError, http.client.HTTPException) as error:
+                    answers.append(error)
 
-        thread = threading.Thread(target=client)
-        thread.start()
-        assert arrived.wait(20), "the router never forwarded the message"
-        stop(router.process, signal.SIGKILL)
-        thread.join(20)
-        lines = router.audit_lines()
-    listener.close()
-    assert b'"name":"long_job"' in received[0]
+            def running() -> list[dict[str, Any]]:
+                lines = calls.read_text().splitlines() if calls.exists() else []
+                return [c for c in map(json.loads, lines) if c["tool"] == "long_job"]
+
+            thread = threading.Thread(target=client)
+            thread.start()
+            deadline = time.monotonic() + 20
+            while not running():
+                assert time.monotonic() < deadline, "the router never forwarded the message"
+                time.sleep(0.02)
+            stop(router.process, signal.SIGKILL)
+            thread.join(20)
+            lines = router.audit_lines()
+    assert running()[0]["request_id"] == "in-flight-1"
     assert isinstance(answers[0], Exception)  # the answer died with the router
     assert [(line["event"], line["request_id"], line["tool"], line["caller"]) for line in lines] == [
         ("forward", "in-flight-1", "long_job", "ivan")
