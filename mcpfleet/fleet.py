@@ -54,6 +54,11 @@ class Fleet:
         """The token audience of server: its public URL prefix (RFC 8707 resource indicator style)."""
         return token_audience(self.settings.domain, server)
 
+    @property
+    def endpoint_audience(self) -> str:
+        """The token audience of the fleet endpoint (`https://<domain>/mcp`): its own, no server's."""
+        return fleet_audience(self.settings.domain)
+
     def rate_limits(self, server: FleetServer) -> RateLimits:
         return server.spec.rate_limits or self.settings.gateway.rate_limits
 
@@ -65,6 +70,16 @@ def audience_prefix(domain: str) -> str:
 
 def token_audience(domain: str, server: str) -> str:
     return f"{audience_prefix(domain)}{server}"
+
+
+# The fleet endpoint: one MCP server over every server of the environment, served by the router
+# (docs/router.md, "The fleet endpoint"). Its path is no server's (servers live under /servers/).
+FLEET_PATH = "/mcp"
+
+
+def fleet_audience(domain: str) -> str:
+    """The token audience of the fleet endpoint: its public URL."""
+    return f"https://{domain}{FLEET_PATH}"
 
 
 def namespace_for(server: Server, settings: Environment) -> str:

@@ -1,9 +1,10 @@
 """The gateway's HAProxy 2.6 configuration, rendered from the fleet.
 
 HAProxy is the edge: TLS, size limits, routing by server name, bearer tokens, rate limits, the request id
-and forwarding headers. Every routed request goes to one backend, the MCP router's pool, which reads
-the message and decides on it (docs/router.md). Per-server facts HAProxy still needs (the route, its own
-rate limits) are lines of map files beside haproxy.cfg, so 1,000 servers fit one ConfigMap.
+and forwarding headers. Every routed request goes to the MCP router's pool, which reads the message and
+decides on it (docs/router.md); the fleet endpoint, `/mcp`, goes there too, with its own token audience.
+Per-server facts HAProxy still needs (the route, its own rate limits) are lines of map files beside
+haproxy.cfg, so 1,000 servers fit one ConfigMap.
 
 Byte-stable: the same fleet always renders the same files (servers sorted, no timestamps).
 """
@@ -36,7 +37,7 @@ from components.manifests.gateway import (
     serving_port,
     terminates_tls,
 )
-from mcpfleet.fleet import Fleet, FleetServer, audience_prefix
+from mcpfleet.fleet import FLEET_PATH, Fleet, FleetServer, audience_prefix, fleet_audience
 
 TEMPLATES = Path(__file__).parent / "templates"
 TEMPLATE = "haproxy.cfg.j2"
@@ -47,6 +48,11 @@ ROUTE_PREFIX = "/servers"
 METADATA_PREFIX = "/.well-known/oauth-protected-resource"
 # The one backend every routed request goes to: the `proxy` label of its HAProxy metrics.
 ROUTER_BACKEND = "mcp_router"
+# The same router pool, for the fleet endpoint's legacy sessions (each kept to one replica when it can).
+FLEET_BACKEND = "mcp_fleet_sessions"
+# The fleet endpoint's name in the rate counters, where servers go by their names: no DNS label, so no
+# server's.
+FLEET_SCOPE = FLEET_PATH
 # The files beside haproxy.cfg, all keys of the one ConfigMap.
 ROUTES_FILE = "routes.map"
 RATE_LIMITS_FILE = "rate-limits.map"
@@ -214,6 +220,10 @@ def render_gateway_config(fleet: Fleet, upstreams: Sequence[str | Upstream] | No
             ],
             jwt_key_file=jwt_key_file(),
             audience_prefix=audience_prefix(settings.domain),
+            fleet_path=FLEET_PATH,
+            fleet_audience=fleet_audience(settings.domain),
+            fleet_scope=FLEET_SCOPE,
+            fleet_backend=FLEET_BACKEND,
             route_prefix=ROUTE_PREFIX,
             metadata_prefix=METADATA_PREFIX,
             files={"routes": ROUTES_FILE, "rate_limits": RATE_LIMITS_FILE},

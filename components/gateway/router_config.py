@@ -13,7 +13,13 @@ from typing import Any
 
 from components.gateway.config import MAX_BODY_BYTES, public_path
 from components.manifests.gateway import endpoints_host
-from mcpfleet.fleet import Fleet, FleetServer, audience_prefix
+from mcpfleet.fleet import FLEET_PATH, Fleet, FleetServer, audience_prefix, fleet_audience
+
+# The fleet endpoint's listings (docs/router.md, "Listings"): each server re-listed this often besides
+# its own list_changed and cache hints, pages of this many items, at most this many items per list.
+FLEET_REFRESH_SECONDS = 300
+FLEET_PAGE_SIZE = 500
+FLEET_MAX_TOOLS_PER_SERVER = 1000
 
 
 def _compact(value: Any) -> str:
@@ -37,6 +43,12 @@ def access_rules(server: FleetServer) -> list[dict[str, list[str]]]:
     return rules
 
 
+def tool_pins(server: FleetServer) -> dict[str, str]:
+    """Each declared tool's catalog sha256, by name: the router serves a tool only while its live
+    definition hashes to this; a declared tool left out is unpinned (served per `unpinnedTools`)."""
+    return {tool.name: tool.sha256 for tool in sorted(server.spec.tools, key=lambda t: t.name) if tool.sha256}
+
+
 def server_entry(server: FleetServer, addresses: Sequence[str] = ()) -> dict[str, Any]:
     """One server: where clients reach it, where the router reaches its replicas, what it may run."""
     transport = server.spec.transport
@@ -54,6 +66,7 @@ def server_entry(server: FleetServer, addresses: Sequence[str] = ()) -> dict[str
         "stateless": server.spec.stateless,
         "tools": sorted({tool.name for tool in server.spec.tools}),
         "access": access_rules(server),
+        "toolPins": tool_pins(server),
     }
 
 
@@ -77,6 +90,16 @@ def render_router_config(fleet: Fleet, upstreams: Mapping[str, Sequence[str]] | 
         },
         "maxBodyBytes": MAX_BODY_BYTES,
         "sessionMaxAgeSeconds": 24 * 60 * 60,  # a sealed session id older than a day gets 404: re-initialize
+        "unpinnedTools": settings.router.unpinned_tools,
+        # Every server of the environment is behind the fleet endpoint: no server opts out of it, and
+        # the same per-tool access rules decide there as on its own route.
+        "fleet": {
+            "publicPath": FLEET_PATH,
+            "audience": fleet_audience(settings.domain),
+            "refreshSeconds": FLEET_REFRESH_SECONDS,
+            "pageSize": FLEET_PAGE_SIZE,
+            "maxToolsPerServer": FLEET_MAX_TOOLS_PER_SERVER,
+        },
     }
     lines = ["{"]
     lines += [f"{_compact(key)}:{_compact(value)}," for key, value in head.items()]

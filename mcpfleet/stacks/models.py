@@ -325,6 +325,15 @@ class Router(Model):
     )
     replicas: int = Field(default=1, ge=1, le=50, description="Router replicas at rest.")
     max_replicas: int = Field(default=2, ge=1, le=100, description="Most replicas the autoscaler adds.")
+    unpinned_tools: Literal["serve", "withhold"] = Field(
+        default="withhold",
+        description=(
+            "Tools the catalog declares without a `sha256` pin: `withhold` lists and runs none of them (what"
+            " a server serves under such a name is unchecked), `serve` serves them while tools are still"
+            " changing (dev, local). Pinned tools are always checked: one whose live definition differs"
+            " from its pin is never served."
+        ),
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Router:

@@ -36,6 +36,7 @@ from components.gateway import TYPE_TOKEN, Gateway
 from components.gateway.config import (
     CERT_DIR_ENV,
     CONFIG_DIR_ENV,
+    FLEET_BACKEND,
     JWT_KEY_ENV,
     MAX_BODY_BYTES,
     RATE_LIMITS_FILE,
@@ -132,9 +133,12 @@ def test_every_server_is_routed_to_the_one_router_pool(env: str) -> None:
     config = render_gateway_config(fleet)
     parsed = sections(config[CONFIG_KEY])
     assert f"default_backend {ROUTER_BACKEND}" in parsed["frontend mcp"]
-    assert not [line for line in parsed["frontend mcp"] if line.startswith("use_backend")]
+    # The one other backend: the same pool, for the fleet endpoint's legacy sessions.
+    assert [line for line in parsed["frontend mcp"] if line.startswith("use_backend")] == [
+        f"use_backend {FLEET_BACKEND} if fleet_route {{ req.hdr(mcp-session-id) -m found }}"
+    ]
     backends = {header.split()[1] for header in parsed if header.startswith("backend ")}
-    assert backends == {ROUTER_BACKEND, "rate_sources", "rate_callers", "rate_servers"}
+    assert backends == {ROUTER_BACKEND, FLEET_BACKEND, "rate_sources", "rate_callers", "rate_servers"}
     router = parsed[f"backend {ROUTER_BACKEND}"]
     slots = fleet.settings.router.max_replicas
     template = (
@@ -142,6 +146,9 @@ def test_every_server_is_routed_to_the_one_router_pool(env: str) -> None:
         f" check port {ROUTER_METRICS_PORT} resolvers kube"
     )
     assert any(line.startswith(template) for line in router), router
+    sessions = parsed[f"backend {FLEET_BACKEND}"]
+    assert sessions[:2] == ["balance hdr(mcp-session-id)", "hash-type consistent"]
+    assert sessions[2:] == router[1:], "the same replicas, checked alike"
     routes = dict(line.split(" ", 1) for line in config[ROUTES_FILE].splitlines() if not line.startswith("#"))
     assert routes == {s.name: public_path(s).removeprefix("/servers/") for s in fleet.servers}
     limits = [line for line in config[RATE_LIMITS_FILE].splitlines() if not line.startswith("#")]
@@ -711,11 +718,148 @@ def test_protected_resource_metadata_names_the_audience_and_the_issuer(gateway: 
     assert answer["authorization_servers"] == [gateway.fleet.settings.gateway.auth.issuer]
 
 
+# The fleet endpoint, /mcp: the router serves it; HAProxy routes it with a token audience of its own.
+
+
+def fleet_token(fleet: Fleet, subject: str = "fleet-caller", **changes: Any) -> str:
+    return token(fleet, "alpha", subject, **{"aud": fleet.endpoint_audience, **changes})
+
+
+def test_the_fleet_endpoint_reaches_the_router_unchanged_with_its_own_audience(gateway: Running) -> None:
+    fleet = gateway.fleet
+    assert fleet.endpoint_audience == "https://mcp.dev.example.com/mcp"
+    body = b'{"jsonrpc":"2.0","id":7,"method":"tools/list","params":{"cursor":"fleet-body-1"}}'
+    bearer = fleet_token(fleet)
+    status, headers, answer = call(
+        gateway,
+        "POST",
+        "/mcp?m=fleet-1",
+        bearer,
+        {"Host": "mcp.dev.example.com", "X-Forwarded-For": "203.0.113.9", "Forwarded": "for=203.0.113.9"},
+        body,
+        source="127.0.0.72",
+    )
+    assert status == 200, answer
+    [seen] = gateway.seen_with("fleet-1")
+    assert (seen.method, seen.path, seen.body) == ("POST", "/mcp?m=fleet-1", body)
+    assert seen.all("authorization") == [f"Bearer {bearer}"] and seen.all("host") == ["mcp.dev.example.com"]
+    assert seen.all("x-forwarded-for") == ["127.0.0.72"] and seen.all("forwarded") == []
+    assert seen.all("x-request-id") == [headers["x-request-id"]]
+    # A list of audiences whose first is the fleet's passes, as for servers.
+    listed = fleet_token(fleet, aud=[fleet.endpoint_audience, fleet.audience("alpha")])
+    assert call(gateway, "POST", "/mcp?m=fleet-2", listed)[0] == 200 and gateway.seen_with("fleet-2")
+    # GET (the legacy notification stream) and DELETE (ending a session) reach it too.
+    assert call(gateway, "GET", "/mcp?m=fleet-3", bearer)[0] == 200
+    assert call(gateway, "DELETE", "/mcp?m=fleet-4", bearer)[0] == 200
+    assert [s.method for s in gateway.seen_with("fleet-3") + gateway.seen_with("fleet-4")] == [
+        "GET",
+        "DELETE",
+    ]
+
+
+def test_server_tokens_do_not_open_the_fleet_endpoint_nor_its_token_a_server(gateway: Running) -> None:
+    fleet = gateway.fleet
+    issuer = fleet.settings.gateway.auth.issuer
+    now = int(time.time())
+    good = {"iss": issuer, "aud": fleet.endpoint_audience, "sub": "x", "exp": now + 60}
+    refused_at_fleet = {
+        "a server's token": token(fleet, "alpha"),
+        "a list naming a server first": fleet_token(
+            fleet, aud=[fleet.audience("alpha"), fleet.endpoint_audience]
+        ),
+        "the audience with a trailing slash": fleet_token(fleet, aud=fleet.endpoint_audience + "/"),
+        "the audience prefix alone": fleet_token(fleet, aud="https://mcp.dev.example.com/servers/"),
+        "expired": fleet_token(fleet, exp=now - 5),
+        "another issuer": fleet_token(fleet, iss="https://elsewhere.example.com/"),
+        "exp as a string": fleet_token(fleet, exp=str(now + 300)),
+        "sub as a number": fleet_token(fleet, sub=42),
+        "HS256 with the public key": hmac_token(good, public_key_pem(signing_key()).encode()),
+        "alg none": raw_token({"alg": "none", "typ": "JWT"}, json.dumps(good)),
+        "signed by another key": jwt.encode(
+            good, rsa.generate_private_key(public_exponent=65537, key_size=2048), algorithm="RS256"
+        ),
+    }
+    for name, bearer in refused_at_fleet.items():
+        marker = f"fleet-forged-{name.replace(' ', '-')}"
+        status, headers, answer = call(gateway, "POST", f"/mcp?m={marker}", bearer, source="127.0.0.73")
+        assert (status, answer["error"]["code"]) == (401, -32001), name
+        assert headers["www-authenticate"] == (
+            'Bearer resource_metadata="https://mcp.dev.example.com/.well-known/oauth-protected-resource/mcp"'
+        )
+        assert gateway.seen_with(marker) == [], name
+    # The fleet's token opens no server's route (from another address: refusals count per address).
+    for path in ("/servers/alpha/mcp", "/servers/beta/mcp", "/servers/gamma/sse"):
+        marker = f"fleet-token-at-{path.split('/')[2]}"
+        status, _, _ = call(gateway, "POST", f"{path}?m={marker}", fleet_token(fleet), source="127.0.0.75")
+        assert status == 401 and gateway.seen_with(marker) == [], path
+    status, _, _ = call(gateway, "POST", "/mcp?m=fleet-no-token", source="127.0.0.75")
+    assert status == 401 and gateway.seen_with("fleet-no-token") == []
+
+
+def test_the_fleet_endpoint_has_its_protected_resource_metadata(gateway: Running) -> None:
+    status, _, answer = call(gateway, "GET", "/.well-known/oauth-protected-resource/mcp", source="127.0.0.74")
+    assert status == 200
+    assert answer == {
+        "resource": gateway.fleet.endpoint_audience,
+        "authorization_servers": [gateway.fleet.settings.gateway.auth.issuer],
+        "bearer_methods_supported": ["header"],
+    }
+    for path in ("/.well-known/oauth-protected-resource/mcp/", "/.well-known/oauth-protected-resource/mcpx"):
+        assert call(gateway, "GET", path, source="127.0.0.74")[0] == 404, path
+
+
+def test_a_fleet_session_keeps_to_one_router_replica(gateway: Running) -> None:
+    bearers = {
+        "/mcp": fleet_token(gateway.fleet, subject="fleet-sessions"),
+        "/servers/alpha/mcp": token(gateway.fleet, "alpha", subject="fleet-sessions"),
+    }
+
+    def replica(path: str, session: str | None) -> str:
+        headers = {"Mcp-Session-Id": session} if session else {}
+        status, _, answer = call(gateway, "POST", path, bearers[path], headers)
+        assert status == 200, answer
+        return str(answer["replica"])
+
+    sessions = [f"mf1.session-{index}" for index in range(24)]
+    first = {session: replica("/mcp", session) for session in sessions}
+    # Every later request of a session lands where its first did, in any order of sessions.
+    for _ in range(3):
+        for session in reversed(sessions):
+            assert replica("/mcp", session) == first[session], session
+    # The sessions are spread over both replicas, and requests without one still share the load.
+    assert set(first.values()) == {"router1", "router2"}
+    assert {replica("/mcp", None) for _ in range(10)} == {"router1", "router2"}
+    # Per-server routes are not hashed: their sessions hold the pod in the router's sealed id.
+    assert {replica("/servers/alpha/mcp", sessions[0]) for _ in range(10)} == {"router1", "router2"}
+
+
+def test_the_fleet_endpoint_is_rate_limited_per_caller_apart_from_the_servers(gateway: Running) -> None:
+    fleet = gateway.fleet
+    limit = fleet.settings.gateway.rate_limits.per_caller_per_minute
+    bearer = fleet_token(fleet, subject="fleet-heavy")
+    statuses = [call(gateway, "POST", "/mcp", bearer)[0] for _ in range(limit)]
+    assert statuses == [200] * limit
+    status, headers, answer = call(gateway, "POST", "/mcp?m=fleet-over", bearer)
+    assert (status, headers["retry-after"], answer["error"]["code"]) == (429, "60", -32029)
+    assert answer["error"]["message"] == "rate limit reached for this caller"
+    assert gateway.seen_with("fleet-over") == []
+    # The same caller's own counter at a server is apart, and so is another caller's at /mcp.
+    alpha = token(fleet, "alpha", subject="fleet-heavy")
+    assert call(gateway, "POST", "/servers/alpha/mcp?m=fleet-heavy-alpha", alpha)[0] == 200
+    assert call(gateway, "POST", "/mcp?m=fleet-light", fleet_token(fleet, subject="fleet-light"))[0] == 200
+    # /mcp spends no server's budget: beta (9 a minute in all) still serves its callers.
+    assert call(gateway, "POST", "/servers/beta/mcp", token(fleet, "beta", subject="after-fleet"))[0] == 200
+
+
 def test_unknown_paths_and_unbounded_or_large_bodies_are_refused_before_the_router(gateway: Running) -> None:
     bearer = token(gateway.fleet, "alpha", subject="paths")
     for path in (
         "/servers/nope/mcp?m=unknown-1",
-        "/mcp?m=unknown-2",
+        # The fleet endpoint is /mcp exactly (tests/components/test_gateway_fleet.py): nothing under it.
+        "/mcp/?m=unknown-2",
+        "/mcp/tools?m=unknown-9",
+        "/mcpx?m=unknown-10",
+        "/MCP?m=unknown-11",
         "/servers/alpha/mcp/more?m=unknown-3",
         "/servers/alpha/sse?m=unknown-4",
         "/servers/alpha?m=unknown-5",
@@ -817,6 +961,20 @@ def test_access_log_is_one_json_object_per_request_and_never_a_token(gateway: Ru
     # The MCP method and the tool are the router's to log: HAProxy never read them.
     assert "rpc_method" not in entry and "tool" not in entry
     assert bearer not in text and bearer.split(".")[2] not in text
+    # At the fleet endpoint the server is in the body, which the router reads and logs: the path says /mcp.
+    fleet_bearer = fleet_token(gateway.fleet, subject="logged-fleet-caller")
+    assert call(gateway, "POST", "/mcp?m=logged", fleet_bearer)[0] == 200
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and "logged-fleet-caller" not in gateway.log.read_text():
+        time.sleep(0.1)
+    [fleet_entry] = [
+        e
+        for e in (json.loads(line) for line in gateway.log.read_text().splitlines() if line.startswith("{"))
+        if e["caller"] == "logged-fleet-caller"
+    ]
+    # "-": HAProxy's word for a value it has not got, as for a request without a session.
+    assert (fleet_entry["status"], fleet_entry["path"], fleet_entry["server"]) == (200, "/mcp", "-")
+    assert fleet_bearer not in gateway.log.read_text()
 
 
 def test_metrics_and_health_answer_on_the_metrics_port(gateway: Running) -> None:

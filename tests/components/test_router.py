@@ -4,6 +4,7 @@ loader), its hardened Deployment and the objects around it, the component, and h
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -131,8 +132,86 @@ def test_fixed_upstreams_replace_cluster_dns_on_one_machine() -> None:
     assert config.servers["beta"].upstream.host == endpoints_host(fleet.servers[1])
 
 
+# What each stack file says of unpinned tools: served while tools change, withheld where it matters.
+UNPINNED_TOOLS = {"local": "serve", "dev": "serve", "staging": "withhold", "prod": "withhold"}
+PIN = "0123456789abcdef" * 4
+
+
+def pinned_fleet(env: str) -> Fleet:
+    """alpha with two of its three tools pinned, beta with none: the edge fleet otherwise."""
+    fleet = edge_fleet(env)
+    entries = [
+        CatalogEntry(
+            Server.model_validate(
+                minimal_server(
+                    "alpha",
+                    environments={e: {} for e in ENVIRONMENTS},
+                    tools=[
+                        {"name": "echo", "sha256": PIN},
+                        {"name": "add.note", "sha256": "f" * 64},
+                        {"name": "raw"},
+                    ],
+                    access=[{"roles": ["support"], "tools": ["echo"]}],
+                )
+            ),
+            "alpha.yaml",
+        ),
+        CatalogEntry(
+            Server.model_validate(minimal_server("beta", environments={e: {} for e in ENVIRONMENTS})),
+            "beta.yaml",
+        ),
+    ]
+    return resolve_fleet(Catalog(Path("catalog"), tuple(entries)), fleet.environment, fleet.settings, "stack")
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_router_json_opens_the_fleet_endpoint_over_every_server_with_its_own_audience(env: str) -> None:
+    fleet = edge_fleet(env)
+    config = parse_config(strict_loads(render_router_config(fleet).encode()))
+    assert config.fleet is not None
+    assert config.fleet.public_path == "/mcp"
+    assert config.fleet.audience == f"https://{fleet.settings.domain}/mcp" == fleet.endpoint_audience
+    # No server's audience: a per-server token never opens /mcp, nor the fleet's a server.
+    assert not config.fleet.audience.startswith(config.auth.audience_prefix)
+    assert (config.fleet.refresh_seconds, config.fleet.page_size, config.fleet.max_tools_per_server) == (
+        300,
+        500,
+        1000,
+    )
+    # Every server enabled here is behind it: router.json has no way to leave one out.
+    assert sorted(config.servers) == sorted(s.name for s in fleet.servers)
+    assert config.unpinned_tools == UNPINNED_TOOLS[env] == fleet.settings.router.unpinned_tools
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_router_json_pins_each_declared_tool_with_its_catalog_hash(env: str) -> None:
+    fleet = pinned_fleet(env)
+    text = render_router_config(fleet)
+    config = parse_config(strict_loads(text.encode()))
+    # The unpinned tool is declared but has no pin: the router serves it only where unpinnedTools says so.
+    assert config.servers["alpha"].tools == ["add.note", "echo", "raw"]
+    assert config.servers["alpha"].tool_pins == {"add.note": "f" * 64, "echo": PIN}
+    assert config.servers["beta"].tool_pins == {}
+    # Sorted by tool, on the server's own line: a changed pin is a one-line diff naming its server.
+    [line] = [line for line in text.splitlines() if line.startswith('"alpha":')]
+    assert f'"toolPins":{{"add.note":"{"f" * 64}","echo":"{PIN}"}}' in line
+
+
+def test_the_unpinned_tools_setting_is_the_stacks_and_refuses_other_words() -> None:
+    fleet = with_router(edge_fleet("prod"), unpinned_tools="serve")
+    assert json.loads(render_router_config(fleet))["unpinnedTools"] == "serve"
+    _, settings = load_stack_config(REPO / "stacks", "prod")
+    with pytest.raises(ValueError, match=r"unpinned_tools|unpinnedTools"):
+        type(settings.router).model_validate(
+            {**settings.router.model_dump(by_alias=True), "unpinnedTools": "allow"}
+        )
+    # Left out of a stack file, unpinned tools are withheld: the safe side.
+    assert type(settings.router).model_validate({}).unpinned_tools == "withhold"
+
+
 def thousand_servers() -> Fleet:
-    """1,000 servers in prod, each as large as the test fleet's biggest entry."""
+    """1,000 servers in prod, each as large as the test fleet's biggest entry, its tools pinned (as prod's
+    review asks)."""
     base = ENTRIES[0]
     entries = tuple(
         CatalogEntry(
@@ -140,7 +219,10 @@ def thousand_servers() -> Fleet:
                 minimal_server(
                     f"server-{index:04d}",
                     environments=base["environments"],
-                    tools=base["tools"],
+                    tools=[
+                        {**tool, "sha256": hashlib.sha256(f"{index}/{tool['name']}".encode()).hexdigest()}
+                        for tool in base["tools"]
+                    ],
                     access=base["access"],
                     owner={"team": f"team-{index % 40}", "contact": "team@example.com"},
                 )

@@ -157,8 +157,8 @@ def test_haproxy_alone_reaches_each_server_at_its_own_path(tmp_path: Path) -> No
         config, {"text": ("127.0.0.1:41001", "/mcp"), "notes": ("127.0.0.1:41002", "/x")}
     )
     # Everything before the router pool is the environment's own.
-    assert rewritten.startswith(config[: config.index(f"backend {ROUTER_BACKEND}")])
-    backend = rewritten[rewritten.index(f"backend {ROUTER_BACKEND}") :]
+    assert rewritten.startswith(config[: config.index(f"\nbackend {ROUTER_BACKEND}\n")])
+    backend = rewritten[rewritten.index(f"\nbackend {ROUTER_BACKEND}\n") :]
     assert "router1" not in backend and "httpchk" not in backend
     assert "http-request set-path /x if { var(txn.server) -m str notes }" in backend
     assert "use-server text if { var(txn.server) -m str text }" in backend
