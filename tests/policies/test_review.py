@@ -150,6 +150,8 @@ def test_strict_review_asks_for_replicas_and_pins_where_each_is_fixed(
         ("deployment-min-replicas", "moving", "catalog"),
         ("deployment-min-replicas", "steady", "catalog"),
         ("deployment-min-replicas", None, "stack"),
+        # dev's stack file serves unpinned tools, which a strict environment does not.
+        ("fleet-unpinned-tools-withheld", None, "stack"),
         # The MCP router runs its release tag in a plan; its digest comes at deploy (routerImage).
         ("image-digest-at-deploy", None, "platform"),
     }
@@ -157,6 +159,7 @@ def test_strict_review_asks_for_replicas_and_pins_where_each_is_fixed(
     assert "`environments.dev.scaling.minReplicas`" in by_key["deployment-min-replicas", "steady"].fix
     assert "`gateway.replicas`" in by_key["deployment-min-replicas", None].fix
     assert "`tools[].sha256`" in by_key["fleet-tool-hashes-pinned", "steady"].fix
+    assert "`router.unpinnedTools` to withhold" in by_key["fleet-unpinned-tools-withheld", None].fix
 
 
 def test_a_bad_domain_is_one_platform_finding(catalog_dir: Callable[..., Path], stacks_dir: Path) -> None:
