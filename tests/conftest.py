@@ -11,6 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
+# The gateway sandbox's marker, and its child session for the tests using it when not run as root.
+pytest_plugins = ["tests.sandbox"]
+
 REPO = Path(__file__).resolve().parent.parent
 # What `make test` installed without root (scripts/install_tools.py) comes first, for the tests and what they
 # start: haproxy, promtool, openssl (and npm), else the machine's own on PATH.

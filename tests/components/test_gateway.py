@@ -83,6 +83,9 @@ from mcpfleet.plan.engine import run_program
 from tests.components.edge import BETA_LIMITS, acm, edge_fleet, with_gateway
 from tests.sandbox import cluster_dns, in_sandbox, run_in_sandbox
 
+# HAProxy runs the configuration in the DNS sandbox: without root, in its private namespace.
+pytestmark = pytest.mark.sandbox
+
 KUBERNETES_VERSION = "1.33.0"
 # Custom resources: the Kubernetes schemas do not know them.
 CRD_GROUPS = {"cert-manager.io", "security.istio.io"}

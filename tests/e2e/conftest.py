@@ -1,6 +1,7 @@
 """Fixtures for the end-to-end tests: the Node tooling, free loopback ports, real MCP servers that live
 as long as the tests using them, and the prod data plane (tests/e2e/gateway.py) with the audit check
-every test using it ends with. A missing tool fails the tests (never a silent skip)."""
+every test using it ends with. A missing tool fails the tests (never a silent skip). Tests using the
+fleet are marked `sandbox` (tests/sandbox.py: its DNS and HAProxy need root or a private namespace)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,17 @@ import pytest
 from mcpfleet.dev import process
 from tests.e2e import node
 from tests.e2e.gateway import Audited, RunningFleet, running_fleet
+from tests.sandbox import MARK
 
 REPO = Path(__file__).resolve().parents[2]
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT = 60.0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "fleet" in getattr(item, "fixturenames", ()):
+            item.add_marker(MARK)
 
 
 @pytest.fixture(scope="session")

@@ -116,3 +116,31 @@ def test_a_tool_of_the_wrong_version_counts_as_missing(
     haproxy = next(tool for tool in install_tools.TOOLS if tool.command == "haproxy")
     assert install_tools.version_of(haproxy, str(fake)) == "2.8.5-1ubuntu3"
     assert install_tools.locate(haproxy, tmp_path / "tools") is None
+
+
+def test_npm_and_npx_without_root_trust_the_machine_cas_as_well_as_node_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Node from the npm registry trusts only the CAs built into it: behind a proxy re-signing TLS with a
+    CA of the machine's, npm fails (SELF_SIGNED_CERT_IN_CHAIN) unless the machine's bundle is added."""
+    bundle = tmp_path / "machine-cas.pem"
+    bundle.write_text("", encoding="utf-8")
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    monkeypatch.delenv("NODE_EXTRA_CA_CERTS", raising=False)
+    node = tmp_path / "node"
+    (node / "bin").mkdir(parents=True)
+    # A stand-in for Node: says which script it runs and the CA file it was given.
+    (node / "bin" / "node").write_text(
+        '#!/bin/sh\necho "$1 ${NODE_EXTRA_CA_CERTS:-none}"\n', encoding="utf-8"
+    )
+    (node / "bin" / "node").chmod(0o755)
+    npm = tmp_path / "npm"
+    tools = tmp_path / "tools"
+    assert install_tools.npm_wrappers(tools, node, npm, "22.0.0") == tools / "bin" / "npm"
+    for command in ("npm", "npx"):
+        said = subprocess.run([tools / "bin" / command], capture_output=True, text=True, check=True)
+        assert said.stdout == f"{npm / 'bin' / f'{command}-cli.js'} {bundle}\n"
+    # One the user set wins.
+    env = {**os.environ, "NODE_EXTRA_CA_CERTS": "/elsewhere.pem"}
+    said = subprocess.run([tools / "bin" / "npx"], capture_output=True, text=True, check=True, env=env)
+    assert said.stdout.endswith(" /elsewhere.pem\n")
