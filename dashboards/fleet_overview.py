@@ -1,12 +1,12 @@
 """The fleet at a glance: calls, failures, p99 response time and refusals per server (from the MCP router);
 calls by outcome; the gateway's answers by status class; servers down; the pods closest to their CPU and
-memory limits."""
+memory limits; behind the fleet endpoint, the tools the router withholds and the servers it cannot list."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from components.manifests.monitoring import failed_share
+from components.manifests.monitoring import SERVERS_NOT_LISTED_RECORD, TOOLS_WITHHELD_RECORD, failed_share
 from dashboards.common import (
     EXCHANGES,
     FAILED_SHARE,
@@ -173,6 +173,62 @@ def build() -> Any:
             ],
             "percentunit",
             grid(12, 28, 12, 8),
+        ),
+        stat(
+            "Tools withheld: drifted",
+            "Declared tools the MCP router withholds because their live definition no longer matches their"
+            " catalog pin (each tool once, whatever the router replicas): neither listed nor callable;"
+            " MCPToolDrifted fires for each after 2m.",
+            f'sum({TOOLS_WITHHELD_RECORD}{{reason="drifted"}}) or vector(0)',
+            "none",
+            grid(0, 36, 8, 4),
+            red_from=1,
+        ),
+        stat(
+            "Tools withheld: unpinned",
+            "Declared tools without a catalog pin, withheld where the stack says router.unpinnedTools:"
+            " withhold (staging, prod); pin them to serve them.",
+            f'sum({TOOLS_WITHHELD_RECORD}{{reason="unpinned"}}) or vector(0)',
+            "none",
+            grid(8, 36, 8, 4),
+        ),
+        stat(
+            "Servers the router cannot list",
+            "Servers some MCP router replica holds no listing of: that replica refuses their tools (503)"
+            " and leaves them out of the fleet endpoint /mcp; McpServerNotListed fires after 10m.",
+            f"max({SERVERS_NOT_LISTED_RECORD})",
+            "none",
+            grid(16, 36, 8, 4),
+            red_from=1,
+        ),
+        timeseries(
+            "Withheld tools",
+            "Each tool the MCP router withholds, as the fleet endpoint names it, and why: drifted from its"
+            " pin, or unpinned where unpinned tools are withheld.",
+            [
+                target(
+                    "max by (server, tool, reason) (mcp_router_tool_withheld) > 0",
+                    "{{server}}__{{tool}} ({{reason}})",
+                )
+            ],
+            "none",
+            grid(0, 40, 12, 8),
+        ),
+        timeseries(
+            "Listing health",
+            "Servers some router replica cannot list, and failed listings a minute per server (the router"
+            " retries with backoff; its stderr names the error).",
+            [
+                target(SERVERS_NOT_LISTED_RECORD, "servers not listed"),
+                target(
+                    'sum by (server) (rate(mcp_router_listing_refresh_total{outcome="error"}'
+                    "[$__rate_interval])) * 60",
+                    "{{server}}: failed listings a minute",
+                    ref="B",
+                ),
+            ],
+            "short",
+            grid(12, 40, 12, 8),
         ),
     ]
     return dashboard(

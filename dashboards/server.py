@@ -1,6 +1,7 @@
 """One MCP server in depth, chosen with the `server` variable: replicas; from the MCP router, response-time
 percentiles per tool and method, calls by outcome, JSON-RPC errors by code, refusals by reason, the failed
-share and the pods it resolves; each pod's CPU, throttling, memory and restarts."""
+share and the pods it resolves; the tools it withholds and its listing of the server; each pod's CPU,
+throttling, memory and restarts."""
 
 from __future__ import annotations
 
@@ -247,6 +248,32 @@ def build() -> Any:
             ],
             "percentunit",
             grid(16, 36, 8, 8),
+        ),
+        timeseries(
+            "Tools withheld",
+            "Tools the MCP router withholds on at least one replica, and why: drifted (the live definition"
+            " no longer matches the catalog pin; MCPToolDrifted fires after 2m) or unpinned (no pin, where"
+            " the stack withholds unpinned tools). Withheld tools are neither listed nor callable.",
+            [
+                target(
+                    f"max by (tool, reason) (mcp_router_tool_withheld{{{_ROUTER}}}) > 0",
+                    "{{tool}} ({{reason}})",
+                )
+            ],
+            "none",
+            grid(0, 44, 12, 8),
+        ),
+        timeseries(
+            "Listing by the router",
+            "Whether every MCP router replica holds a listing of the server (1) or one cannot list it (0:"
+            " it refuses the server's tools; McpServerNotListed fires after 10m), and the items listed by"
+            " kind.",
+            [
+                target(f"min(mcp_router_listing_up{{{_ROUTER}}})", "listed on every replica"),
+                target(f"max by (kind) (mcp_router_listing_items{{{_ROUTER}}})", "{{kind}}", ref="B"),
+            ],
+            "short",
+            grid(12, 44, 12, 8),
         ),
     ]
     return dashboard(

@@ -49,9 +49,17 @@ ROUTER_METRICS_PORT = METRICS_PORT_NAME
 # not `GET` (a stream, timed for as long as the client listens), nor notifications and JSON-RPC responses a
 # client posts (answered 202 at once), nor requests refused before their method was read (`""`).
 ROUTER_EXCHANGES = 'method!="",method!~"GET|response|notifications/.+"'
-# A refusal reason that is the platform's failure, not the caller's: no pod to send to (502). The refusal
-# alert is about what callers send; the failed share and McpServerNoRouterEndpoints count this one.
-ROUTER_PLATFORM_REFUSAL = "no-endpoint"
+# Refusal reasons that are the platform's failure, not the caller's: no pod to send to (502), and a server
+# the router cannot list, whose tools it therefore cannot check (503). The refusal alert is about what
+# callers send; the failed share counts these, McpServerNoRouterEndpoints and McpServerNotListed say why.
+ROUTER_PLATFORM_REFUSALS = ("no-endpoint", "not-listed")
+ROUTER_PLATFORM_REFUSAL = "|".join(ROUTER_PLATFORM_REFUSALS)
+# A call of a tool whose live definition no longer matches its pin (403): MCPToolDrifted's business.
+ROUTER_DRIFT_REFUSAL = "tool-drifted"
+# How long a drifted tool is withheld before MCPToolDrifted fires, and a server unlisted before
+# McpServerNotListed does (the router retries a failed listing with backoff meanwhile).
+DRIFT_FOR = "2m"
+NOT_LISTED_FOR = "10m"
 
 DASHBOARD_LABEL = "grafana_dashboard"
 DASHBOARD_LABEL_VALUE = "1"
@@ -120,7 +128,8 @@ def server_alerts(server: FleetServer, settings: Environment) -> list[Alert]:
     router = f'namespace="{settings.gateway_namespace}",server="{name}"'
     pods = f'namespace="{server.namespace}",pod=~"{pod_pattern(name)}",container="{CONTAINER_NAME}"'
     deployment = f'namespace="{server.namespace}",deployment="{name}"'
-    callers_refused = f'{router},reason!="{ROUTER_PLATFORM_REFUSAL}"'
+    callers_refused = f'{router},reason!~"{ROUTER_PLATFORM_REFUSAL}|{ROUTER_DRIFT_REFUSAL}"'
+    drift_severity = "critical" if settings.strictness == "strict" else "warning"
     return [
         Alert(
             "McpServerDown",
@@ -186,6 +195,32 @@ def server_alerts(server: FleetServer, settings: Environment) -> list[Alert]:
             f" {REFUSALS_PER_MINUTE} a minute for 10 minutes.",
         ),
         Alert(
+            "MCPToolDrifted",
+            drift_severity,
+            f'max by (tool) (mcp_router_tool_withheld{{{router},reason="drifted"}}) > 0',
+            DRIFT_FOR,
+            f"Tool {{{{ $labels.tool }}}} of MCP server {name} no longer matches its pin",
+            f"For {DRIFT_FOR} the MCP router has withheld tool {{{{ $labels.tool }}}} of {name}: its live"
+            " definition (name, description, input schema) no longer hashes to the sha256 its catalog entry"
+            " pins, so it is neither listed nor callable, on /mcp and on the server's own route. A server"
+            " update changed it, or something is rewriting it: compare the two, then pin the new definition"
+            " (mcpfleet pin --tools) or roll the server back.",
+        ),
+        Alert(
+            "McpServerNotListed",
+            "critical",
+            # Any router replica that cannot list the server refuses its tools (503) and leaves it out of
+            # /mcp. With no available replica, McpServerDown says so and this one stays quiet.
+            f"min(mcp_router_listing_up{{{router}}}) == 0\n"
+            f"unless\nmax(kube_deployment_status_replicas_available{{{deployment}}}) == 0",
+            NOT_LISTED_FOR,
+            f"The MCP router cannot list MCP server {name}",
+            f"For {NOT_LISTED_FOR} at least one MCP router replica has held no listing of {name}'s tools,"
+            " although its Deployment has available replicas: that replica refuses every call to its tools"
+            " (503, not listed yet) and leaves them out of the fleet endpoint /mcp. The router retries with"
+            " backoff; its stderr names the error.",
+        ),
+        Alert(
             "McpServerCpuNearLimit",
             "warning",
             f"sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{{{pods}}}[5m]))\n/\n"
@@ -222,7 +257,7 @@ def failed_share(selector: str, by: str = "", window: str = "5m") -> str:
         return f"rate({metric}{{{','.join(m for m in (selector, matchers) if m)}}}[{window}])"
 
     calls, refusals = "mcp_router_requests_total", "mcp_router_refusals_total"
-    no_pod = rate(refusals, f'reason="{ROUTER_PLATFORM_REFUSAL}"')
+    no_pod = rate(refusals, f'reason=~"{ROUTER_PLATFORM_REFUSAL}"')
     failed = [
         rate(calls, 'outcome="upstream_error"'),
         rate(calls, f'outcome="rpc_error",code="{INTERNAL_ERROR_CODE}"'),
@@ -370,10 +405,55 @@ def router_pod_monitor(settings: Environment) -> K8sObject:
     }
 
 
+# Fleet-wide figures of the fleet endpoint, recorded once per evaluation so a dashboard over 1,000 servers
+# reads one series instead of every server's.
+TOOLS_WITHHELD_RECORD = "mcp_fleet:tools_withheld:count"
+SERVERS_NOT_LISTED_RECORD = "mcp_fleet:servers_not_listed:count"
+
+
+def router_rule_groups(settings: Environment) -> list[K8sObject]:
+    """The router's own rule file (what its PrometheusRule carries and promtool checks): the tools withheld
+    across the fleet, by reason (`drifted` from their pin, `unpinned` where those are withheld), and the
+    servers some router replica cannot list. Replicas are folded first: each holds its own verdicts."""
+    router = f'namespace="{settings.gateway_namespace}"'
+    return [
+        {
+            "name": "mcp-fleet-endpoint",
+            "rules": [
+                {
+                    "record": TOOLS_WITHHELD_RECORD,
+                    "expr": "count by (reason) (\n"
+                    f"  max by (server, tool, reason) (mcp_router_tool_withheld{{{router}}}) > 0\n)",
+                },
+                {
+                    "record": SERVERS_NOT_LISTED_RECORD,
+                    "expr": f"count(min by (server) (mcp_router_listing_up{{{router}}}) == 0)\nor\nvector(0)",
+                },
+            ],
+        }
+    ]
+
+
+def router_prometheus_rule(settings: Environment) -> K8sObject:
+    return {
+        "apiVersion": OPERATOR_API_VERSION,
+        "kind": "PrometheusRule",
+        "metadata": {
+            "name": ROUTER_NAME,
+            "namespace": settings.gateway_namespace,
+            "labels": {**_platform_labels(), **RELEASE_LABELS},
+        },
+        "spec": {"groups": router_rule_groups(settings)},
+    }
+
+
 def router_monitoring_objects(settings: Environment) -> dict[str, K8sObject]:
-    """The router's scrape config by Pulumi resource name; created after the chart (its CRDs), like the
-    gateway's."""
-    return {"mcp-router-pod-monitor": router_pod_monitor(settings)}
+    """The router's scrape config and fleet-wide rules by Pulumi resource name; created after the chart
+    (its CRDs), like the gateway's."""
+    return {
+        "mcp-router-pod-monitor": router_pod_monitor(settings),
+        "mcp-router-prometheus-rule": router_prometheus_rule(settings),
+    }
 
 
 def _with_namespace_default(dashboard: dict[str, Any], pattern: str) -> dict[str, Any]:

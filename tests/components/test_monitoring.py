@@ -75,7 +75,7 @@ def test_the_service_monitor_scrapes_the_servers_service_by_its_port_name() -> N
     assert endpoint["port"] == svc["spec"]["ports"][0]["name"]
 
 
-def test_the_rule_holds_one_group_with_the_eight_alerts() -> None:
+def test_the_rule_holds_one_group_with_the_ten_alerts() -> None:
     rule = server_monitoring_objects(sample_server(), sample_settings())["alpha-prometheus-rule"]
     [group] = rule["spec"]["groups"]
     assert group["name"] == "mcp-server-alpha"
@@ -86,6 +86,8 @@ def test_the_rule_holds_one_group_with_the_eight_alerts() -> None:
         "McpServerSlowResponses",
         "McpServerSlowTool",
         "McpServerRefusalSurge",
+        "MCPToolDrifted",
+        "McpServerNotListed",
         "McpServerCpuNearLimit",
         "McpServerMemoryNearLimit",
     ]
@@ -105,12 +107,42 @@ def test_router_rules_select_the_servers_series_of_the_routers_in_the_gateway_na
         "McpServerSlowResponses",
         "McpServerSlowTool",
         "McpServerRefusalSurge",
+        "MCPToolDrifted",
+        "McpServerNotListed",
     ]
     for r in router_rules:
         selectors = re.findall(r"mcp_router_\w+\{([^}]*)\}", r["expr"])
         assert selectors and all(s.startswith('namespace="edge",server="alpha"') for s in selectors)
     # HAProxy sends every routed request to the router's one pool: its metrics say nothing per server.
     assert not [r["alert"] for r in rule["spec"]["groups"][0]["rules"] if "haproxy_" in r["expr"]]
+
+
+def test_the_router_rule_records_the_fleet_endpoints_withheld_tools_and_unlisted_servers() -> None:
+    rule = router_monitoring_objects(sample_settings(gatewayNamespace="edge"))["mcp-router-prometheus-rule"]
+    assert rule["kind"] == "PrometheusRule" and rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert (rule["metadata"]["name"], rule["metadata"]["namespace"]) == ("mcp-router", "edge")
+    # The chart's Prometheus selects rules by its release label, in every namespace.
+    assert rule["metadata"]["labels"]["release"] == PROMETHEUS_RELEASE
+    [group] = rule["spec"]["groups"]
+    assert [r["record"] for r in group["rules"]] == [
+        "mcp_fleet:tools_withheld:count",
+        "mcp_fleet:servers_not_listed:count",
+    ]
+    for r in group["rules"]:
+        assert re.findall(r"mcp_router_\w+\{([^}]*)\}", r["expr"]) == ['namespace="edge"']
+
+
+def test_drift_pages_where_the_stack_is_strict() -> None:
+    def severity(strictness: str) -> str:
+        rule = server_monitoring_objects(sample_server(), sample_settings(strictness=strictness))
+        [drifted] = [
+            r
+            for r in rule["alpha-prometheus-rule"]["spec"]["groups"][0]["rules"]
+            if r["alert"] == "MCPToolDrifted"
+        ]
+        return str(drifted["labels"]["severity"])
+
+    assert [severity(s) for s in ("relaxed", "standard", "strict")] == ["warning", "warning", "critical"]
 
 
 @sample_catalog
@@ -141,8 +173,9 @@ def test_servers_sharing_a_namespace_are_told_apart() -> None:
 
 
 def test_the_router_is_scraped_on_its_metrics_port_by_a_pod_monitor() -> None:
-    [(name, monitor)] = router_monitoring_objects(sample_settings(gatewayNamespace="edge")).items()
-    assert name == "mcp-router-pod-monitor"
+    objects = router_monitoring_objects(sample_settings(gatewayNamespace="edge"))
+    assert list(objects) == ["mcp-router-pod-monitor", "mcp-router-prometheus-rule"]
+    monitor = objects["mcp-router-pod-monitor"]
     assert monitor["kind"] == "PodMonitor" and monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert monitor["metadata"]["name"] == "mcp-router" and monitor["metadata"]["namespace"] == "edge"
     assert monitor["metadata"]["labels"]["release"] == PROMETHEUS_RELEASE
@@ -159,7 +192,7 @@ def test_the_router_pod_monitor_names_the_port_the_router_serves_metrics_on() ->
     # A PodMonitor endpoint names a container port: the router's Deployment must carry that name on 8091,
     # and its NetworkPolicy and AuthorizationPolicy must admit Prometheus there.
     settings = sample_settings(gatewayNamespace="edge")
-    [monitor] = router_monitoring_objects(settings).values()
+    monitor = router_monitoring_objects(settings)["mcp-router-pod-monitor"]
     port_name = monitor["spec"]["podMetricsEndpoints"][0]["port"]
     fleet = Fleet("dev", settings, ())
     objects = router_objects(fleet, "{}", "keys", None)
@@ -293,9 +326,13 @@ def test_the_component_registers_its_children_under_mocks() -> None:
     assert all(r.parent == component.urn for r in children)
     assert len({r.urn for r in regs}) == len(regs)
     kinds = Counter(r.inputs.get("kind") for r in children if r.custom)
-    assert kinds == Counter({"Namespace": 2, "ConfigMap": 2, "PodMonitor": 2, "Secret": 1})
-    # Each server's ServiceMonitor and PrometheusRule belong to its McpServer, not here.
-    assert not {"ServiceMonitor", "PrometheusRule"} & set(kinds)
+    assert kinds == Counter(
+        {"Namespace": 2, "ConfigMap": 2, "PodMonitor": 2, "PrometheusRule": 1, "Secret": 1}
+    )
+    # Each server's ServiceMonitor and PrometheusRule belong to its McpServer; here only the router's.
+    [rule] = [r for r in children if r.inputs.get("kind") == "PrometheusRule"]
+    assert rule.inputs["metadata"]["name"] == "mcp-router"
+    assert "ServiceMonitor" not in kinds
 
 
 def test_the_pod_monitors_wait_for_the_chart_and_the_gateway_namespace() -> None:
@@ -303,7 +340,9 @@ def test_the_pod_monitors_wait_for_the_chart_and_the_gateway_namespace() -> None
     [chart] = [r for r in regs if r.type == "kubernetes:helm.sh/v4:Chart"]
     monitors = {r.inputs["metadata"]["name"]: r for r in regs if r.inputs.get("kind") == "PodMonitor"}
     assert sorted(monitors) == ["mcp-gateway", "mcp-router"]
-    for monitor in monitors.values():
+    # The router's PrometheusRule is a custom resource of the chart's too.
+    rules = [r for r in regs if r.inputs.get("kind") == "PrometheusRule"]
+    for monitor in [*monitors.values(), *rules]:
         assert chart.urn in monitor.dependencies
         assert [urn for urn in monitor.dependencies if urn.endswith("::gateway-namespace")]
 

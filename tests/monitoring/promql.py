@@ -32,7 +32,9 @@ PROMETHEUS = {"ALERTS"}
 ROUTER_CONTRACT = REPO / "docs" / "router.md"
 # Labels Prometheus adds to every series of a pod it scrapes through a PodMonitor.
 TARGET_LABELS = {"namespace", "pod", "container", "endpoint", "job", "instance"}
-_CONTRACT_METRIC = re.compile(r"^- `(mcp_router_\w+)\{([^}]*)\}`: (counter|gauge|histogram)\b", re.MULTILINE)
+# A series and its kind, as the contract writes them: "- `name{labels}`: counter", or within a sentence
+# ("`name{labels}` gauge (...)", "..., `name{labels}` counter;").
+_CONTRACT_METRIC = re.compile(r"`(mcp_router_\w+)\{([^}]*)\}`:? (counter|gauge|histogram)\b")
 
 _KEYWORDS = {
     "and",
@@ -63,9 +65,13 @@ def haproxy_metrics() -> set[str]:
 
 
 def router_metrics() -> dict[str, set[str]]:
-    """Each series name the router serves (a histogram's `_bucket`, `_count` and `_sum`) and its labels."""
+    """Each series name the router serves (a histogram's `_bucket`, `_count` and `_sum`) and its labels:
+    those of its "Metrics" section, and those the fleet endpoint's section adds."""
     text = ROUTER_CONTRACT.read_text(encoding="utf-8")
-    section = text[text.index("### Metrics") :]
+    start = text.index("### Metrics")
+    section = text[start : text.index("\n### ", start + 1)]
+    added = text.index("### Metrics and alerts added")
+    section += text[added : text.find("\n## ", added) if "\n## " in text[added:] else len(text)]
     series: dict[str, set[str]] = {}
     for name, label_list, kind in _CONTRACT_METRIC.findall(section):
         labels = {label.strip() for label in label_list.split(",")}

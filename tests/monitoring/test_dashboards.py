@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.manifests.monitoring import server_alerts
+from components.manifests.monitoring import router_rule_groups, server_alerts
 from dashboards import DASHBOARDS, GENERATED, rendered
 from dashboards.common import DATASOURCE
 from tests.monitoring.promql import known_metrics, metric_names, router_metrics, unknown_router_labels
@@ -100,7 +100,9 @@ def test_queries_use_metrics_the_rules_use_or_the_exporters_serve(name: str) -> 
     rule_metrics = set().union(
         *(metric_names(a.expr) for a in server_alerts(sample_server(), sample_settings()))
     )
-    allowed = rule_metrics | known_metrics()
+    # And what the router's rule file records (its expressions are checked in test_rules.py).
+    recorded = {rule["record"] for group in router_rule_groups(sample_settings()) for rule in group["rules"]}
+    allowed = rule_metrics | recorded | known_metrics()
     for query in queries(dashboards()[name]):
         used = metric_names(query)
         assert used, query
@@ -134,6 +136,16 @@ def test_the_server_dashboard_shows_percentiles_outcomes_and_refusals_per_tool()
     assert any("by (tool, outcome)" in e and "mcp_router_requests_total" in e for e in exprs)
     assert any("by (method, tool, code)" in e and "mcp_router_requests_total" in e for e in exprs)
     assert any("by (reason)" in e and "mcp_router_refusals_total" in e for e in exprs)
+
+
+def test_both_dashboards_show_withheld_tools_and_listing_health() -> None:
+    for name in ("mcp-fleet-overview.json", "mcp-server.json"):
+        exprs = [t["expr"] for panel in dashboards()[name]["panels"] for t in panel["targets"]]
+        assert any("mcp_router_tool_withheld" in e and "reason" in e for e in exprs), name
+        assert any("mcp_router_listing" in e or "servers_not_listed" in e for e in exprs), name
+    titles = {panel["title"] for panel in dashboards()["mcp-server.json"]["panels"]}
+    # docs/runbooks.md sends on-call to these panels.
+    assert {"Tools withheld", "Listing by the router"} <= titles
 
 
 @pytest.mark.parametrize("name", sorted(rendered()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from prometheus_client import generate_latest
+from prometheus_client import Counter, Gauge, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mcpfleet.router.observe import Metrics, Record
@@ -13,13 +13,23 @@ from tests.monitoring.promql import ROUTER_CONTRACT, router_metrics
 
 
 def exposition() -> dict[str, dict[str, set[str]]]:
-    """Series name -> label name -> values, after one call, one refusal and one resolution."""
+    """Series name -> label name -> values, after one call, one refusal and one resolution, and one
+    sample of every other series the router's registry holds (the fleet endpoint's listings and pins)."""
     metrics = Metrics()
     metrics.observe(
         Record(request_id="r1", client=None, server="alpha", outcome="ok"), 0.3, "tools/call", "search"
     )
     metrics.refusals.labels("alpha", "access").inc()
     metrics.endpoints.labels("alpha").set(2)
+    # Every labelled series the router defines, whichever attribute holds it: a series missing from the
+    # contract shows up here rather than in production only.
+    for collector in vars(metrics).values():
+        if isinstance(collector, (Counter, Gauge, Histogram)) and collector._labelnames:
+            child = collector.labels(*("x" for _ in collector._labelnames))
+            if isinstance(child, Histogram):
+                child.observe(0.3)
+            else:
+                child.inc()
     served: dict[str, dict[str, set[str]]] = {}
     for family in text_string_to_metric_families(generate_latest(metrics.registry).decode("utf-8")):
         for sample in family.samples:
