@@ -210,8 +210,8 @@ def run_in_sandbox(
 
 # --- the pytest plugin (tests/conftest.py loads it) ---------------------------------------------------------
 #
-# Without root, the session runs each test marked `sandbox` where it stands in the order, by handing all of
-# them, at the first one, to a child session in the namespaces; the child sends back its reports
+# Without root, the session runs the tests marked `sandbox` first, by handing all of them, at the first
+# one, to a child session in the namespaces; the child sends back its reports
 # (pytest's own serialized form, as pytest-xdist's workers do) and this session reports them as its own:
 # one progress line, one summary, one exit code.
 
@@ -247,8 +247,14 @@ def delegates(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if delegates(config):
-        config.stash[DELEGATED] = [item.nodeid for item in items if item.get_closest_marker(MARK)]
+    """Without root, the sandbox tests go first: none of this session's fixtures is set up when they are
+    handed over (pytest tears a test's modules down by the next test it runs)."""
+    if not delegates(config):
+        return
+    delegated = [item for item in items if item.get_closest_marker(MARK)]
+    if delegated:
+        items[:] = [*delegated, *(item for item in items if not item.get_closest_marker(MARK))]
+        config.stash[DELEGATED] = [item.nodeid for item in delegated]
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -39,6 +39,8 @@ def test_without_root_the_sandbox_tests_run_in_a_private_namespace_and_report_he
     (project / "pytest.ini").write_text("[pytest]\naddopts = -ra --strict-markers\n", encoding="utf-8")
     (project / "conftest.py").write_text('pytest_plugins = ["tests.sandbox"]\n', encoding="utf-8")
     shutil.copy(INNER_TESTS, project / "test_inner.py")
+    # A module after the one whose last tests are handed over: it must start as if those had run here.
+    (project / "test_later.py").write_text("def test_later_on_the_host():\n    pass\n", encoding="utf-8")
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
@@ -66,7 +68,7 @@ def test_without_root_the_sandbox_tests_run_in_a_private_namespace_and_report_he
     out = result.stdout
     assert result.returncode == 1, out + result.stderr
     assert "2 tests marked sandbox: run in a child session" in out
-    assert "2 failed, 2 passed" in out.splitlines()[-1]
+    assert "2 failed, 3 passed" in out.splitlines()[-1]
     # The child's failure is reported here, with its traceback and in the short summary.
     assert "AssertionError: failed inside the namespace" in out
     assert "FAILED test_inner.py::test_a_failure_in_the_namespace" in out

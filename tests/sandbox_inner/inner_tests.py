@@ -1,5 +1,6 @@
-"""The session tests/test_sandbox.py runs without root (copied there as test_inner.py): one test on the
-host, two marked `sandbox` (one passes, one fails), and one using the sandbox unmarked."""
+"""The session tests/test_sandbox.py runs without root (copied there as test_inner.py, with a module of
+one more test after it): a test on the host, one using the sandbox unmarked, then two marked `sandbox`
+(one passes, one fails)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ def test_on_the_host_as_the_user() -> None:
     assert STATE_ENV not in os.environ
 
 
+def test_unmarked_use_of_the_sandbox(tmp_path: Path) -> None:
+    with cluster_dns({}, tmp_path):
+        pass
+
+
 @pytest.mark.sandbox
 def test_in_the_namespace_a_sandboxed_command_resolves_through_port_53(tmp_path: Path) -> None:
     assert os.geteuid() == 0 and os.environ[STATE_ENV] == "entered"
@@ -40,8 +46,3 @@ def test_in_the_namespace_a_sandboxed_command_resolves_through_port_53(tmp_path:
 @pytest.mark.sandbox
 def test_a_failure_in_the_namespace() -> None:
     assert socket.gethostname() == "never", "failed inside the namespace"
-
-
-def test_unmarked_use_of_the_sandbox(tmp_path: Path) -> None:
-    with cluster_dns({}, tmp_path):
-        pass
