@@ -1,4 +1,5 @@
-"""`mcpfleet verify`: every server of an environment, listed through the gateway, against the catalog."""
+"""`mcpfleet verify`: every server of an environment, and the fleet endpoint (`/mcp`), listed through the
+gateway, against the catalog."""
 
 from __future__ import annotations
 
@@ -53,7 +54,11 @@ def verify(
         typer.Option(
             "--endpoint",
             metavar="URL",
-            help="The gateway's base URL; servers are reached at URL/servers/NAME/mcp.",
+            help=(
+                "The gateway's base URL: servers are reached at URL/servers/NAME/mcp, and the fleet endpoint"
+                ' at URL/mcp when the token file has a "/mcp" token; or the fleet endpoint\'s URL'
+                " (ending in /mcp) to check it alone."
+            ),
             show_default=False,
         ),
     ],
@@ -64,7 +69,8 @@ def verify(
             metavar="FILE",
             help=(
                 "A file holding one bearer token for every server, or a YAML/JSON mapping of server name"
-                " to token (tokens are bound to one server's audience)."
+                " to token (tokens are bound to one server's audience), with the fleet endpoint's under"
+                ' "/mcp".'
             ),
             dir_okay=False,
             show_default=False,
@@ -112,17 +118,20 @@ def verify(
         ),
     ] = None,
 ) -> None:
-    """List each enabled server's tools through the gateway (modern and legacy); exit 1 on drift or outage."""
+    """List each enabled server's tools through the gateway (modern and legacy), and the fleet endpoint's
+    (every listed tool a declared `<server>__<tool>` matching its pin, every tool the token's roles may call
+    listed); exit 1 on drift or outage."""
     # The mcp client and its HTTP stack load only for this command.
     from mcpfleet.verify import (
         CaFileError,
         Limits,
         TokenFileError,
         load_tokens,
+        plan,
         render_json,
         render_text,
+        run_plan,
         trusting,
-        verify_fleet,
     )
 
     endpoint = _http_url(endpoint, "--endpoint")
@@ -155,7 +164,8 @@ def verify(
             raise typer.Exit(EXIT_INVALID) from None
 
     limits = Limits(timeout=timeout, connect=min(5.0, timeout))
-    total = len(fleet.servers)
+    planned = plan(fleet, endpoint, tokens, direct)
+    total = planned.count
     with progress(f"Listing {environment}'s servers", total=total) as update:
         listed = 0
 
@@ -164,9 +174,7 @@ def verify(
             listed += 1
             update(completed=listed)
 
-        report = verify_fleet(
-            fleet, endpoint, tokens, limits=limits, concurrency=concurrency, direct=direct, tls=tls, done=done
-        )
+        report = run_plan(planned, limits=limits, concurrency=concurrency, tls=tls, done=done)
     if output_format is OutputFormat.json:
         sys.stdout.write(render_json(report))
     else:
@@ -175,16 +183,31 @@ def verify(
         raise typer.Exit(EXIT_INVALID)
 
 
-# The verdicts of the text report: each server's status, failed listings and the summary line.
+# Every problem a server or the fleet endpoint can have, as its status line shows it.
+_FAILED = [
+    "UNREACHABLE",
+    "REFUSED",
+    "FAILED",
+    "DRIFT",
+    "DISAGREE",
+    "WITHHELD",
+    "UNDECLARED",
+    "UNPINNED",
+    "ACCESS",
+    "DUPLICATE",
+]
+# The verdicts of the text report: each server's (and the fleet endpoint's) status, failed listings and
+# the summary line.
 _VERDICTS = (
     (re.compile(r"^\S+: (ok)\b", re.MULTILINE), GOOD),
-    (re.compile(r"^\S+: (UNREACHABLE|REFUSED|FAILED|DRIFT|DISAGREE)\b", re.MULTILINE), ERROR),
+    (re.compile(rf"^\S+: ({'|'.join(_FAILED)})\b", re.MULTILINE), ERROR),
     (re.compile(r": (FAILED):", re.MULTILINE), BAD),
     (re.compile(r"listings (DISAGREE) on", re.MULTILINE), BAD),
-    (re.compile(r"^  (added|removed|changed)(?: \(|:)", re.MULTILINE), WARN),
-    (re.compile(r"^(\d+ of \d+ servers ok)$", re.MULTILINE), GOOD),
-    (re.compile(r"^(\d+ of \d+ servers ok); ", re.MULTILINE), BAD),
+    (re.compile(r"^  (added|removed|changed|withheld|undeclared)(?: \(|:)", re.MULTILINE), WARN),
+    (re.compile(r"^(fleet endpoint \S+ ok)$", re.MULTILINE), GOOD),
+    (re.compile(r"^(?:.*; )?(fleet endpoint \S+: [a-z, ]+)$", re.MULTILINE), BAD),
 )
+_SUMMARY = re.compile(r"^((\d+) of (\d+) servers ok)(;|$)", re.MULTILINE)
 
 
 def coloured(report: str) -> Text:
@@ -193,4 +216,6 @@ def coloured(report: str) -> Text:
     for pattern, style in _VERDICTS:
         for match in pattern.finditer(report):
             text.stylize(style, match.start(1), match.end(1))
+    for match in _SUMMARY.finditer(report):
+        text.stylize(GOOD if match[2] == match[3] else BAD, match.start(1), match.end(1))
     return text

@@ -145,11 +145,11 @@ def _cause(
     return None
 
 
-async def _list_pages(client: Client) -> tuple[list[ListedTool], int]:
+async def _list_pages(client: Client, max_pages: int) -> tuple[list[ListedTool], int]:
     tools: list[ListedTool] = []
     cursor: str | None = None
     cursors: set[str] = set()
-    for page in range(1, MAX_PAGES + 1):
+    for page in range(1, max_pages + 1):
         result = await client.list_tools(cursor=cursor)
         tools.extend(ListedTool(t.name, t.description, t.input_schema) for t in result.tools)
         cursor = result.next_cursor
@@ -158,14 +158,17 @@ async def _list_pages(client: Client) -> tuple[list[ListedTool], int]:
         if cursor in cursors:
             raise _ListingError(f"the server repeated cursor {cursor!r} after page {page}")
         cursors.add(cursor)
-    raise _ListingError(f"more than {MAX_PAGES} pages of tools")
+    raise _ListingError(f"more than {max_pages} pages of tools")
 
 
 Connector = Callable[[Mode, _Seen], AbstractAsyncContextManager[Client]]
 
 
-async def list_tools(mode: Mode, connect: Connector, limits: Limits, token: str | None = None) -> Listing:
-    """List every page of tools in mode; bounded by limits.timeout, whatever the server does."""
+async def list_tools(
+    mode: Mode, connect: Connector, limits: Limits, token: str | None = None, max_pages: int = MAX_PAGES
+) -> Listing:
+    """List every page of tools in mode; bounded by limits.timeout and max_pages, whatever the server
+    does."""
     seen = _Seen()
     started = time.monotonic()
     status: Status = "failed"
@@ -182,7 +185,7 @@ async def list_tools(mode: Mode, connect: Connector, limits: Limits, token: str 
                         if seen.refused is None:
                             status = "unsupported"
                         raise exc from None
-                tools, pages = await _list_pages(client)
+                tools, pages = await _list_pages(client, max_pages)
                 protocol = client.protocol_version
         return Listing(
             mode, "ok", tuple(tools), None, protocol, seen.replica, pages, time.monotonic() - started

@@ -1,4 +1,5 @@
-"""Bearer tokens for `mcpfleet verify`: one for every server, or one per server (tokens are audience-bound).
+"""Bearer tokens for `mcpfleet verify`: one for every server, or one per server (tokens are audience-bound),
+and one for the fleet endpoint under its path (`"/mcp"`, which no server name can be).
 
 A token's text never appears in an error, a report or a log: problems name the file and the server only.
 """
@@ -33,9 +34,18 @@ class Tokens:
     def for_server(self, server: str) -> str | None:
         return self.shared if self.shared is not None else self.per_server.get(server)
 
+    def for_endpoint(self, path: str) -> str | None:
+        """The token of an endpoint that is no server's (the fleet endpoint), keyed by its path."""
+        return self.shared if self.shared is not None else self.per_server.get(path)
+
+    def names(self, path: str) -> bool:
+        """Whether the file holds a token of its own for the endpoint at path."""
+        return path in self.per_server
+
 
 def load_tokens(path: Path) -> Tokens:
-    """Read path: a file holding one bearer token, or a YAML/JSON mapping of server name to token."""
+    """Read path: a file holding one bearer token, or a YAML/JSON mapping of server name (or the fleet
+    endpoint's path, `/mcp`) to token."""
     shown = display_path(path)
     try:
         text = path.read_text(encoding="utf-8")
