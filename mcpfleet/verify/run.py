@@ -38,6 +38,8 @@ class Target:
     declared: tuple[Tool, ...]
     token: str | None = None
     token_kind: Literal["shared", "own", "none"] = "none"
+    direct: bool = False
+    """Reached at its own address (--server-url), not through the gateway's router."""
 
     @property
     def modes(self) -> tuple[Mode, ...]:
@@ -210,7 +212,10 @@ def targets(
         kind: Literal["shared", "own", "none"] = "none"
         if tokens is not None and token is not None:
             kind = "shared" if tokens.shared is not None else "own"
-        found.append(Target(spec.name, spec.transport.type, url, tuple(spec.tools), token, kind))
+        reached_directly = spec.name in (direct or {})
+        found.append(
+            Target(spec.name, spec.transport.type, url, tuple(spec.tools), token, kind, reached_directly)
+        )
     if tokens is not None and tokens.shared is None:
         names = {target.name for target in found}
         unknown = sorted(set(tokens.per_server) - names - {FLEET_PATH})
@@ -234,6 +239,11 @@ async def verify_server(target: Target, limits: Limits, tls: ssl.SSLContext | No
     notes = []
     if target.transport == "sse":
         notes.append("SSE transport: listed over SSE with the legacy protocol; 2026-07-28 has no SSE form")
+    if drift is not None and drift.removed and not target.direct:
+        notes.append(
+            "through the gateway, the router withholds a declared tool whose live definition no longer"
+            " matches its pin: such a tool shows as removed here"
+        )
     return ServerReport(target, listings, drift, disagreeing, tuple(notes))
 
 
