@@ -2,8 +2,9 @@
 and what a pod would give HAProxy (its certificate, the issuer's public key) made up locally for one run.
 
 Locally there is no identity provider: each run makes a throwaway signing key, gives HAProxy its public
-half, and mints one bearer token per server (that server's audience, every role its access rules name),
-so the gateway's checks run exactly as configured. The private key never touches the disk.
+half, and mints one bearer token per server (that server's audience, every role its access rules name)
+and one for the fleet endpoint (its own audience, every role of every server's rules), so the gateway's
+checks run exactly as configured. The private key never touches the disk.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from components.manifests.gateway import (
     serving_port,
     terminates_tls,
 )
-from mcpfleet.fleet import Fleet, FleetServer
+from mcpfleet.fleet import FLEET_PATH, Fleet, FleetServer
 
 LOOPBACK = "127.0.0.1"
 TOKEN_LIFETIME_SECONDS = 12 * 3600
@@ -104,6 +105,11 @@ def base_url(fleet: Fleet, port: int) -> str:
 
 def endpoint(fleet: Fleet, server: FleetServer, port: int) -> str:
     return f"{base_url(fleet, port)}{public_path(server)}"
+
+
+def fleet_endpoint(fleet: Fleet, port: int) -> str:
+    """The fleet endpoint: one MCP server over every server the router serves here."""
+    return f"{base_url(fleet, port)}{FLEET_PATH}"
 
 
 def metrics_url(port: int = METRICS_PORT) -> str:
@@ -167,21 +173,30 @@ def prepare(
 
 
 def mint_tokens(fleet: Fleet, key: SigningKey) -> dict[str, str]:
-    """One token per server: its audience, and every role its access rules name (space-separated)."""
+    """One token per server: its audience, and every role its access rules name (space-separated); and
+    under the fleet endpoint's path (`/mcp`, which no server name can be) one with that endpoint's
+    audience and every role of every server's rules, so it lists every tool the fleet lets anyone call."""
     auth = fleet.settings.gateway.auth
     now = int(time.time())
-    tokens = {}
-    for server in fleet.servers:
-        roles = sorted({role for rule in server.spec.access for role in rule.roles})
+
+    def token(audience: str, roles: set[str]) -> str:
         claims = {
             "iss": auth.issuer,
-            "aud": fleet.audience(server.name),
+            "aud": audience,
             auth.subject_claim: DEV_SUBJECT,
-            auth.roles_claim: " ".join(roles),
+            auth.roles_claim: " ".join(sorted(roles)),
             "iat": now,
             "exp": now + TOKEN_LIFETIME_SECONDS,
         }
-        tokens[server.name] = jwt.encode(claims, key, algorithm=auth.algorithm)
+        return jwt.encode(claims, key, algorithm=auth.algorithm)
+
+    tokens = {}
+    every: set[str] = set()
+    for server in fleet.servers:
+        roles = {role for rule in server.spec.access for role in rule.roles}
+        every |= roles
+        tokens[server.name] = token(fleet.audience(server.name), roles)
+    tokens[FLEET_PATH] = token(fleet.endpoint_audience, every)
     return tokens
 
 

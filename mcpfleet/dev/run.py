@@ -3,13 +3,15 @@
 Servers start in parallel, each in its own process group; the MCP router starts once they listen, and
 HAProxy, which forwards to it, once the router is healthy: client -> HAProxy -> router -> servers, as in
 a cluster. Each server's outcome is a line of its own as it comes (ready, or failed with the lines of
-its output that say why); once everything is up, the run prints the gateway's endpoints and the exact
-`mcpfleet verify` command that checks the fleet through it. SIGINT or SIGTERM stops HAProxy first (no new
-requests), then the router, then every server group, and nothing is left running.
+its output that say why); once everything is up, the run prints the gateway's endpoints (each server's,
+and the fleet endpoint `/mcp` over all of them), the exact `mcpfleet verify` command that checks them
+through it, and how to hand the fleet endpoint's token to a client. SIGINT or SIGTERM stops HAProxy first
+(no new requests), then the router, then every server group, and nothing is left running.
 """
 
 from __future__ import annotations
 
+import json
 import shlex
 import shutil
 import signal
@@ -25,8 +27,9 @@ from typing import Protocol
 from components.gateway.config import Upstream
 from mcpfleet.dev import gateway, process, router
 from mcpfleet.dev.launch import Launch, Skip, Tools, base_environment, child_environment, plan_launches
-from mcpfleet.fleet import Fleet
+from mcpfleet.fleet import FLEET_PATH, Fleet
 from mcpfleet.router.local import healthy
+from mcpfleet.router.names import SEPARATOR
 
 LOOPBACK = "127.0.0.1"
 HAPROXY_START_SECONDS = 15.0
@@ -113,6 +116,8 @@ def print_plan(plan: Plan, echo: Echo, dry_run: bool) -> None:
     for server in fleet.servers:
         if server.name in started:
             echo(f"  {gateway.endpoint(fleet, server, plan.gateway_port)}")
+    if started:
+        echo(f"  {gateway.fleet_endpoint(fleet, plan.gateway_port)}  (fleet endpoint: every server's tools)")
 
 
 class _Stop:
@@ -196,8 +201,11 @@ def run(
         watch.end("gateway")
         watch.close()
         _print_ready(plan, files, haproxy, metrics_port, router_child, router_files, servers, run_dir, echo)
-        echo("check every server through this gateway:")
+        echo(VERIFY_HEADING)
         echo(f"  {shlex.join(verify_command(program, inputs, plan, files))}")
+        unified = gateway.fleet_endpoint(plan.fleet, plan.gateway_port)
+        echo(f"connect an MCP client to {unified} with this token:")
+        echo(f"  {token_export(files.tokens)}")
         echo("press Ctrl-C to stop")
         _serve(stop, [haproxy, router_child], servers, echo)
     finally:
@@ -207,11 +215,22 @@ def run(
             signal.signal(sig, handler)
 
 
+VERIFY_HEADING = "check every server and the fleet endpoint through this gateway:"
+TOKEN_VARIABLE = "MCP_TOKEN"
+
+
+def token_export(tokens: Path, python: str = sys.executable) -> str:
+    """A shell line that puts the fleet endpoint's token (the `/mcp` entry of tokens) in $MCP_TOKEN."""
+    read = f"import json, sys; print(json.load(open(sys.argv[1]))[{json.dumps(FLEET_PATH)}])"
+    return f'export {TOKEN_VARIABLE}="$({shlex.join([python, "-c", read, str(tokens)])})"'
+
+
 def verify_command(
     program: Sequence[str], inputs: Sequence[str], plan: Plan, files: gateway.GatewayFiles
 ) -> list[str]:
-    """`mcpfleet verify` of this run's fleet through its gateway, with its tokens and (with TLS) its
-    self-signed certificate, then the options naming the catalog and stacks it read."""
+    """`mcpfleet verify` of this run's fleet through its gateway, with its tokens (the fleet endpoint's
+    among them, so it checks `/mcp` too) and (with TLS) its self-signed certificate, then the options
+    naming the catalog and stacks it read."""
     command = [*program, "verify", "--env", plan.fleet.environment]
     command += [
         "--endpoint",
@@ -324,10 +343,14 @@ def _print_ready(
         if server.name in started:
             echo(f"  {server.name}: {gateway.endpoint(plan.fleet, server, plan.gateway_port)}")
     echo(
+        f"  fleet endpoint, every server's tools as <server>{SEPARATOR}<tool>:"
+        f" {gateway.fleet_endpoint(plan.fleet, plan.gateway_port)}"
+    )
+    echo(
         f"router on {LOOPBACK}:{router_files.port} (pid {router_child.process.pid});"
         f" metrics: {router_files.metrics_url}; audit records: {logs / router.AUDIT_FILE}"
     )
-    echo(f"bearer tokens, one per server: {files.tokens}")
+    echo(f'bearer tokens, one per server and "{FLEET_PATH}" for the fleet endpoint: {files.tokens}')
     if files.certificate is not None:
         echo(f"TLS certificate to trust (self-signed): {files.certificate}")
     echo(f"gateway metrics: {gateway.metrics_url(metrics_port)}; logs: {logs}")

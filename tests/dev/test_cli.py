@@ -83,8 +83,11 @@ def test_dry_run_of_the_sample_catalog_accounts_for_every_server() -> None:
     router = f"router: {sys.executable} -m mcpfleet.router, between the gateway and the servers (free ports)"
     assert router in lines
     # The local stack terminates TLS at the gateway (self-signed).
+    # Each server started here, then the fleet endpoint over all of them.
+    fleet = ["  https://127.0.0.1:8080/mcp  (fleet endpoint: every server's tools)"] if started else []
     assert [line for line in lines if line.startswith("  https://")] == [
-        f"  https://127.0.0.1:8080/servers/{name}/mcp" for name in started
+        *(f"  https://127.0.0.1:8080/servers/{name}/mcp" for name in started),
+        *fleet,
     ]
 
 

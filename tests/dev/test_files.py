@@ -74,6 +74,36 @@ def test_tokens_carry_each_servers_audience_and_roles(fleet: Fleet, tmp_path: Pa
     assert files.tokens.stat().st_mode & 0o077 == 0
 
 
+def test_the_fleet_endpoint_token_has_its_own_audience_and_every_role(
+    catalog_dir: Callable[..., Path], tmp_path: Path
+) -> None:
+    tools = [{"name": "echo", "description": "Echo."}]
+    fleet = fleet_of(
+        catalog_dir(
+            alpha=minimal_server("alpha", tools=tools, access=[{"roles": ["engineer"], "tools": ["*"]}]),
+            beta=minimal_server(
+                "beta", tools=tools, access=[{"roles": ["support", "sre"], "tools": ["echo"]}]
+            ),
+        )
+    )
+    files = gateway.prepare(fleet, ["127.0.0.1:41001"], 41000, tmp_path, {})
+    tokens = json.loads(files.tokens.read_text())
+    # Under its path, which no server name can be.
+    assert sorted(tokens) == ["/mcp", "alpha", "beta"]
+    key = files.issuer_key.read_bytes()
+    auth = fleet.settings.gateway.auth
+    claims = jwt.decode(
+        tokens["/mcp"], key, algorithms=[auth.algorithm], audience=fleet.endpoint_audience, issuer=auth.issuer
+    )
+    assert fleet.endpoint_audience == f"https://{fleet.settings.domain}/mcp"
+    assert claims[auth.roles_claim] == "engineer sre support"
+    # It opens no server's route, and no server's token opens the fleet endpoint.
+    with pytest.raises(jwt.InvalidAudienceError):
+        jwt.decode(tokens["/mcp"], key, algorithms=[auth.algorithm], audience=fleet.audience("alpha"))
+    with pytest.raises(jwt.InvalidAudienceError):
+        jwt.decode(tokens["alpha"], key, algorithms=[auth.algorithm], audience=fleet.endpoint_audience)
+
+
 def test_a_configuration_of_another_shape_is_refused(fleet: Fleet) -> None:
     mcp = f'    bind "${{MCP_GATEWAY_ADDRESS-}}:{serving_port(fleet.settings)}"\n'
     assert gateway.listen_on(mcp, fleet, 41000) == '    bind "${MCP_GATEWAY_ADDRESS-}:41000"\n'
