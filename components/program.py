@@ -18,8 +18,8 @@ from components.secrets import check_store_keys
 from components.server import ServerPlatform
 from mcpfleet.catalog.loader import load_catalog
 from mcpfleet.errors import InvalidInput
+from mcpfleet.fleet import FLEET_PATH, resolve_fleet
 from mcpfleet.fleet import Fleet as FleetModel
-from mcpfleet.fleet import resolve_fleet
 from mcpfleet.stacks.loader import check_env_name, environment_from_config, router_image_problem
 from mcpfleet.stacks.models import CONFIG_KEY
 
@@ -108,6 +108,9 @@ def fleet_program() -> None:
     Fleet(PROJECT, fleet, kubernetes, platform, workloads)
     pulumi.export("environment", fleet.environment)
     pulumi.export("servers", [server.name for server in fleet.servers])
+    # The one MCP endpoint over every server here, and the token audience it takes (`pulumi stack output`).
+    pulumi.export("fleetEndpoint", f"https://{fleet.settings.domain}{FLEET_PATH}")
+    pulumi.export("fleetAudience", fleet.endpoint_audience)
 
 
 def _check_local_values(given: object, fleet: FleetModel) -> None:

@@ -346,8 +346,9 @@ def server_egress(servers: tuple[FleetServer, ...]) -> list[K8sObject]:
 
 
 def network_policy(fleet: Fleet) -> K8sObject:
-    """In: HAProxy's pods (MCP and health checks), Prometheus (metrics) and kubelet probes. Out: DNS and
-    the servers' pods, nothing else."""
+    """In: HAProxy's pods (MCP and health checks, the fleet endpoint /mcp included), Prometheus (metrics)
+    and kubelet probes. Out: DNS and the servers' pods, nothing else: the router's own listings of every
+    server (for /mcp and the tool pins) go where forwarded messages go, the server's pods on its port."""
     settings = fleet.settings
     prometheus = {
         "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: settings.monitoring_namespace}},

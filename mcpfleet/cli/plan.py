@@ -76,6 +76,7 @@ def plan(
     ] = None,
 ) -> None:
     """Run the Pulumi program offline; write manifests/ and resources.json, replacing the old plan at once."""
+    from mcpfleet.plan.endpoints import summary as endpoints_summary
     from mcpfleet.plan.run import plan as run_plan  # the Pulumi SDK loads only for commands that need it
 
     environment: EnvName = env.value
@@ -100,7 +101,9 @@ def plan(
     width = max((len(kind) for kind in result.counts), default=0)
     for kind, count in sorted(result.counts.items()):
         print(f"  {kind:<{width}}  {count}")
-    print(f"wrote {shown_out}/ (policy review: policy-report.md, .sarif, .junit.xml)")
+    for line in endpoints_summary(fleet):
+        print(line)
+    print(f"wrote {shown_out}/ (policy review: policy-report.md, .sarif, .junit.xml; routes: endpoints.json)")
     for line in secret_values_summary(fleet):
         print(line)
     advisory = len(result.violations) - len(result.blocking)

@@ -20,6 +20,7 @@ from mcpfleet.errors import display_path
 from mcpfleet.fleet import Fleet, resolve_fleet
 from mcpfleet.model import EnvName
 from mcpfleet.outputs import replace_directory
+from mcpfleet.plan.endpoints import ENDPOINTS_FILE, render_endpoints
 from mcpfleet.plan.engine import DuplicateResource, Registration, paused_gc, run_program
 from mcpfleet.plan.render import (
     is_manifest,
@@ -100,6 +101,7 @@ def plan(
         tell("review", len(registrations))
         files = {f"manifests/{path}": text for path, text in sorted(manifests.items())}
         files["resources.json"] = join_resource_entries(entries)
+        files[ENDPOINTS_FILE] = render_endpoints(fleet)
         violations = _review(registrations, env, fleet, resource_violations)
         files.update(_reports(env, violations, len(registrations), fleet, catalog_dir, stacks_dir))
         if out_dir is not None:

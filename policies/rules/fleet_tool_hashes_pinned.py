@@ -17,12 +17,17 @@ def validate(resources: Sequence[Resource], context: Context) -> list[Finding]:
     if context.fleet is None or not context.at_least("standard"):
         return []
     findings = []
+    # Where the router withholds unpinned tools, an unpinned tool is not merely unchecked: callers lose it.
+    withheld = context.fleet.settings.router.unpinned_tools == "withhold"
+    consequence = "; the router withholds them here (router.unpinnedTools: withhold)" if withheld else ""
     for server in context.fleet.servers:
         unpinned = [t.name for t in server.spec.tools if t.sha256 is None]
         if unpinned:
             shown = ", ".join(unpinned[:5]) + (f" and {len(unpinned) - 5} more" if len(unpinned) > 5 else "")
             findings.append(
-                Finding(f"server {server.name}: tools without sha256: {shown}", server=server.name)
+                Finding(
+                    f"server {server.name}: tools without sha256: {shown}{consequence}", server=server.name
+                )
             )
     return findings
 

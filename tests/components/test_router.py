@@ -383,6 +383,9 @@ def test_network_policy_admits_haproxy_and_the_scraper_and_reaches_only_the_serv
         for name in rule["to"][0]["podSelector"]["matchExpressions"][0]["values"]
         for port in rule["ports"]
     }
+    # Every server enabled here is behind /mcp, and the router lists each itself (router.json's fleet
+    # section): its own connections go where forwarded messages go, to every server's pods on its port.
+    assert set(json.loads(render_router_config(fleet))["servers"]) == {s.name for s in fleet.servers}
     for server in fleet.servers:
         assert (server.namespace, server.name, server.spec.transport.port) in reached
         assert (server.namespace, server.name, 15008) in reached
