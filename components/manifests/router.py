@@ -8,6 +8,7 @@ Its configuration, router.json, comes from `components.gateway.router_config`; i
 from __future__ import annotations
 
 import importlib.metadata
+import math
 from collections import defaultdict
 from typing import Any
 
@@ -82,7 +83,20 @@ PRE_STOP_SLEEP_SECONDS = 15
 TERMINATION_GRACE_SECONDS = 60
 # One event loop: one core at most; memory for the parsed messages in flight and the session cache.
 CPU_REQUEST, CPU_LIMIT = "250m", "1"
-MEMORY_REQUEST, MEMORY_LIMIT = "256Mi", "512Mi"
+MEMORY_REQUEST_MIB, MEMORY_LIMIT_MIB = 256, 512
+# Plus the router's own listing of every server (the fleet endpoint and the tool pins, docs/router.md,
+# "Listings"): scripts/bench_listings.py measured +177 MiB resident for 1,000 servers of 16 tools each,
+# every connection held (the cache ~3.5 KiB a tool, a held connection ~110 KiB a server). Requested at
+# about that, and twice that allowed: 1,000 servers ask 506Mi and may use 1012Mi.
+LISTING_REQUEST_MIB_PER_SERVER = 0.25
+LISTING_LIMIT_MIB_PER_SERVER = 0.5
+
+
+def memory(servers: int) -> tuple[str, str]:
+    """The router's memory request and limit for a fleet of this many servers."""
+    request = MEMORY_REQUEST_MIB + math.ceil(servers * LISTING_REQUEST_MIB_PER_SERVER)
+    limit = MEMORY_LIMIT_MIB + math.ceil(servers * LISTING_LIMIT_MIB_PER_SERVER)
+    return f"{request}Mi", f"{limit}Mi"
 
 
 def release_image(settings: Environment) -> str:
@@ -144,7 +158,8 @@ def _http_probe(period: int, failures: int) -> K8sObject:
     }
 
 
-def _container(image: str) -> K8sObject:
+def _container(image: str, servers: int) -> K8sObject:
+    memory_request, memory_limit = memory(servers)
     return {
         "name": "router",
         "image": image,
@@ -163,8 +178,8 @@ def _container(image: str) -> K8sObject:
             {"name": METRICS_PORT_NAME, "containerPort": ROUTER_METRICS_PORT, "protocol": "TCP"},
         ],
         "resources": {
-            "requests": {"cpu": CPU_REQUEST, "memory": MEMORY_REQUEST},
-            "limits": {"cpu": CPU_LIMIT, "memory": MEMORY_LIMIT},
+            "requests": {"cpu": CPU_REQUEST, "memory": memory_request},
+            "limits": {"cpu": CPU_LIMIT, "memory": memory_limit},
         },
         "livenessProbe": _http_probe(10, 3),
         "readinessProbe": _http_probe(5, 2),
@@ -217,8 +232,11 @@ def _spread(settings: Environment) -> list[K8sObject]:
     ]
 
 
-def deployment(settings: Environment, router_json: str, image: str, digest_at_deploy: bool) -> K8sObject:
-    """digest_at_deploy: image is the release tag, its digest to come from `routerImage` at deploy."""
+def deployment(
+    settings: Environment, router_json: str, image: str, digest_at_deploy: bool, servers: int
+) -> K8sObject:
+    """digest_at_deploy: image is the release tag, its digest to come from `routerImage` at deploy.
+    servers: how many the router lists (its memory grows with them)."""
     annotations = {CONFIG_HASH_ANNOTATION: config_hash({CONFIG_KEY: router_json})}
     if digest_at_deploy:
         annotations[DIGEST_AT_DEPLOY_ANNOTATION] = DIGEST_AT_DEPLOY
@@ -242,7 +260,7 @@ def deployment(settings: Environment, router_json: str, image: str, digest_at_de
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
                     "securityContext": hardened_pod_context(ROUTER_UID),
-                    "containers": [_container(image)],
+                    "containers": [_container(image, servers)],
                     "volumes": _volumes(),
                     "topologySpreadConstraints": _spread(settings),
                 },
@@ -436,7 +454,11 @@ def router_objects(
         "router-config": router_config_map(settings, router_json),
         "router-session-keys": session_keys_secret(settings, session_keys),
         "router-deployment": deployment(
-            settings, router_json, image or release_image(settings), digest_at_deploy=image is None
+            settings,
+            router_json,
+            image or release_image(settings),
+            digest_at_deploy=image is None,
+            servers=len(fleet.servers),
         ),
         "router-service": service(settings),
         "router-endpoints-service": endpoints_service(settings),
