@@ -175,7 +175,8 @@ def dev(
 ) -> None:
     """Run the environment's servers that can run here (npm and PyPI packages; stdio ones behind the
     Supergateway bridge) and the gateway (HAProxy, then the MCP router) on 127.0.0.1; print the endpoints
-    and the `mcpfleet verify` command for them; stop on Ctrl-C. Servers known not to run here (a secret
+    (each server's, and the fleet endpoint /mcp over all of them), the `mcpfleet verify` command for them
+    and how to hand /mcp's token to a client; stop on Ctrl-C. Servers known not to run here (a secret
     not set, no runtime, a container path, no kubeconfig) are skipped with the reason."""
     # The Pulumi-backed gateway renderer loads only for this command.
     from mcpfleet.dev.gateway import GatewayError
