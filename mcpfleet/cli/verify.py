@@ -87,6 +87,8 @@ def verify(
             ),
             exists=True,
             dir_okay=False,
+            # An unreadable file is the command's own error (exit 1, saying why), not click's usage error.
+            readable=False,
             show_default=False,
         ),
     ] = None,
