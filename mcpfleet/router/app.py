@@ -1,5 +1,7 @@
 """The router as an ASGI app: refuse what cannot be read or is not allowed, forward the canonical message
-to a pod, stream the answer back, and audit each message (before it is sent upstream, and once it ends)."""
+to a pod, stream the answer back, and audit each message (before it is sent upstream, and once it ends).
+Per-server routes (`/servers/<name>/...`) and the fleet endpoint (`/mcp`, mcpfleet/router/fleet.py) share
+the checks, the forwarding and the relay."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import asyncio
 import contextlib
 import functools
 import ipaddress
+import json
 import logging
 import re
 import time
@@ -14,7 +17,7 @@ import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import aiohttp
@@ -28,10 +31,11 @@ from mcp.shared.inbound import (
 from mcp_types.jsonrpc import INVALID_REQUEST
 from yarl import URL
 
-from mcpfleet.router import sse
+from mcpfleet.router import sse, strictjson
 from mcpfleet.router.access import ToolAccess
 from mcpfleet.router.config import SSE_MESSAGE_SEGMENT, RouterConfig, Server
 from mcpfleet.router.keyfile import KeyFile
+from mcpfleet.router.listings import Listings
 from mcpfleet.router.messages import (
     FORBIDDEN,
     INTERNAL_ERROR,
@@ -51,6 +55,9 @@ from mcpfleet.router.sessions import Sealer, Session, UnknownSession
 from mcpfleet.router.tokens import Caller, InvalidToken, TokenVerifier
 from mcpfleet.router.upstreams import RESOLVE_SECONDS, Endpoints, Resolver, resolve
 
+if TYPE_CHECKING:
+    from mcpfleet.router.fleet import FleetEndpoint
+
 log = logging.getLogger("mcpfleet.router")
 
 Scope = dict[str, Any]
@@ -65,6 +72,11 @@ HEADERS_SECONDS: Final = 300.0
 INSPECT_BYTES: Final = 4 * 1024 * 1024
 # JSON answers up to this size (with a Content-Length) are read whole and relayed in one piece.
 WHOLE_BYTES: Final = 64 * 1024
+# Answers the router rewrites (the fleet's, tools/list filtered by pins and access) are read whole or event by
+# event up to this size; a larger one is cut rather than relayed unfiltered.
+REWRITE_BYTES: Final = 16 * 1024 * 1024
+LISTED_AT_START_SECONDS: Final = 10.0
+"""How long the start waits for the first listing of every server before it reports ready anyway."""
 _BEARER = re.compile(r"^[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9._~+/-]+=*)$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$", re.ASCII)
 _DIGITS = re.compile(r"^[0-9]{1,12}$")
@@ -119,6 +131,13 @@ class Forwarding:
     message: Message | None = None
     path: str = ""
     body: bytes | None = None
+    answer: Callable[[dict[str, Any]], bool] | None = None
+    """Rewrites each JSON-RPC message of the answer in place, saying whether it changed it (the fleet's
+    URIs and ids, tools/list filtered by pins and access); None relays the answer as it comes."""
+    reopen: Callable[[Forwarding, frozenset[str]], Awaitable[None]] | None = None
+    """Replaces the router's own backend session once, when the server no longer knows it (fleet)."""
+    fleet: bool = False
+    """Sent by the fleet endpoint: the server's session id is the router's own, never relayed."""
 
 
 def _method_label(method: str | None) -> str:
@@ -158,6 +177,8 @@ class Router:
         self.resolve_seconds = resolve_seconds
         self.metrics = Metrics()
         self.routes: dict[str, Route] = {}
+        self.server_routes: dict[str, Route] = {}
+        """The Streamable HTTP route of each server that has one, by name: what the fleet forwards to."""
         self.endpoints: dict[str, Endpoints] = {}
         prefix = config.auth.audience_prefix
         for name, server in config.servers.items():
@@ -169,7 +190,16 @@ class Router:
                 kinds[f"/servers/{name}/{SSE_MESSAGE_SEGMENT}"] = "sse-message"
             for path, kind in kinds.items():
                 self.routes[path] = Route(name, server, access, endpoints, prefix + name, kind)
+                if kind == "mcp":
+                    self.server_routes[name] = self.routes[path]
             self.metrics.endpoints.labels(name).set(len(endpoints.addresses))
+        # The router's own listing of every server: the tool pins are enforced from it on every route.
+        self.listings = Listings(config, self.endpoints, self.metrics)
+        self.fleet: FleetEndpoint | None = None
+        if config.fleet is not None:
+            from mcpfleet.router.fleet import FleetEndpoint  # it builds on this module
+
+            self.fleet = FleetEndpoint(self, self.listings)
         self.http: aiohttp.ClientSession | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._key_watcher: asyncio.Task[None] | None = None
@@ -189,8 +219,15 @@ class Router:
             self._refresher = asyncio.create_task(self._refresh_forever())
         if self.key_file is not None:
             self._key_watcher = asyncio.create_task(self.key_file.watch())
+        await self.listings.start()
+        # Ready once every server was listed (or failed to be), so the first calls find verdicts; a slow
+        # fleet does not hold the start longer than this.
+        await self.listings.wait_listed(LISTED_AT_START_SECONDS)
 
     async def shutdown(self) -> None:
+        if self.fleet is not None:
+            await self.fleet.close()
+        await self.listings.stop()
         for task in (self._refresher, self._key_watcher):
             if task is not None:
                 task.cancel()
@@ -243,25 +280,18 @@ class Router:
         send = reply
         job: Forwarding | None = None
         try:
-            route = self.routes.get(scope["raw_path"].decode("latin-1"))
-            if route is None:
-                raise Refusal(404, UNAUTHORIZED, "Unknown server", "server")
-            record.server = route.name
-            caller = self._authenticate(headers, route)
-            record.caller = caller.subject
-            job = Forwarding(route, caller, record, [])
-            verb = scope["method"]
-            if verb == "POST":
-                await self._post(job, scope, receive, headers)
-            elif verb == "GET" and route.kind != "sse-message":
-                record.method = "GET"
-                self._stream(job, headers)
-            elif verb == "DELETE" and route.kind == "mcp":
-                record.method = "DELETE"
-                self._delete(job, headers)
+            path = scope["raw_path"].decode("latin-1")
+            route = self.routes.get(path)
+            if route is not None:
+                job = await self._server_request(route, scope, receive, headers, record)
+            elif self.fleet is not None and path == self.fleet.path:
+                record.endpoint = "fleet"
+                # The fleet answers the handshake and lists itself; a call comes back to be forwarded.
+                job = await self.fleet.handle(scope, receive, send, headers, record)
             else:
-                raise Refusal(405, INVALID_REQUEST, "Method not allowed", "http-method")
-            await self._forward(job, scope, receive, send)
+                raise Refusal(404, UNAUTHORIZED, "Unknown server", "server")
+            if job is not None:
+                await self._forward(job, scope, receive, send)
         except Refusal as refusal:
             if refusal.method is not None:
                 record.method = refusal.method[:MAX_LOGGED_METHOD]
@@ -297,13 +327,33 @@ class Router:
             record.status = 500
             await _answer(reply, Refusal(500, INTERNAL_ERROR, "Internal error", "internal", rpc_id))
 
+    async def _server_request(
+        self, route: Route, scope: Scope, receive: Receive, headers: Mapping[str, list[str]], record: Record
+    ) -> Forwarding:
+        record.server = route.name
+        caller = self.authenticate(headers, route.audience)
+        record.caller = caller.subject
+        job = Forwarding(route, caller, record, [])
+        verb = scope["method"]
+        if verb == "POST":
+            await self._post(job, scope, receive, headers)
+        elif verb == "GET" and route.kind != "sse-message":
+            record.method = "GET"
+            self._stream(job, headers)
+        elif verb == "DELETE" and route.kind == "mcp":
+            record.method = "DELETE"
+            self._delete(job, headers)
+        else:
+            raise Refusal(405, INVALID_REQUEST, "Method not allowed", "http-method")
+        return job
+
     def _tool_label(self, record: Record) -> str:
         if record.tool is None or record.server is None:
             return ""
         server = self.config.servers.get(record.server)
         return record.tool if server is not None and record.tool in server.tools else "other"
 
-    def _authenticate(self, headers: Mapping[str, list[str]], route: Route) -> Caller:
+    def authenticate(self, headers: Mapping[str, list[str]], audience: str) -> Caller:
         values = headers.get("authorization") or []
         if len(values) != 1:
             raise Refusal(401, UNAUTHORIZED, "Unauthorized: one bearer token needed", "auth")
@@ -311,7 +361,7 @@ class Router:
         if match is None:
             raise Refusal(401, UNAUTHORIZED, "Unauthorized: one bearer token needed", "auth")
         try:
-            return self.verifier.verify(match.group(1), route.audience)
+            return self.verifier.verify(match.group(1), audience)
         except InvalidToken as error:
             raise Refusal(401, UNAUTHORIZED, f"Unauthorized: {error}", "auth") from None
 
@@ -319,12 +369,8 @@ class Router:
         self, job: Forwarding, scope: Scope, receive: Receive, headers: Mapping[str, list[str]]
     ) -> None:
         record = job.record
-        content_type = single(headers, "content-type") or ""
-        if content_type.split(";", 1)[0].strip().lower() != "application/json":
-            raise Refusal(
-                415, INVALID_REQUEST, "Invalid Request: Content-Type must be application/json", "content-type"
-            )
-        body = await self._read_body(headers, receive)
+        self.check_content_type(headers)
+        body = await self.read_body(headers, receive)
         message = read_message(body)
         record.method = message.method if message.kind != "response" else "response"
         record.tool = message.tool
@@ -338,16 +384,78 @@ class Router:
         else:
             self._session(job, headers, message.id)
             job.path = route.config.upstream.path
-        if message.tool is not None and not route.access.allows(message.tool, job.caller.roles):
-            raise Refusal(
-                403, FORBIDDEN, "Forbidden: this tool is not allowed for the caller", "access", message.id
-            )
+        if message.tool is not None:
+            if not route.access.allows(message.tool, job.caller.roles):
+                raise Refusal(
+                    403, FORBIDDEN, "Forbidden: this tool is not allowed for the caller", "access", message.id
+                )
+            self.check_servable(route.name, message.tool, message.id)
+        elif message.method == "tools/list" and message.kind == "request":
+            job.answer = self._tools_filter(route, job.caller.roles, message.id)
         job.headers = self._upstream_headers(
             headers, job, era, accept_default="application/json, text/event-stream"
         )
         job.headers.append(("Content-Type", "application/json"))
 
-    async def _read_body(self, headers: Mapping[str, list[str]], receive: Receive) -> bytes:
+    # Tool pins, enforced at run time (docs/router.md)
+
+    def tool_servable(self, server: str, tool: str) -> bool:
+        return self.listings.servable(server, tool)
+
+    def check_servable(self, server: str, tool: str, request_id: Any) -> None:
+        """Refuse a call of a tool the latest listing does not serve: 403 naming the drift (or why else
+        it is withheld), 503 while the server is not listed."""
+        if self.listings.servable(server, tool):
+            return
+        verdict = self.listings.verdict(server, tool)
+        if verdict == "unknown":
+            raise Refusal(
+                503, INTERNAL_ERROR, "The server is not listed yet: try again later", "not-listed", request_id
+            )
+        if verdict == "drifted":
+            self.metrics.tool_drift_refusals.labels(server, tool).inc()
+        text = self.listings.refusal_text(server, tool)
+        raise Refusal(403, FORBIDDEN, f"Forbidden: {text}", f"tool-{verdict}", request_id)
+
+    def _tools_filter(
+        self, route: Route, roles: frozenset[str], wanted: Any
+    ) -> Callable[[dict[str, Any]], bool]:
+        """Keeps, in the answer to a tools/list, the tools the caller may call and whose live definition
+        (as this very answer serves it) is servable."""
+        listings, access, server = self.listings, route.access, route.name
+
+        def rewrite(document: dict[str, Any]) -> bool:
+            if wanted is not None and document.get("id") != wanted:
+                return False
+            result = document.get("result")
+            tools = result.get("tools") if isinstance(result, dict) else None
+            if not isinstance(tools, list):
+                return False
+            kept = [
+                tool
+                for tool in tools
+                if isinstance(tool, dict)
+                and isinstance(tool.get("name"), str)
+                and access.allows(tool["name"], roles)
+                and listings.verdict_servable(listings.check_definition(server, tool))
+            ]
+            if len(kept) == len(tools):
+                return False
+            assert isinstance(result, dict)
+            result["tools"] = kept
+            return True
+
+        return rewrite
+
+    @staticmethod
+    def check_content_type(headers: Mapping[str, list[str]]) -> None:
+        content_type = single(headers, "content-type") or ""
+        if content_type.split(";", 1)[0].strip().lower() != "application/json":
+            raise Refusal(
+                415, INVALID_REQUEST, "Invalid Request: Content-Type must be application/json", "content-type"
+            )
+
+    async def read_body(self, headers: Mapping[str, list[str]], receive: Receive) -> bytes:
         limit = self.config.max_body_bytes
         if headers.get("transfer-encoding"):
             raise Refusal(400, INVALID_REQUEST, "Invalid Request: chunked bodies are not accepted", "size")
@@ -495,6 +603,7 @@ class Router:
         request_id = job.message.id if job.message else None
         tried: frozenset[str] = frozenset()
         announced = False
+        reopened = False
         while True:
             pod = job.pod or endpoints.pick(tried)
             if pod is None:
@@ -525,6 +634,14 @@ class Router:
                         "session-gone",
                         request_id,
                     ) from None
+                if job.pod is not None:
+                    # The router's own session's pod is gone (fleet): one new session elsewhere.
+                    if job.reopen is not None and not reopened:
+                        reopened = True
+                        await job.reopen(job, frozenset({pod}))
+                        continue
+                    await self._failed(job, send, 502, "The server could not be reached")
+                    return
                 tried = tried | {pod}
                 if len(tried) < len(endpoints.addresses):
                     continue  # nothing was sent: another pod may take it
@@ -538,6 +655,13 @@ class Router:
                 endpoints.end(pod)
                 await self._failed(job, send, 502, "The server failed to answer")
                 return
+            if response.status == 404 and job.reopen is not None and not reopened:
+                # The server no longer knows the router's own session (restarted): it ran nothing.
+                response.release()
+                endpoints.end(pod)
+                reopened = True
+                await job.reopen(job, frozenset())
+                continue
             try:
                 await self._relay(job, pod, response, receive, send)
             finally:
@@ -559,15 +683,16 @@ class Router:
         out: list[tuple[bytes, bytes]] = []
         session_value: bytes | None = None
         content_type = b""
+        rewrite = job.answer
         for name, value in response.raw_headers:
             lower = name.lower()
             if lower == b"mcp-session-id":
                 session_value = value
-            elif lower not in _HOP_BY_HOP:
+            elif lower not in _HOP_BY_HOP and (rewrite is None or lower != b"content-length"):
                 out.append((lower, value))
                 if lower == b"content-type":
                     content_type = value.split(b";", 1)[0].strip().lower()
-        if session_value is not None:
+        if session_value is not None and not job.fleet:
             out.append(
                 (b"mcp-session-id", self._seal_answer(job, pod, session_value.decode("latin-1")).encode())
             )
@@ -575,10 +700,15 @@ class Router:
         if job.route.kind == "sse-stream" and stream_sse and response.status == 200:
             await self._relay_sse_transport(job, pod, response, out, receive, send)
             return
-        await send({"type": "http.response.start", "status": response.status, "headers": out})
         watcher = _Outcome(job)
+        if rewrite is not None and (stream_sse or content_type == _JSON):
+            await self._relay_rewritten(job, response, out, stream_sse, watcher, rewrite, receive, send)
+            return
+        if rewrite is not None and response.content_length is not None:
+            out.append((b"content-length", str(response.content_length).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": out})
         if stream_sse:
-            await _until_disconnect(receive, self._pump(response, send, watcher.feed_sse))
+            await until_disconnect(receive, self._pump(response, send, watcher.feed_sse))
         else:
             inspect = content_type == _JSON
             length = response.content_length
@@ -595,6 +725,70 @@ class Router:
             if inspect:
                 watcher.finish_json()
         watcher.settle(response.status)
+
+    async def _relay_rewritten(
+        self,
+        job: Forwarding,
+        response: aiohttp.ClientResponse,
+        out: list[tuple[bytes, bytes]],
+        stream_sse: bool,
+        watcher: _Outcome,
+        rewrite: Callable[[dict[str, Any]], bool],
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """An answer the router rewrites: each JSON-RPC message is read once (which also finds the audit
+        outcome), rewritten, and re-serialized only when it changed. JSON whole, SSE event by event; past
+        REWRITE_BYTES the answer is cut, never relayed unrewritten. The fleet's answers drop SSE event ids:
+        a client resumes nothing on /mcp."""
+        status = response.status
+        if not stream_sse:
+            try:
+                body = await response.content.read(REWRITE_BYTES + 1)
+            except aiohttp.ClientError:
+                body = b""
+            if len(body) > REWRITE_BYTES:
+                await self._failed(job, send, 502, "The server's answer is too large to relay")
+                return
+            document = _document(body)
+            if document is not None:
+                if rewrite(document):
+                    body = strictjson.dumps(document)
+                watcher.document(document)
+            out.append((b"content-length", str(len(body)).encode()))
+            await send({"type": "http.response.start", "status": status, "headers": out})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+            watcher.settle(status)
+            return
+        await send({"type": "http.response.start", "status": status, "headers": out})
+        parser = sse.SseParser(REWRITE_BYTES)
+        keep_ids = not job.fleet
+
+        async def pump() -> None:
+            try:
+                async for chunk in response.content.iter_any():
+                    pieces: list[bytes] = []
+                    for event in parser.feed(chunk):
+                        data = event.data
+                        if event.event == "message":
+                            document = _document(data.encode("utf-8"))
+                            if document is not None:
+                                if rewrite(document):
+                                    data = strictjson.dumps(document).decode("utf-8")
+                                watcher.document(document)
+                        kept_id = event.id if keep_ids else None
+                        pieces.append(sse.encode(sse.Event(event.event, data, kept_id)))
+                    if parser.overflowed:
+                        break  # an event too large to rewrite: the answer ends here
+                    if pieces:
+                        body = b"".join(pieces)
+                        await send({"type": "http.response.body", "body": body, "more_body": True})
+            except aiohttp.ClientError:
+                pass  # the pod went away mid-answer: end the answer here, as the pod did
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        await until_disconnect(receive, pump())
+        watcher.settle(status)
 
     def _seal_answer(self, job: Forwarding, pod: str, inner: str) -> str:
         if job.session is not None and job.sealed is not None and inner == job.session.inner:
@@ -624,19 +818,19 @@ class Router:
         receive: Receive,
         send: Send,
     ) -> None:
-        """An SSE-transport stream: its `endpoint` event rewritten to come back through the router, sealed."""
+        """An SSE-transport stream: its `endpoint` event rewritten to come back through the router, sealed,
+        and every answer listing tools filtered as a tools/list answer is on other routes (the answers to
+        posts come on this stream, which another replica's posts also reach, so any such answer is)."""
         await send({"type": "http.response.start", "status": 200, "headers": out})
         base = f"http://{pod}{job.path}"
-        parser = sse.SseParser()
+        parser = sse.SseParser(REWRITE_BYTES)
         rewritten = False
+        tools_filter = self._tools_filter(job.route, job.caller.roles, None)
 
         async def pump() -> None:
             nonlocal rewritten
             try:
                 async for chunk in response.content.iter_any():
-                    if rewritten:
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                        continue
                     pieces: list[bytes] = []
                     for event in parser.feed(chunk):
                         if not rewritten and event.event == "endpoint":
@@ -646,9 +840,14 @@ class Router:
                             public = f"/servers/{job.route.name}/{SSE_MESSAGE_SEGMENT}?session={sealed}"
                             event = sse.Event("endpoint", public, event.id)
                             rewritten = True
+                        elif event.event == "message" and '"tools"' in event.data:
+                            document = _document(event.data.encode("utf-8"))
+                            if document is not None and tools_filter(document):
+                                data = strictjson.dumps(document).decode("utf-8")
+                                event = sse.Event(event.event, data, event.id)
                         pieces.append(sse.encode(event))
-                    if rewritten:
-                        pieces.append(parser.unconsumed())
+                    if parser.overflowed:
+                        break  # an event too large to inspect: the stream ends here
                     if pieces:
                         await send(
                             {"type": "http.response.body", "body": b"".join(pieces), "more_body": True}
@@ -657,7 +856,7 @@ class Router:
                 pass
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-        await _until_disconnect(receive, pump())
+        await until_disconnect(receive, pump())
         job.record.outcome = "ok"
 
 
@@ -706,13 +905,12 @@ class _Outcome:
             self._answer(b"".join(self.buffer))
 
     def _answer(self, data: bytes) -> bool:
-        import json
+        document = _document(data)
+        return document is not None and self.document(document)
 
-        try:
-            document = json.loads(data)
-        except ValueError:
-            return False
-        if not isinstance(document, dict) or ("result" not in document and "error" not in document):
+    def document(self, document: dict[str, Any]) -> bool:
+        """Takes one JSON-RPC message of the answer; True once it is the answer to the request."""
+        if self.found or ("result" not in document and "error" not in document):
             return False
         if self.wanted is not None and document.get("id") != self.wanted:
             return False
@@ -742,7 +940,16 @@ class _Outcome:
             record.outcome = "ok"
 
 
-async def _until_disconnect(receive: Receive, work: Awaitable[None]) -> None:
+def _document(data: bytes) -> dict[str, Any] | None:
+    """A JSON object as a server sent it, or None (not JSON, or not an object)."""
+    try:
+        document = json.loads(data)
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
+
+
+async def until_disconnect(receive: Receive, work: Awaitable[None]) -> None:
     """Run a long answer until it ends or the client goes away (then stop reading the pod).
 
     The answer runs in this task; one watcher task cancels it if the client leaves first. Only while

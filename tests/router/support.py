@@ -92,6 +92,8 @@ def router_config(servers: Mapping[str, Mapping[str, Any]], algorithm: str = "RS
         "environment": "test",
         "auth": auth_section(algorithm),
         "maxBodyBytes": 65536,
+        # The reference servers' tools carry no pins here: served, as in dev. Tests of pins set their own.
+        "unpinnedTools": "serve",
         "servers": dict(servers),
     }
 

@@ -22,26 +22,43 @@ from tests.router.support import AuditLines, Issuer, router_config, server_entry
 pytestmark = pytest.mark.slow
 
 EVENT = b"event: message\r\ndata: {}\r\n\r\n"
+REFUSED = b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
 class EndlessStream:
-    """A server answering one GET with an SSE stream that never ends, noting when its peer hangs up."""
+    """A server answering one GET with an SSE stream that never ends, noting when its peer hangs up. Any
+    other request (the router's own attempts to list it) is refused: it is no MCP server to list."""
 
     def __init__(self) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.started = threading.Event()
         self.closed = threading.Event()
-        threading.Thread(target=self.serve, daemon=True).start()
+        threading.Thread(target=self.accept, daemon=True).start()
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.listener.getsockname()[1]}"
 
-    def serve(self) -> None:
-        connection, _ = self.listener.accept()
+    def accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(connection,), daemon=True).start()
+
+    def serve(self, connection: socket.socket) -> None:
         data = b""
         while b"\r\n\r\n" not in data:
-            data += connection.recv(65536)
+            chunk = connection.recv(65536)
+            if not chunk:
+                connection.close()
+                return
+            data += chunk
+        if not data.startswith(b"GET ") or self.started.is_set():
+            connection.sendall(REFUSED)
+            connection.close()
+            return
         head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
         connection.sendall(head)
         threading.Thread(target=self.watch, args=(connection,), daemon=True).start()
@@ -95,17 +112,42 @@ def test_a_stream_whose_client_leaves_is_closed_upstream_and_audited() -> None:
     assert (full["outcome"], full["status"]) == ("ok", 200)
 
 
+TOOL_SCHEMA = {"type": "object", "properties": {}}
+
+
 class JsonAnswers(BaseHTTPRequestHandler):
     """Answers a tools/call with JSON: `small` a plain result, `large` a tool error padded past
-    WHOLE_BYTES (so it is streamed, not read whole)."""
+    WHOLE_BYTES (so it is streamed, not read whole). Speaks just enough of the handshake-era protocol
+    (initialize, tools/list; server/discover unknown) for the router to list its two tools."""
 
     def do_POST(self) -> None:
         message = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        name = message["params"]["name"]
-        result: dict[str, Any] = {"content": [{"type": "text", "text": "ok"}], "isError": False}
-        if name == "large":
-            result = {"content": [{"type": "text", "text": "x" * (WHOLE_BYTES + 1000)}], "isError": True}
-        body = json.dumps({"jsonrpc": "2.0", "id": message["id"], "result": result}).encode()
+        if "id" not in message:
+            self.send_response(202)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        method = message["method"]
+        answer: dict[str, Any] = {"jsonrpc": "2.0", "id": message["id"]}
+        if method == "initialize":
+            answer["result"] = {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {"tools": {}},
+                "serverInfo": {"name": "calc", "version": "1"},
+            }
+        elif method == "tools/list":
+            tools = [{"name": name, "inputSchema": TOOL_SCHEMA} for name in ("small", "large")]
+            answer["result"] = {"tools": tools}
+        elif method == "tools/call":
+            name = message["params"]["name"]
+            result: dict[str, Any] = {"content": [{"type": "text", "text": "ok"}], "isError": False}
+            if name == "large":
+                text = "x" * (WHOLE_BYTES + 1000)
+                result = {"content": [{"type": "text", "text": text}], "isError": True}
+            answer["result"] = result
+        else:
+            answer["error"] = {"code": -32601, "message": "Method not found"}
+        body = json.dumps(answer).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

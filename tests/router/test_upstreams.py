@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import urllib.request
 from pathlib import Path
 
@@ -77,7 +78,9 @@ def test_router_in_process_resolves_a_name(tmp_path: Path) -> None:
     an address that refuses the connection (localhost's ::1, where the server does not listen) is
     passed over for the next one."""
     issuer = Issuer()
-    with reference_server("units", log_dir=tmp_path) as units:
+    # The router lists a server behind a name with the public domain as Host, as servers behind the gateway
+    # see it: this one accepts it, as the catalog's servers do.
+    with reference_server("units", "--allowed-host", "mcp.test.example", log_dir=tmp_path) as units:
         entry = server_entry(
             "units", [], UNITS_TOOLS, [{"tools": ["*"], "roles": ["engineer"]}], stateless=True
         )
@@ -86,6 +89,11 @@ def test_router_in_process_resolves_a_name(tmp_path: Path) -> None:
             assert router.app is not None
             expected = set(asyncio.run(resolve("localhost", units.port)))
             assert set(router.app.endpoints["units"].addresses) == expected
+            # Listed once its listing tried the address that answers (calls wait for a verdict).
+            deadline = time.monotonic() + 20
+            while router.app.listings.get("units") is None:
+                assert time.monotonic() < deadline, "units was never listed"
+                time.sleep(0.05)
             token = issuer.token("units")
             for _ in range(4):
                 request = urllib.request.Request(
