@@ -345,6 +345,12 @@ def _reason(error: BaseException) -> str:
     return f"{type(leaf).__name__}: {text}" if text else type(leaf).__name__
 
 
+def _cancelling() -> bool:
+    """Whether the running task is being cancelled (a cancellation another error may have replaced)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def _shown(name: str) -> str:
     return repr(name if len(name) <= NAME_SHOWN else name[:NAME_SHOWN] + "...")
 
@@ -382,6 +388,7 @@ class Listings:
         self._first_round = asyncio.Event()
         self._tried = 0
         self._started = False
+        self._stopping = False
 
     # Lifecycle
 
@@ -399,12 +406,18 @@ class Listings:
             self._first_round.set()
 
     async def stop(self) -> None:
+        self._stopping = True
         tasks = [w.task for w in self._watches.values() if w.task is not None]
         for task in tasks:
             task.cancel()
+        pending = {task for task in tasks if not task.done()}
+        while pending:
+            _, pending = await asyncio.wait(pending, timeout=1.0)
+            for task in pending:
+                task.cancel()  # a cancellation swallowed on the way out is asked for again
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            if not task.cancelled() and task.exception() is not None:
+                log.debug("listing task %s ended: %s", task.get_name(), _reason(task.exception()))  # type: ignore[arg-type]
         for watch in self._watches.values():
             watch.task = None
 
@@ -415,7 +428,7 @@ class Listings:
         return self._first_round.is_set()
 
     def _ended(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
+        if not self._stopping and not task.cancelled() and task.exception() is not None:
             log.error("a listing task ended: %s", _reason(task.exception()), exc_info=task.exception())  # type: ignore[arg-type]
 
     # What the routes ask
@@ -506,6 +519,9 @@ class Listings:
             try:
                 outcome = await self._connect(watch)
             except Exception as error:
+                if self._stopping or _cancelling():
+                    # The SDK's clean-up can turn a cancellation into its own error: stop all the same.
+                    raise asyncio.CancelledError from error
                 watch.failures += 1
                 self._down(watch, error)
                 self._finished(watch)
@@ -538,6 +554,8 @@ class Listings:
         await slots.acquire()
         held = True
         watch.busy = True
+        outcome: Literal["timer", "reconnect"] | None = None
+        listed = False
         try:
             # Entered outside any timeout scope (it spans the whole hold): the SDK bounds the handshake by
             # read_timeout_seconds and the HTTP client bounds connecting.
@@ -549,16 +567,26 @@ class Listings:
                 watch.busy = False
                 self._store(watch, listing)
                 self._finished(watch)
+                listed = True
                 kinds = self._listened_kinds(listing)
                 streaming = bool(kinds) and await self._streams(watch, client, connection)
                 watch.deadline = time.monotonic() + self._renewal(listing, streaming)
-                if not streaming:
-                    return "timer"
-                return await self._hold(watch, client, pod, connection, listing, kinds)
+                if streaming:
+                    outcome = await self._hold(watch, client, pod, connection, listing, kinds)
+                else:
+                    outcome = "timer"
+        except Exception as error:
+            if not listed or self._stopping or _cancelling():
+                raise
+            # Listed on this connection, then it broke (while held, or closing): the next connection
+            # decides whether the server is down.
+            log.debug("%s: the connection ended (%s)", watch.name, _reason(error))
+            return outcome or "reconnect"
         finally:
             watch.busy = False
             if held:
                 slots.release()
+        return outcome
 
     async def _streams(self, watch: _Watch, client: Client, connection: _Connection) -> bool:
         """Whether this connection carries change notifications (legacy: its GET stream opened)."""
@@ -671,6 +699,8 @@ class Listings:
                 with anyio.fail_after(self.tuning.timeout):
                     listing = await self._list(watch, client)
             except Exception as error:
+                if self._stopping or _cancelling():
+                    raise
                 # The connection may be what failed: connect afresh before leaving the server out.
                 log.debug("%s: listing on the held connection failed (%s)", watch.name, _reason(error))
                 return "reconnect"

@@ -439,6 +439,33 @@ def echo_schema(url: str, era: str) -> Any:
     return asyncio.run(schema())
 
 
+@pytest.mark.parametrize("era", ["modern", "legacy"])
+def test_a_held_connection_whose_server_restarts_is_listed_afresh(tmp_path: Path, era: str) -> None:
+    # The server restarts on the same address (a pod keeps its IP across a container restart): its
+    # listen stream or legacy session ends with it, and the router connects afresh without being asked.
+    server = Process("tests.router.changing_server", ("--legacy-only",) if era == "legacy" else (), tmp_path)
+    server.start()
+    try:
+        router = config({"changing": entry("changing", server.address, ["echo"])})
+
+        async def scenario(run: Run) -> None:
+            listings = run.listings
+            assert listed(run, "changing").era == era
+            await call(server.url, "grow", "legacy" if era == "legacy" else "auto")
+            await until("grown_1 listed", lambda: listings.verdict("changing", "grown_1") == "undeclared")
+            await asyncio.to_thread(server.stop)
+            await until("left out", lambda: listings.get("changing") is None)
+            await asyncio.to_thread(server.start)
+            # The new process has not grown: listed afresh, not served from the old listing.
+            await until("listed afresh", lambda: listings.get("changing") is not None)
+            assert [t.name for t in listed(run, "changing").tools] == ["echo", "grow", "reword"]
+            assert run.value("mcp_router_listing_up", server="changing") == 1
+
+        with_listings(router, scenario, refresh_seconds=300)
+    finally:
+        server.stop()
+
+
 def test_a_modern_answers_cache_hint_renews_a_listing_no_stream_covers(tmp_path: Path) -> None:
     with changing(tmp_path, "--no-listen", "--ttl-ms", "300") as server:
         router = config({"changing": entry("changing", server.address, ["echo"])})
@@ -586,3 +613,28 @@ def test_a_server_behind_a_service_name_is_sent_the_public_host(tmp_path: Path) 
             assert run.listings.get("addressed") is None
 
         with_listings(router, scenario, resolve=True)
+
+
+# Stopping
+
+
+def test_stop_ends_every_listing_task_mid_round_and_while_held(tmp_path: Path) -> None:
+    with changing(tmp_path) as server:
+        names = [f"s{number:02d}" for number in range(40)]
+        router = config({name: entry(name, server.address, ["echo"]) for name in names})
+
+        async def main() -> None:
+            for settle in (0.05, None):  # stopped during the first round, then once every stream is held
+                endpoints = {name: Endpoints(s.upstream) for name, s in router.servers.items()}
+                listings = Listings(router, endpoints, Metrics(), concurrency=4)
+                await listings.start()
+                if settle is None:
+                    assert await listings.wait_listed(WAIT_SECONDS)
+                    assert not listings.down()
+                else:
+                    await asyncio.sleep(settle)
+                await asyncio.wait_for(listings.stop(), 15)
+                tasks = [task for task in asyncio.all_tasks() if task.get_name().startswith("listing ")]
+                assert tasks == []
+
+        asyncio.run(main())
