@@ -6,7 +6,7 @@ Interface, for the fleet endpoint and the per-server routes:
 - `Listings(config, endpoints, metrics, **tuning)` (tuning: the fields of `Tuning`). Built anywhere; `await
   start()` launches the first round (every server, at most `concurrency` listed at once) and returns at
   once; `await wait_listed(timeout)` waits for that round to end (True) or the timeout (False); `await
-  stop()` ends every listing task and closes their connections.
+  stop()` ends every listing task and closes their connections (one start and one stop per object).
 - `get(server)`: the `ServerListing` (raw JSON objects as served), or None while the server is not listed
   yet or cannot be listed (no stale listing is kept). `generation` bumps whenever any listing changes;
   `add_listener(callback)` is called `(server, kinds)` on each change, kinds among "tools", "resources"
@@ -16,6 +16,9 @@ Interface, for the fleet endpoint and the per-server routes:
   independent of the cache), `refusal_text(server, tool)` (why a tool is not served, without the
   "Forbidden: " the refusal adds; a drift names both hash prefixes).
 - `refresh(server)`: list the server again now, and return once that attempt ended.
+- Also: `verdict_servable(verdict)`, `down()` (servers without a listing now), `ServerListing.tool(name)`,
+  `.cut` (items left out by the bounds, by kind) and `.ttl_ms`; `tool_hash` and `definition_hash` (the
+  catalog's hash of a tool).
 
 A server is listed on one pod (`Endpoints.pick`) with the mcp SDK's own `Client` (`mode="auto"`:
 `server/discover`, else the legacy `initialize`), every page of each list its capabilities offer. Where the
