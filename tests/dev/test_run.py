@@ -1,6 +1,8 @@
 """`mcpfleet dev` for real: the examples catalog (three mcp SDK servers from this Python, server-everything
-from npm on Node 22) behind HAProxy and the MCP router, checked by the verify command it prints, then
-Ctrl-C, after which nothing it started is left running; and how a run reports each server as it comes."""
+from npm on Node 22) behind HAProxy and the MCP router, each server's route and the fleet endpoint
+(`/mcp`), checked by the verify command it prints and by the README's client, then with the notes server
+restarted drifted, then Ctrl-C, after which nothing it started is left running; and how a run reports
+each server as it comes."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx2
@@ -38,9 +41,11 @@ from tests.e2e import node
 pytestmark = pytest.mark.e2e
 
 READY_LINE = "press Ctrl-C to stop"
-VERIFY_LINE = "check every server through this gateway:"
+VERIFY_LINE = "check every server and the fleet endpoint through this gateway:"
 START_SECONDS = 240.0
 STOP_SECONDS = 30.0
+# How long the router may list a restarted server's old tools: it re-lists once the listing breaks.
+RELIST_SECONDS = 60.0
 LOG_SECONDS = 10.0
 INITIALIZE = {
     "jsonrpc": "2.0",
@@ -134,6 +139,72 @@ def wait_for_log_entry(log: Path, expected: Mapping[str, object], seconds: float
         time.sleep(0.1)
 
 
+def readme_block(language: str) -> str:
+    """The one block of code in language that the README's "Connect a client" section shows."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Connect a client") :]
+    section = section[: section.index("\n## ", 1)]
+    blocks: list[str] = re.findall(rf"^```{language}\n(.*?)^```$", section, re.M | re.S)
+    assert len(blocks) == 1, f"the README's Connect a client section shows {len(blocks)} {language} blocks"
+    return blocks[0]
+
+
+def command_line(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+
+
+def restart_drifted(pids: set[int], module: str, log: Path) -> subprocess.Popen[bytes]:
+    """The server process among pids running module, killed with its process group (as a node would end
+    it) and started again with --drift: its command line, environment and port, as dev gave them."""
+    (pid,) = [pid for pid in pids if alive(pid) and module in command_line(pid)]
+    argv = command_line(pid)
+    environ = dict(
+        item.split("=", 1) for item in Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0") if item
+    )
+    port = int(argv[argv.index("--port") + 1])
+    os.killpg(os.getpgid(pid), signal.SIGKILL)
+    deadline = time.monotonic() + STOP_SECONDS
+    while process.port_open("127.0.0.1", port):
+        assert time.monotonic() < deadline, f"port {port} still open after its server was killed"
+        time.sleep(0.1)
+    with log.open("wb") as sink:
+        restarted = subprocess.Popen(
+            [*argv, "--drift"],
+            cwd=REPO,
+            env=environ,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + START_SECONDS
+    while not process.port_open("127.0.0.1", port):
+        assert restarted.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
+    return restarted
+
+
+def stop_group(child: subprocess.Popen[bytes]) -> None:
+    if child.poll() is None:
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait(timeout=STOP_SECONDS)
+
+
+def wait_for_report(command: list[str], withheld: str) -> dict[str, Any]:
+    """verify's JSON report once the fleet endpoint withholds the tool named in both eras' listings (the
+    router re-lists a server whose listing broke, and lists its old tools until then: a verify run may
+    straddle the change)."""
+    deadline = time.monotonic() + RELIST_SECONDS
+    while True:
+        ran = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+        report: dict[str, Any] = json.loads(ran.stdout)
+        names = [item["name"] for item in (report["fleet"]["check"] or {}).get("withheld") or []]
+        settled = withheld in names and "disagree" not in report["fleet"]["problems"]
+        if settled or time.monotonic() > deadline:
+            assert ran.returncode == 1, ran.stdout + ran.stderr
+            return report
+        time.sleep(1)
+
+
 def test_dev_runs_the_examples_catalog_and_stops_cleanly(tmp_path: Path) -> None:
     try:
         node22 = node.node_binary()
@@ -141,6 +212,7 @@ def test_dev_runs_the_examples_catalog_and_stops_cleanly(tmp_path: Path) -> None
         pytest.fail(str(exc), pytrace=False)
     gateway_port = process.free_port()
     run_dir = tmp_path / "run"
+    drifted: subprocess.Popen[bytes] | None = None
     dev = subprocess.Popen(
         [
             sys.executable,
@@ -198,6 +270,10 @@ def test_dev_runs_the_examples_catalog_and_stops_cleanly(tmp_path: Path) -> None
             name: f"https://127.0.0.1:{gateway_port}/servers/{name}/mcp"
             for name in ["everything", "notes", "text", "units"]
         }
+        (fleet_url,) = re.findall(
+            r"^  fleet endpoint, every server's tools as <server>__<tool>: (\S+)$", text, re.M
+        )
+        assert fleet_url == f"https://127.0.0.1:{gateway_port}/mcp"
 
         # Every server answers MCP on its own port.
         assert "echo" in list_tools(f"http://{direct['everything']}")
@@ -207,7 +283,7 @@ def test_dev_runs_the_examples_catalog_and_stops_cleanly(tmp_path: Path) -> None
         # demands a token for its own server.
         cafile = run_dir / "certs" / "tls.crt"
         tokens = json.loads((run_dir / "tokens.json").read_text())
-        assert sorted(tokens) == ["everything", "notes", "text", "units"]
+        assert sorted(tokens) == ["/mcp", "everything", "notes", "text", "units"]
         assert (run_dir / "tokens.json").stat().st_mode & 0o077 == 0
         status, body = post(endpoints["everything"], INITIALIZE, None, cafile)
         assert status == 401 and json.loads(body)["error"]["code"] == -32001
@@ -247,6 +323,45 @@ def test_dev_runs_the_examples_catalog_and_stops_cleanly(tmp_path: Path) -> None
         # One session id through the router: the session record of every message after initialize.
         assert len({entry["session"] for entry in session[1:]}) == 1 and session[1]["session"] is not None
 
+        # The fleet endpoint: every server's tools, namespaced, listed with its own token through HAProxy
+        # and the router, and refused with a server's token; its token opens no server's route.
+        by_server = {name: list_tools(url, tokens[name], cafile) for name, url in endpoints.items()}
+        fleet_tools = list_tools(fleet_url, tokens["/mcp"], cafile)
+        assert fleet_tools == sorted(f"{name}__{tool}" for name, tools in by_server.items() for tool in tools)
+        fleet_listed = {
+            "method": "tools/list",
+            "endpoint": "fleet",
+            "caller": "mcpfleet-dev",
+            "outcome": "ok",
+        }
+        assert wait_for_log_entry(audit, fleet_listed, LOG_SECONDS) is not None
+        status, _ = post(fleet_url, INITIALIZE, tokens["units"], cafile)
+        assert status == 401
+        status, _ = post(endpoints["units"], INITIALIZE, tokens["/mcp"], cafile)
+        assert status == 401
+
+        # The token line it printed puts exactly the fleet endpoint's token in $MCP_TOKEN.
+        export = output[
+            output.index(next(line for line in output if line.startswith("connect an MCP client"))) + 1
+        ]
+        shown = subprocess.run(
+            ["bash", "-c", f'{export.strip()} && printf %s "$MCP_TOKEN"'],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert shown.stdout == tokens["/mcp"]
+
+        # The README's mcp SDK client, as the README shows it, lists the fleet and calls a tool through it.
+        client = tmp_path / "fleet_client.py"
+        client.write_text(readme_block("python"), encoding="utf-8")
+        env = {**os.environ, "MCP_URL": fleet_url, "MCP_TOKEN": tokens["/mcp"], "SSL_CERT_FILE": str(cafile)}
+        ran = subprocess.run(
+            [sys.executable, str(client)], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert ran.stdout.splitlines() == [*fleet_tools, "1000.0"]
+
         children = descendants(dev.pid)
         groups = {os.getpgid(pid) for pid in children if alive(pid)}
         assert len(groups) == 6  # four servers, the router and HAProxy, a process group each
@@ -276,8 +391,28 @@ def test_dev_runs_the_examples_catalog_and_stops_cleanly(tmp_path: Path) -> None
         )
         print(verified.stdout)
         assert verified.returncode == 0, verified.stdout + verified.stderr
-        assert verified.stdout.splitlines()[-1] == "4 of 4 servers ok"
+        assert verified.stdout.splitlines()[-1] == "4 of 4 servers ok; fleet endpoint /mcp ok"
+        assert "/mcp: ok" in verified.stdout and "tools listed per server: everything 13," in verified.stdout
+
+        # notes restarted with a changed tool: its route and the fleet endpoint withhold add_note, and
+        # verify, run as printed, names it on both and exits 1.
+        drifted = restart_drifted(children, "examples.servers.notes", tmp_path / "notes-drift.log")
+        report = wait_for_report([*shlex.split(command), "--format", "json"], "notes__add_note")
+        print(json.dumps(report["fleet"]["check"], indent=1))
+        servers = {server["name"]: server for server in report["servers"]}
+        assert {name for name, server in servers.items() if server["status"] != "ok"} == {"notes"}
+        assert servers["notes"]["drift"]["removed"] == ["add_note"]
+        assert any("the router withholds a declared tool" in note for note in servers["notes"]["notes"])
+        fleet = report["fleet"]
+        assert fleet["problems"] == ["withheld"]
+        assert [(x["name"], x["pinned"][:12]) for x in fleet["check"]["withheld"]] == [
+            ("notes__add_note", "4fd3206a78f3")
+        ]
+        assert "notes__add_note" not in {tool["name"] for tool in fleet["listings"][0]["tools"]}
+        assert fleet["check"]["servers"]["notes"] == 3
     finally:
+        if drifted is not None:
+            stop_group(drifted)
         dev.send_signal(signal.SIGINT)
         try:
             code = dev.wait(timeout=STOP_SECONDS)
@@ -360,11 +495,20 @@ def test_each_server_is_reported_as_it_comes_then_the_verify_command(
     ]
     # The display is gone before the summary, which ends with the verify command and how to stop.
     verify = after.index(VERIFY_LINE)
+    tokens = run_dir / "tokens.json"
+    read = """'import json, sys; print(json.load(open(sys.argv[1]))["/mcp"])'"""
     assert after[verify + 1 :] == [
         "  mcpfleet verify --env local"
-        f" --endpoint https://127.0.0.1:{plan.gateway_port} --token-file {run_dir / 'tokens.json'}"
+        f" --endpoint https://127.0.0.1:{plan.gateway_port} --token-file {tokens}"
         f" --cacert {run_dir / 'certs' / 'tls.crt'} --catalog catalog",
+        f"connect an MCP client to https://127.0.0.1:{plan.gateway_port}/mcp with this token:",
+        f'  export MCP_TOKEN="$({sys.executable} -c {read} {tokens})"',
         READY_LINE,
         "close",
         "stopped 3 process groups",
     ]
+    # The fleet endpoint is among the gateway's endpoints, with the separator of its tool names.
+    assert (
+        f"  fleet endpoint, every server's tools as <server>__<tool>: https://127.0.0.1:{plan.gateway_port}/mcp"
+        in events
+    )
