@@ -55,6 +55,7 @@ bench: tools $(STAMP)
 	$(BIN)/python -m scripts.bench_plan
 	$(BIN)/python -m scripts.bench_gateway --profile build/bench
 	$(BIN)/python -m scripts.bench_router_logic
+	$(BIN)/python -m scripts.bench_fleet
 
 # The end-to-end tests' Node tooling alone (Node 22 from npm, server-everything, the conformance suite),
 # exactly as tests/e2e/node/package-lock.json pins it; `make test` installs it too.
