@@ -226,4 +226,5 @@ def test_the_router_contract_yields_its_metrics() -> None:
         "mcp_router_listing_up": {"server"},
         "mcp_router_listing_refresh_total": {"server", "outcome"},
         "mcp_router_listing_items": {"server", "kind"},
+        "mcp_router_listing_cut": {"server", "kind"},
     }
