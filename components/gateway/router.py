@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pulumi
 
-from components.gateway.router_config import render_router_config
+from components.gateway.router_config import render_router_files
 from components.kube import kubernetes_resource
-from components.manifests.router import router_objects
+from components.manifests.router import CONFIG_KEY, router_objects
 from mcpfleet.fleet import Fleet
 
 TYPE_TOKEN = "mcpfleet:index:Router"
@@ -30,15 +30,26 @@ class Router(pulumi.ComponentResource):
         """session_keys: a Pulumi secret. image: the pinned image (`routerImage`), or None for the
         release tag, whose digest comes at deploy (previews and the offline plan only)."""
         super().__init__(TYPE_TOKEN, name, None, opts)
-        # The exact file the pods read: what the router's own tests and the end-to-end tests load.
-        self.config = render_router_config(fleet)
+        # The exact files the pods read (router.json, and the server files it names when the fleet does
+        # not fit one ConfigMap): what the router's own tests and the end-to-end tests load.
+        self.files = render_router_files(fleet)
+        self.config = self.files[CONFIG_KEY]
         child = pulumi.ResourceOptions(parent=self)
-        for resource_name, obj in router_objects(fleet, self.config, session_keys, image).items():
+        config_maps: list[pulumi.Resource] = []
+        for resource_name, obj in router_objects(fleet, self.files, session_keys, image).items():
             resource_opts = child
             if obj["kind"] == "Deployment":
-                # After creation the autoscaler owns the replica count; do not fight it on every `up`.
                 resource_opts = pulumi.ResourceOptions.merge(
-                    child, pulumi.ResourceOptions(ignore_changes=["spec.replicas"])
+                    child,
+                    pulumi.ResourceOptions(
+                        # After creation the autoscaler owns the replica count; do not fight it on every `up`.
+                        ignore_changes=["spec.replicas"],
+                        # Pods roll only once every file of the new configuration is in place: the
+                        # Deployment names its ConfigMaps by name alone, which orders nothing.
+                        depends_on=config_maps,
+                    ),
                 )
-            kubernetes_resource(resource_name, obj, resource_opts)
+            created = kubernetes_resource(resource_name, obj, resource_opts)
+            if obj["kind"] == "ConfigMap":
+                config_maps.append(created)
         self.register_outputs({"namespace": fleet.settings.gateway_namespace})

@@ -1,15 +1,18 @@
 """The MCP router's Kubernetes objects (docs/router.md): a hardened Deployment in the gateway's namespace,
 reached only by HAProxy (and the scraper), reaching only the servers. Pure builders, no Pulumi.
 
-Its configuration, router.json, comes from `components.gateway.router_config`; its image from
-`images/router/Dockerfile`, built and pushed by `.github/workflows/release-router.yml`.
+Its configuration, router.json (and, for a fleet too large for one ConfigMap, the server files it names),
+comes from `components.gateway.router_config`; its image from `images/router/Dockerfile`, built and pushed
+by `.github/workflows/release-router.yml`.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import math
+import re
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 from components.manifests import K8sObject
@@ -65,6 +68,10 @@ DIGEST_AT_DEPLOY = (
 
 CONFIG_MAP_NAME = f"{ROUTER_NAME}-config"
 CONFIG_KEY = "router.json"
+# A server file (`router-servers-NN.json`) goes into its own ConfigMap, `mcp-router-config-servers-NN`.
+SERVER_FILE = re.compile(r"router-(servers-[a-z0-9]+(?:-[a-z0-9]+)*)\.json")
+RouterFiles = Mapping[str, str]
+"""The router's configuration directory: router.json, and the server files it names (file name -> text)."""
 SESSION_KEYS_SECRET_NAME = f"{ROUTER_NAME}-session-keys"
 SESSION_KEYS_KEY = "keys"
 CONFIG_DIR = "/etc/mcp-router/config"
@@ -133,8 +140,37 @@ def service_account(settings: Environment) -> K8sObject:
     }
 
 
-def router_config_map(settings: Environment, router_json: str) -> K8sObject:
-    return config_map(settings, CONFIG_MAP_NAME, {CONFIG_KEY: router_json})
+def config_files(config: str | RouterFiles) -> dict[str, str]:
+    """config as files: a lone router.json, or router.json and its server files."""
+    files = {CONFIG_KEY: config} if isinstance(config, str) else dict(config)
+    if CONFIG_KEY not in files:
+        raise ValueError(f"the router's configuration has no {CONFIG_KEY}")
+    strays = sorted(name for name in files if name != CONFIG_KEY and not SERVER_FILE.fullmatch(name))
+    if strays:
+        raise ValueError(
+            f"the router reads {CONFIG_KEY} and router-servers-*.json files, not {', '.join(strays)}"
+        )
+    return files
+
+
+def config_map_name(file: str) -> str:
+    """The ConfigMap holding one file of the router's configuration."""
+    if file == CONFIG_KEY:
+        return CONFIG_MAP_NAME
+    match = SERVER_FILE.fullmatch(file)
+    if match is None:
+        raise ValueError(f"{file} is not a file of the router's configuration")
+    return f"{CONFIG_MAP_NAME}-{match.group(1)}"
+
+
+def router_config_maps(settings: Environment, config: str | RouterFiles) -> dict[str, K8sObject]:
+    """One ConfigMap per file, by Pulumi resource name: router.json's as before, each server file's beside
+    it (the builder refuses one over the 1 MiB a ConfigMap holds)."""
+    maps = {}
+    for file, text in sorted(config_files(config).items(), key=lambda item: item[0] != CONFIG_KEY):
+        name = config_map_name(file)
+        maps[name.replace(ROUTER_NAME, "router", 1)] = config_map(settings, name, {file: text})
+    return maps
 
 
 def session_keys_secret(settings: Environment, keys: Any) -> K8sObject:
@@ -194,9 +230,18 @@ def _container(image: str, servers: int) -> K8sObject:
     }
 
 
-def _volumes() -> list[K8sObject]:
+def _config_volume(files: RouterFiles) -> K8sObject:
+    """router.json's ConfigMap; with server files, every file's ConfigMap in one directory (a projected
+    volume): the router reads router.json and the files it names beside it."""
+    if len(files) == 1:
+        return {"name": "config", "configMap": {"name": CONFIG_MAP_NAME}}
+    names = [config_map_name(file) for file in sorted(files, key=lambda file: (file != CONFIG_KEY, file))]
+    return {"name": "config", "projected": {"sources": [{"configMap": {"name": name}} for name in names]}}
+
+
+def _volumes(files: RouterFiles) -> list[K8sObject]:
     return [
-        {"name": "config", "configMap": {"name": CONFIG_MAP_NAME}},
+        _config_volume(files),
         # The gateway's copy of the issuer's public key: one key, read by both.
         {
             "name": "jwt",
@@ -233,11 +278,14 @@ def _spread(settings: Environment) -> list[K8sObject]:
 
 
 def deployment(
-    settings: Environment, router_json: str, image: str, digest_at_deploy: bool, servers: int
+    settings: Environment, config: str | RouterFiles, image: str, digest_at_deploy: bool, servers: int
 ) -> K8sObject:
-    """digest_at_deploy: image is the release tag, its digest to come from `routerImage` at deploy.
-    servers: how many the router lists (its memory grows with them)."""
-    annotations = {CONFIG_HASH_ANNOTATION: config_hash({CONFIG_KEY: router_json})}
+    """config: router.json, or it and its server files. digest_at_deploy: image is the release tag, its
+    digest to come from `routerImage` at deploy. servers: how many the router lists (its memory grows with
+    them)."""
+    files = config_files(config)
+    # Over every file: the router reads them once, at start, so any change rolls the pods.
+    annotations = {CONFIG_HASH_ANNOTATION: config_hash(files)}
     if digest_at_deploy:
         annotations[DIGEST_AT_DEPLOY_ANNOTATION] = DIGEST_AT_DEPLOY
     return {
@@ -261,7 +309,7 @@ def deployment(
                     "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
                     "securityContext": hardened_pod_context(ROUTER_UID),
                     "containers": [_container(image, servers)],
-                    "volumes": _volumes(),
+                    "volumes": _volumes(files),
                     "topologySpreadConstraints": _spread(settings),
                 },
             },
@@ -442,20 +490,21 @@ def authorization_policy(settings: Environment) -> K8sObject:
 
 
 def router_objects(
-    fleet: Fleet, router_json: str, session_keys: Any, image: str | None
+    fleet: Fleet, config: str | RouterFiles, session_keys: Any, image: str | None
 ) -> dict[str, K8sObject]:
     """The router's objects by Pulumi resource name.
 
+    config: router.json, or the files `render_router_files` gives (router.json and its server files).
     image: the pinned image (`routerImage`), or None for the release tag with its digest to come at
     deploy (an offline plan). session_keys: the Pulumi secret holding them."""
     settings = fleet.settings
     objects: dict[str, K8sObject] = {
         "router-service-account": service_account(settings),
-        "router-config": router_config_map(settings, router_json),
+        **router_config_maps(settings, config),
         "router-session-keys": session_keys_secret(settings, session_keys),
         "router-deployment": deployment(
             settings,
-            router_json,
+            config,
             image or release_image(settings),
             digest_at_deploy=image is None,
             servers=len(fleet.servers),

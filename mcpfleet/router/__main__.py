@@ -1,4 +1,8 @@
-"""`python -m mcpfleet.router --config router.json --jwt-key issuer.pem --session-keys keys ...`."""
+"""`python -m mcpfleet.router --config router.json --jwt-key issuer.pem --session-keys keys ...`.
+
+`--config` names router.json or the directory holding it with the server files it names (a fleet too large
+for one ConfigMap, docs/router.md); either is read once, at start.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m mcpfleet.router",
         description="The MCP router: strict parse, per-tool access, sessions.",
     )
-    parser.add_argument("--config", type=Path, required=True, help="router.json (docs/router.md).")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        required=True,
+        help="router.json, or its directory (router.json and the server files it names; docs/router.md).",
+    )
     parser.add_argument("--jwt-key", type=Path, required=True, help="The token issuer's public key (PEM).")
     parser.add_argument(
         "--session-keys",

@@ -1,4 +1,5 @@
-"""The router's configuration (`router.json`, docs/router.md) and the key files beside it, read strictly.
+"""The router's configuration (`router.json`, docs/router.md, and the server files it names) and the key
+files beside it, read strictly.
 
 Every problem found is reported at once, each naming the file and the field.
 """
@@ -7,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import ipaddress
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -41,6 +44,13 @@ DEFAULT_PAGE_SIZE = 500
 DEFAULT_MAX_TOOLS_PER_SERVER = 1000
 SESSION_KEY_BYTES = 32
 DEFAULT_SESSION_MAX_AGE_SECONDS = 24 * 60 * 60
+CONFIG_FILE = "router.json"
+# A fleet too large for one ConfigMap has its servers in server files beside router.json, which names
+# each with the sha256 of its bytes (docs/router.md, "Server files").
+SERVER_FILES_KEY = "serverFiles"
+SERVER_FILE_GLOB = "router-servers-*.json"
+SERVER_FILE_NAME = re.compile(r"router-servers-[a-z0-9]+(-[a-z0-9]+)*\.json")
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 SSE_MESSAGE_SEGMENT = "message"
 """`/servers/<name>/message`: where an SSE server's clients post, whatever the server itself announced."""
 
@@ -184,15 +194,22 @@ def _field(location: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in location) or "(top level)"
 
 
-def parse_config(document: Any, file: str = "router.json") -> RouterConfig:
-    """Validate an already parsed configuration (a dict, as tests build it)."""
+def parse_config(
+    document: Any, file: str = CONFIG_FILE, server_files: Mapping[str, str] | None = None
+) -> RouterConfig:
+    """Validate an already parsed configuration (a dict, as tests build it).
+
+    server_files: server name -> the file its entry came from, so a problem in it names that file."""
     try:
         return RouterConfig.model_validate(document)
     except ValidationError as error:
-        problems = [
-            InputProblem(file, None, _field(tuple(e["loc"])) if e["loc"] else None, e["msg"])
-            for e in error.errors(include_url=False)
-        ]
+        problems = []
+        for e in error.errors(include_url=False):
+            location = tuple(e["loc"])
+            source = file
+            if len(location) >= 2 and location[0] == "servers" and server_files:
+                source = server_files.get(str(location[1]), file)
+            problems.append(InputProblem(source, None, _field(location) if location else None, e["msg"]))
         raise InvalidInput(problems) from None
 
 
@@ -205,14 +222,125 @@ def _read(path: Path) -> bytes:
         ) from None
 
 
-def load_config(path: Path) -> RouterConfig:
-    """`router.json`, parsed as strictly as the messages it governs (duplicate keys refused)."""
+def _parse_json(data: bytes, path: Path) -> Any:
     try:
-        document = strictjson.loads(_read(path))
+        document = strictjson.loads(data)
         strictjson.dumps(document)
     except strictjson.NotStrictJson as error:
         raise InvalidInput([InputProblem(display_path(path), None, None, str(error))]) from None
-    return parse_config(document, display_path(path))
+    return document
+
+
+def config_file(path: Path) -> Path:
+    """`--config` names router.json or the directory holding it (the router's ConfigMap volume)."""
+    return path / CONFIG_FILE if path.is_dir() else path
+
+
+def _named_files(named: Any, shown: str, problems: list[InputProblem]) -> dict[str, str]:
+    """router.json's serverFiles: file name -> sha256 of its bytes; problems for anything else."""
+    if not isinstance(named, dict) or not named:
+        problems.append(
+            InputProblem(shown, None, SERVER_FILES_KEY, "must map server file names to their sha256")
+        )
+        return {}
+    files = {}
+    for name, digest in named.items():
+        field = f"{SERVER_FILES_KEY}.{name}"
+        if not SERVER_FILE_NAME.fullmatch(name):
+            problems.append(
+                InputProblem(shown, None, field, "a server file is named router-servers-<id>.json, beside it")
+            )
+        elif not isinstance(digest, str) or not SHA256_HEX.fullmatch(digest):
+            problems.append(InputProblem(shown, None, field, "must be the file's sha256, 64 lowercase hex"))
+        else:
+            files[name] = digest
+    return files
+
+
+def _server_file(
+    path: Path, digest: str, shown_config: str, origin: dict[str, str], problems: list[InputProblem]
+) -> dict[str, Any]:
+    """One server file's servers, once it reads, is the file router.json names and holds `servers` only;
+    origin gains each server's file, and a server already in another file is a problem."""
+    shown = display_path(path)
+    try:
+        data = _read(path)
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != digest:
+            # The kubelet updates one ConfigMap at a time: a half-updated set of files is refused rather
+            # than merged, and the container's restart reads it again.
+            raise InvalidInput(
+                [
+                    InputProblem(
+                        shown,
+                        None,
+                        None,
+                        f"its sha256 is {actual[:12]}..., {shown_config} names {digest[:12]}...: a file of"
+                        " another version of the configuration",
+                    )
+                ]
+            )
+        document = _parse_json(data, path)
+    except InvalidInput as error:
+        problems.extend(error.problems)
+        return {}
+    if not isinstance(document, dict):
+        problems.append(InputProblem(shown, None, None, 'must be an object: {"servers": {...}}'))
+        return {}
+    for key in sorted(set(document) - {"servers"}):
+        problems.append(InputProblem(shown, None, key, "a server file holds `servers` and nothing else"))
+    servers = document.get("servers")
+    if not isinstance(servers, dict):
+        problems.append(InputProblem(shown, None, "servers", "must be an object of servers by name"))
+        return {}
+    for name in servers:
+        if name in origin:
+            problems.append(
+                InputProblem(
+                    shown, None, f"servers.{name}", f"also in {origin[name]}: a server is in one file"
+                )
+            )
+        else:
+            origin[name] = shown
+    return servers
+
+
+def load_config(path: Path) -> RouterConfig:
+    """router.json (path, or router.json in the directory path), parsed as strictly as the messages it
+    governs (duplicate keys refused), with the servers of every server file it names merged in.
+
+    A server in two files, a file that does not read, is not the one named (its sha256), or holds more than
+    `servers`, and a `router-servers-*.json` beside router.json that it does not name: each is refused."""
+    main = config_file(path)
+    shown = display_path(main)
+    document = _parse_json(_read(main), main)
+    origin: dict[str, str] = {}
+    problems: list[InputProblem] = []
+    files: dict[str, str] = {}
+    if isinstance(document, dict):
+        servers = document.get("servers")
+        if isinstance(servers, dict):
+            origin.update(dict.fromkeys(servers, shown))
+        if SERVER_FILES_KEY in document:
+            files = _named_files(document.pop(SERVER_FILES_KEY), shown, problems)
+            merged = dict(servers) if isinstance(servers, dict) else {}
+            for name, digest in sorted(files.items()):
+                merged.update(_server_file(main.parent / name, digest, shown, origin, problems))
+            if isinstance(servers, dict):
+                document["servers"] = merged
+    for stray in sorted(main.parent.glob(SERVER_FILE_GLOB)):
+        if stray.name not in files:
+            problems.append(
+                InputProblem(
+                    display_path(stray),
+                    None,
+                    None,
+                    f"not named in {shown}'s {SERVER_FILES_KEY}: a server file of another configuration",
+                )
+            )
+    if problems:
+        raise InvalidInput(problems)
+    return parse_config(document, shown, origin)
 
 
 def load_jwt_key(path: Path) -> bytes:
