@@ -2,12 +2,14 @@
 
 HAProxy routes a server when its route map (`routes.map` in the gateway's ConfigMap) has a line
 `<name> <name>/<endpoint>`; the router forwards to it when its configuration (`router.json` in the
-router's ConfigMap) has an entry under `servers`. A server missing from either is deployed but
-unreachable: usually a gateway or a router that was not re-rendered from the same catalog.
+router's ConfigMap, or, for a fleet too large for one ConfigMap, a server file `router-servers-NN.json` in
+the ConfigMap `<router ConfigMap>-servers-NN`) has an entry under `servers`. A server missing from either
+is deployed but unreachable: usually a gateway or a router that was not re-rendered from the same catalog.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -20,6 +22,7 @@ DEFAULT_CONFIG_MAP = "mcp-gateway-config"
 ROUTE_MAP_KEY = "routes.map"
 DEFAULT_ROUTER_CONFIG_MAP = "mcp-router-config"
 ROUTER_CONFIG_KEY = "router.json"
+ROUTER_SERVER_FILES = "router-servers-*.json"
 
 
 def routed_servers(route_map: str) -> set[str]:
@@ -49,6 +52,18 @@ def _data(resources: Sequence[Resource], name: str, key: str) -> list[str]:
     ]
 
 
+def _server_files(resources: Sequence[Resource], router_name: str) -> list[str]:
+    """The router's server files: router-servers-*.json in its ConfigMaps `<router_name>-servers-*`."""
+    return [
+        str(text)
+        for r in resources
+        if kind_of(r.type) == "ConfigMap"
+        and fnmatch.fnmatchcase(str(dig(r.inputs, "metadata", "name")), f"{router_name}-servers-*")
+        for key, text in as_map(r.inputs.get("data")).items()
+        if fnmatch.fnmatchcase(str(key), ROUTER_SERVER_FILES)
+    ]
+
+
 def validate(resources: Sequence[Resource], context: Context) -> list[Finding]:
     name = str(context.config.get("gatewayConfigMap", DEFAULT_CONFIG_MAP))
     router_name = str(context.config.get("routerConfigMap", DEFAULT_ROUTER_CONFIG_MAP))
@@ -67,7 +82,12 @@ def validate(resources: Sequence[Resource], context: Context) -> list[Finding]:
         findings.append(
             Finding(f"{ROUTER_CONFIG_KEY} of ConfigMap {router_name} is not a router configuration")
         )
-    known = set().union(*(c for c in configs if c is not None))
+    shards = [router_servers(text) for text in _server_files(resources, router_name)]
+    if None in shards:
+        findings.append(
+            Finding(f"a server file of ConfigMaps {router_name}-servers-* is not a router configuration")
+        )
+    known = set().union(*(c for c in configs + shards if c is not None))
     for s in servers:
         if maps and s.name not in routed:
             findings.append(
@@ -104,6 +124,16 @@ def _router(*names: str) -> CaseResource:
     return _router_json(json.dumps({"environment": "prod", "servers": servers}))
 
 
+def _server_file(number: int, *names: str) -> CaseResource:
+    servers: Mapping[str, Any] = {n: {"publicPath": f"/servers/{n}/mcp"} for n in names}
+    key = f"router-servers-{number:02d}.json"
+    return k8s(
+        CONFIG_MAP,
+        f"mcp-router-config-servers-{number:02d}",
+        {"data": {key: json.dumps({"servers": servers})}},
+    )
+
+
 RULE = Rule(
     id="server-gateway-route",
     description="Every MCP server has a route at the gateway and an entry in the MCP router's configuration.",
@@ -136,6 +166,32 @@ RULE = Rule(
             "routed, but the router does not know it",
             "violate",
             (server("alpha"), _gateway("alpha"), _router("beta")),
+        ),
+        Case(
+            "known to the router through its server files",
+            "pass",
+            (
+                server("alpha"),
+                server("beta"),
+                _gateway("alpha", "beta"),
+                _router(),
+                _server_file(1, "beta"),
+                _server_file(2, "alpha"),
+            ),
+        ),
+        Case(
+            "a server file of another ConfigMap is not the router's",
+            "violate",
+            (
+                server("alpha"),
+                _gateway("alpha"),
+                _router(),
+                k8s(
+                    CONFIG_MAP,
+                    "other-servers-01",
+                    {"data": {"router-servers-01.json": '{"servers": {"alpha": {}}}'}},
+                ),
+            ),
         ),
         Case("no router", "violate", (server("alpha"), _gateway("alpha"))),
         Case(
