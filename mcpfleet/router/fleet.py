@@ -225,17 +225,31 @@ class Catalog:
             views.popitem(last=False)
         return view
 
-    def _segment_items(self, kind: str, name: str, roles: frozenset[str]) -> list[Item]:
-        server = self.servers[name]
-        if not server.visible(roles):
-            return []
+    def warm(self, name: str) -> None:
+        """Serialize a server's items as soon as its listing changes (called by the listings), so the
+        first list after a change, or after the start, does not do it for every server at once."""
+        if name in self.servers and self.listings.get(name) is not None:
+            for kind in self.order:
+                self._segment(kind, name)
+
+    def _segment(self, kind: str, name: str) -> Segment | None:
         listing = self.listings.get(name)
         if listing is None:
-            return []  # not listed (yet), or down: left out
+            self._segments.pop((kind, name), None)
+            return None  # not listed (yet), or down: left out
         segment = self._segments.get((kind, name))
         if segment is None or segment.listing is not listing:
             segment = Segment(listing, _items(name, listing, kind, lambda tool: self.servable(name, tool)))
             self._segments[(kind, name)] = segment
+        return segment
+
+    def _segment_items(self, kind: str, name: str, roles: frozenset[str]) -> list[Item]:
+        server = self.servers[name]
+        if not server.visible(roles):
+            return []
+        segment = self._segment(kind, name)
+        if segment is None:
+            return []
         if kind != "tools":
             return segment.items
         items = segment.by_roles.get(roles)
@@ -383,12 +397,20 @@ class Backends:
             return backend
         pending = self._opening.get(key)
         if pending is not None:
-            return await asyncio.shield(pending)
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                if not pending.cancelled():
+                    raise
+                return await self.get(key, route, version, headers)
         future: asyncio.Future[Backend] = asyncio.get_running_loop().create_future()
         self._opening[key] = future
         try:
             backend = await self._open(route, version, headers, frozenset())
-        except BaseException as error:
+        except asyncio.CancelledError:
+            future.cancel()  # the opener's client left: a waiter opens again itself
+            raise
+        except Exception as error:
             future.set_exception(error)
             future.exception()  # retrieved: waiters get it, nobody else needs to
             raise
@@ -611,7 +633,7 @@ class FleetEndpoint:
         self.backends = Backends(router)
         self._ids = itertools.count(1)
         self._param_headers: dict[tuple[int, str, str], dict[tuple[str, ...], str]] = {}
-        listings.add_listener(self.hub.changed)
+        listings.add_listener(self._changed)
         instructions = (
             f"Every MCP server of the {router.config.environment} environment behind one endpoint: tools and"
             " prompts are named <server>__<name>, resources mcpfleet://<server>/<uri>. Only what the"
@@ -625,6 +647,10 @@ class FleetEndpoint:
         }
         self.instructions = instructions
         self.capabilities = capabilities
+
+    def _changed(self, server: str, kinds: frozenset[str]) -> None:
+        self.catalog.warm(server)
+        self.hub.changed(server, kinds)
 
     async def close(self) -> None:
         self.hub.end()
