@@ -1,7 +1,8 @@
 """The router on one machine: as a subprocess (as deployed) or in a thread, on loopback ports.
 
 For tests, benchmarks and `mcpfleet dev`: the same code as the deployed router, started from a
-configuration dict, the issuer's public key and session keys.
+configuration dict (or the configuration directory's files, `ConfigFiles`), the issuer's public key and
+session keys.
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ def new_session_keys(count: int = 1) -> list[bytes]:
 def session_keys_text(keys: list[bytes]) -> str:
     """The --session-keys file's content: one base64 key per line, the sealing key first."""
     return "".join(base64.b64encode(key).decode("ascii") + "\n" for key in keys)
+
+
+@dataclass(frozen=True)
+class ConfigFiles:
+    """router.json and the server files it names, as rendered (file name -> text): written byte for byte
+    into a directory of their own, which the router is given as its `--config`, as the pods' volume."""
+
+    files: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -94,12 +103,22 @@ def healthy(host: str, metrics_port: int) -> bool:
 
 
 def write_files(
-    directory: Path, config: Mapping[str, Any], jwt_key_pem: bytes, session_keys: list[bytes]
+    directory: Path,
+    config: Mapping[str, Any] | ConfigFiles,
+    jwt_key_pem: bytes,
+    session_keys: list[bytes],
 ) -> tuple[Path, Path, Path]:
-    """router.json, issuer.pem and session-keys (owner-only) in directory."""
+    """router.json (or the directory `config` holding ConfigFiles' files), issuer.pem and session-keys
+    (owner-only) in directory; the first path is what `--config` is given."""
     directory.mkdir(parents=True, exist_ok=True)
-    config_path = directory / "router.json"
-    config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    if isinstance(config, ConfigFiles):
+        config_path = directory / "config"
+        config_path.mkdir()
+        for name, text in config.files.items():
+            (config_path / name).write_bytes(text.encode("utf-8"))
+    else:
+        config_path = directory / "router.json"
+        config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
     key_path = directory / "issuer.pem"
     key_path.write_bytes(jwt_key_pem)
     keys_path = directory / "session-keys"
@@ -111,7 +130,7 @@ def write_files(
 
 @contextmanager
 def router_process(
-    config: Mapping[str, Any],
+    config: Mapping[str, Any] | ConfigFiles,
     jwt_key_pem: bytes,
     session_keys: list[bytes],
     directory: Path,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import hashlib
 import json
 import socket
 import subprocess
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 
 from mcpfleet.errors import InvalidInput
-from mcpfleet.router.config import parse_config, parse_session_keys
+from mcpfleet.router.config import load_config, parse_config, parse_session_keys
 from mcpfleet.router.local import free_port, new_session_keys, session_keys_text
 from tests.router.support import (
     AUDIENCE_PREFIX,
@@ -215,3 +217,221 @@ def test_command_line_port_in_use(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "cannot listen" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# A configuration directory: router.json naming server files beside it (docs/router.md, "Server files")
+
+TEXT = server_entry("text", ["127.0.0.1:10"], ["word_count"], [{"tools": ["*"], "roles": ["engineer"]}])
+UNITS = server_entry("units", ["127.0.0.1:11"], ["convert"], [{"tools": ["*"], "roles": ["engineer"]}])
+
+
+def server_file(servers: dict[str, Any], **extra: Any) -> bytes:
+    return json.dumps({"servers": servers, **extra}).encode()
+
+
+def write_directory(
+    directory: Path, files: dict[str, bytes], named: dict[str, str] | None = None, servers: Any = None
+) -> Path:
+    """router.json (GOOD without its servers, or with servers given) naming files by their sha256 (or as
+    named says), and the files themselves."""
+    document = copy.deepcopy(GOOD)
+    document["servers"] = {} if servers is None else servers
+    digests = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    document["serverFiles"] = digests if named is None else named
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "router.json").write_text(json.dumps(document))
+    for name, data in files.items():
+        (directory / name).write_bytes(data)
+    return directory
+
+
+def refusal(path: Path) -> str:
+    """The refusal of loading path, its files named from their directory (as paths relative to the working
+    directory are)."""
+    with contextlib.chdir(path if path.is_dir() else path.parent), pytest.raises(InvalidInput) as caught:
+        load_config(path)
+    return str(caught.value)
+
+
+def test_a_directory_merges_the_server_files_router_json_names(tmp_path: Path) -> None:
+    directory = write_directory(
+        tmp_path / "config",
+        {
+            "router-servers-01.json": server_file({"notes": GOOD["servers"]["notes"], "text": TEXT}),
+            "router-servers-02.json": server_file({"units": UNITS}),
+        },
+    )
+    config = load_config(directory)
+    assert sorted(config.servers) == ["notes", "text", "units"]
+    # What one router.json holding every server gives, field for field.
+    whole = changed("servers", {"notes": GOOD["servers"]["notes"], "text": TEXT, "units": UNITS})
+    assert config == parse_config(whole)
+    # router.json itself names the same directory.
+    assert load_config(directory / "router.json") == config
+
+
+def test_router_json_alone_still_loads_from_its_directory(tmp_path: Path) -> None:
+    (tmp_path / "router.json").write_text(json.dumps(GOOD))
+    assert load_config(tmp_path) == load_config(tmp_path / "router.json") == parse_config(GOOD)
+
+
+def test_servers_of_router_json_and_of_its_files_are_merged(tmp_path: Path) -> None:
+    directory = write_directory(
+        tmp_path, {"router-servers-01.json": server_file({"units": UNITS})}, servers={"text": TEXT}
+    )
+    assert sorted(load_config(directory).servers) == ["text", "units"]
+
+
+def test_a_server_in_two_files_is_refused(tmp_path: Path) -> None:
+    directory = write_directory(
+        tmp_path,
+        {
+            "router-servers-01.json": server_file({"text": TEXT}),
+            "router-servers-02.json": server_file({"text": TEXT, "units": UNITS}),
+        },
+    )
+    assert (
+        refusal(directory)
+        == "router-servers-02.json: servers.text: also in router-servers-01.json: a server is in one file"
+    )
+
+
+def test_a_server_of_router_json_again_in_a_file_is_refused(tmp_path: Path) -> None:
+    directory = write_directory(
+        tmp_path, {"router-servers-01.json": server_file({"text": TEXT})}, servers={"text": TEXT}
+    )
+    assert "router-servers-01.json: servers.text: also in router.json" in refusal(directory)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            server_file({"units": UNITS}, environment="other"),
+            "router-servers-01.json: environment: a server file holds `servers` and nothing else",
+        ),
+        (
+            server_file({"units": UNITS}, serverFiles={}),
+            "router-servers-01.json: serverFiles: a server file holds `servers`",
+        ),
+        (
+            json.dumps({"servers": []}).encode(),
+            "router-servers-01.json: servers: must be an object of servers by name",
+        ),
+        (b"[]", 'router-servers-01.json: must be an object: {"servers": {...}}'),
+        (b'{"servers": {"units": {}}, "servers": {}}', "router-servers-01.json: duplicate key"),
+        (b'{"servers": ', "router-servers-01.json: invalid JSON"),
+        (b"\xff\xfe", "router-servers-01.json: not UTF-8"),
+    ],
+    ids=[
+        "other key",
+        "nested serverFiles",
+        "servers a list",
+        "not an object",
+        "duplicate key",
+        "not JSON",
+        "not UTF-8",
+    ],
+)
+def test_a_server_file_holding_anything_but_servers_is_refused(
+    tmp_path: Path, data: bytes, expected: str
+) -> None:
+    assert expected in refusal(write_directory(tmp_path, {"router-servers-01.json": data}))
+
+
+def test_a_server_file_that_does_not_read_is_refused(tmp_path: Path) -> None:
+    directory = write_directory(
+        tmp_path, {}, named={"router-servers-01.json": "a" * 64, "router-servers-02.json": "b" * 64}
+    )
+    (directory / "router-servers-02.json").mkdir()
+    message = refusal(directory)
+    assert "router-servers-01.json: No such file or directory" in message
+    assert "router-servers-02.json: Is a directory" in message
+
+
+def test_a_server_file_of_another_version_is_refused(tmp_path: Path) -> None:
+    # What the kubelet may show while it updates one ConfigMap after the other: never merged.
+    directory = write_directory(tmp_path, {"router-servers-01.json": server_file({"text": TEXT})})
+    (directory / "router-servers-01.json").write_bytes(server_file({"text": TEXT, "units": UNITS}))
+    message = refusal(directory)
+    assert message.startswith("router-servers-01.json: its sha256 is ")
+    assert "router.json names" in message and "another version of the configuration" in message
+
+
+def test_a_server_file_router_json_does_not_name_is_refused(tmp_path: Path) -> None:
+    directory = write_directory(tmp_path, {"router-servers-01.json": server_file({"text": TEXT})})
+    (directory / "router-servers-09.json").write_bytes(server_file({"units": UNITS}))
+    assert refusal(directory) == (
+        "router-servers-09.json: not named in router.json's serverFiles:"
+        " a server file of another configuration"
+    )
+    # Beside a router.json naming none, too.
+    (tmp_path / "alone").mkdir()
+    (tmp_path / "alone" / "router.json").write_text(json.dumps(GOOD))
+    (tmp_path / "alone" / "router-servers-01.json").write_bytes(server_file({"units": UNITS}))
+    assert "router-servers-01.json: not named in" in refusal(tmp_path / "alone")
+
+
+@pytest.mark.parametrize(
+    ("named", "field"),
+    [
+        ({"../router-servers-01.json": "a" * 64}, "serverFiles.../router-servers-01.json"),
+        ({"/etc/passwd": "a" * 64}, "serverFiles./etc/passwd"),
+        ({"router.json": "a" * 64}, "serverFiles.router.json"),
+        ({"router-servers-01.json": "A" * 64}, "serverFiles.router-servers-01.json"),
+        ({"router-servers-01.json": 1}, "serverFiles.router-servers-01.json"),
+        ([], "serverFiles"),
+        ({}, "serverFiles"),
+    ],
+    ids=[
+        "parent directory",
+        "absolute path",
+        "router.json itself",
+        "digest in capitals",
+        "digest a number",
+        "a list",
+        "empty",
+    ],
+)
+def test_server_files_are_named_plainly_beside_router_json(tmp_path: Path, named: Any, field: str) -> None:
+    assert refusal(write_directory(tmp_path, {}, named=named)).startswith(f"router.json: {field}: ")
+
+
+def test_a_problem_in_a_server_files_entry_names_that_file(tmp_path: Path) -> None:
+    bad = {**UNITS, "transport": "websocket"}
+    directory = write_directory(
+        tmp_path,
+        {
+            "router-servers-01.json": server_file({"text": TEXT}),
+            "router-servers-02.json": server_file({"units": bad}),
+        },
+    )
+    assert refusal(directory).startswith("router-servers-02.json: servers.units.transport: ")
+
+
+def test_router_json_naming_server_files_still_needs_its_servers_field(tmp_path: Path) -> None:
+    directory = write_directory(tmp_path, {"router-servers-01.json": server_file({"units": UNITS})})
+    document = json.loads((directory / "router.json").read_text())
+    del document["servers"]
+    (directory / "router.json").write_text(json.dumps(document))
+    assert refusal(directory).startswith("router.json: servers: Field required")
+
+
+def test_command_line_refuses_a_bad_directory_naming_file_and_field(tmp_path: Path) -> None:
+    write_directory(
+        tmp_path / "config",
+        {
+            "router-servers-01.json": server_file({"text": TEXT}),
+            "router-servers-02.json": server_file({"text": TEXT}),
+        },
+    )
+    (tmp_path / "issuer.pem").write_bytes(Issuer().public_pem)
+    (tmp_path / "keys").write_text(session_keys_text(new_session_keys()))
+    command = [sys.executable, "-m", "mcpfleet.router", "--config", "config", "--jwt-key", "issuer.pem"]
+    command += ["--session-keys", "keys", "--port", str(free_port()), "--metrics-port", str(free_port())]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert (
+        "config/router-servers-02.json: servers.text: also in config/router-servers-01.json" in result.stderr
+    )
+    assert "Traceback" not in result.stderr + result.stdout
