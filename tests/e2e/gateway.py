@@ -151,7 +151,8 @@ class PlannedGateway:
     files: dict[str, str]
     """Every key of the gateway's mcp-gateway-config ConfigMap: HAProxy's config directory."""
     router_files: dict[str, str]
-    """Every key of the router's mcp-router-config ConfigMap: router.json."""
+    """Every key of the router's ConfigMaps, as its pods' volume shows them: router.json (and, for a fleet
+    too large for one ConfigMap, the server files it names, from mcp-router-config-servers-*)."""
     returncode: int
     output: str
     catalog: Path
@@ -187,6 +188,17 @@ def planned_config_maps(out_dir: Path) -> dict[str, dict[str, str]]:
     return maps
 
 
+def router_config_files(maps: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """The router's configuration directory as its pods' projected volume shows it: every key of its
+    ConfigMap and of its server files' ConfigMaps (components.manifests.router.config_map_name)."""
+    prefix = f"{router_manifests.CONFIG_MAP_NAME}-servers-"
+    files: dict[str, str] = {}
+    for name, data in sorted(maps.items()):
+        if name == router_manifests.CONFIG_MAP_NAME or name.startswith(prefix):
+            files.update(data)
+    return files
+
+
 def plan_gateway(catalog: Path, out_dir: Path) -> PlannedGateway:
     """Run the plan command as users do and read the gateway's and the router's ConfigMaps it wrote."""
     command = ["mcpfleet", "plan", "--env", ENV, "--catalog", str(catalog), "--out", str(out_dir)]
@@ -210,7 +222,7 @@ def plan_gateway(catalog: Path, out_dir: Path) -> PlannedGateway:
     return PlannedGateway(
         fleet,
         dict(maps[gateway_manifests.CONFIG_MAP_NAME]),
-        dict(maps[router_manifests.CONFIG_MAP_NAME]),
+        router_config_files(maps),
         result.returncode,
         result.stdout + result.stderr,
         catalog,
