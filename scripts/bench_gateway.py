@@ -876,8 +876,9 @@ def audited_calls(audit: Path, workload: Workload) -> int:
     for line in audit.read_text(encoding="utf-8").splitlines():
         if line.startswith("{"):
             record = json.loads(line)
-            # Full records only: a forward record (written before the call is sent) has no outcome.
-            if (record["server"], record["method"], record["tool"], record.get("outcome")) == (
+            # Full records only: a forward record (written before the call is sent) has no outcome, and
+            # a listing record (the router's own request) no tool.
+            if (record["server"], record["method"], record.get("tool"), record.get("outcome")) == (
                 workload.server,
                 "tools/call",
                 workload.tool,

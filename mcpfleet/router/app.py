@@ -194,7 +194,7 @@ class Router:
                     self.server_routes[name] = self.routes[path]
             self.metrics.endpoints.labels(name).set(len(endpoints.addresses))
         # The router's own listing of every server: the tool pins are enforced from it on every route.
-        self.listings = Listings(config, self.endpoints, self.metrics)
+        self.listings = Listings(config, self.endpoints, self.metrics, audit)
         self.fleet: FleetEndpoint | None = None
         if config.fleet is not None:
             from mcpfleet.router.fleet import FleetEndpoint  # it builds on this module

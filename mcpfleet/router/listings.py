@@ -3,7 +3,8 @@ and per tool a verdict against its catalog pin (docs/router.md, "The fleet endpo
 
 Interface, for the fleet endpoint and the per-server routes:
 
-- `Listings(config, endpoints, metrics, **tuning)` (tuning: the fields of `Tuning`). Built anywhere; `await
+- `Listings(config, endpoints, metrics, audit, **tuning)` (tuning: the fields of `Tuning`; audit: the
+  router's audit sink, which gets a record of each request the listings send). Built anywhere; `await
   start()` launches the first round (every server, at most `concurrency` listed at once) and returns at
   once; `await wait_listed(timeout)` waits for that round to end (True) or the timeout (False); `await
   stop()` ends every listing task and closes their connections (one start and one stop per object).
@@ -21,7 +22,9 @@ Interface, for the fleet endpoint and the per-server routes:
   catalog's hash of a tool).
 
 A server is listed on one pod (`Endpoints.pick`) with the mcp SDK's own `Client` (`mode="auto"`:
-`server/discover`, else the legacy `initialize`), every page of each list its capabilities offer. Where the
+`server/discover`, else the legacy `initialize`), every page of each list its capabilities offer. Each HTTP
+request of that client carries an `X-Request-ID` of the router's own (`listing-<uuid4>`) and gets an audit
+record (`"event": "listing"`: server, pod, method, status, outcome) once answered or failed. Where the
 capabilities say `listChanged`, the connection is held and listened on (modern: `subscriptions/listen`;
 legacy: the session's GET stream, or the SSE stream) and a change is listed again at once; otherwise the
 listing is renewed every `fleet.refreshSeconds`, sooner when a modern answer's `ttlMs` says so (never
@@ -40,6 +43,7 @@ import math
 import random
 import ssl
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -60,7 +64,7 @@ from mcp.shared.inbound import find_invalid_x_mcp_header
 from pydantic import RootModel
 
 from mcpfleet.router.config import DEFAULT_MAX_TOOLS_PER_SERVER, DEFAULT_REFRESH_SECONDS, RouterConfig, Server
-from mcpfleet.router.observe import Metrics
+from mcpfleet.router.observe import AuditSink, Metrics, discard, listing_line
 from mcpfleet.router.upstreams import Endpoints
 
 log = logging.getLogger("mcpfleet.router.listings")
@@ -84,6 +88,9 @@ HASH_SHOWN: Final = 12
 """Hex digits of a hash a refusal shows."""
 NAME_SHOWN: Final = 128
 """Characters of a tool name a refusal repeats (a client's name may be anything)."""
+LISTING_ID_PREFIX: Final = "listing-"
+"""The X-Request-ID of every request the router's own client sends a server: `listing-<uuid4>`. HAProxy
+issues bare UUIDs and replaces whatever a client sends, so no client's message carries one."""
 
 
 class _Raw(RootModel[dict[str, Any]]):
@@ -306,6 +313,66 @@ class _Connection:
             self.watch.signal(self.number, kinds=(kind,))
 
 
+def _listing_method(request: httpx2.Request) -> str:
+    """What a listing request is, for its audit record: the JSON-RPC method of a POST (`response` when
+    it answers the server), else the HTTP method (a session's GET stream, its DELETE)."""
+    if request.method != "POST":
+        return request.method
+    try:
+        document = json.loads(request.content)
+    except (httpx2.RequestNotRead, ValueError):
+        return "POST"
+    if isinstance(document, dict):
+        method = document.get("method")
+        if isinstance(method, str):
+            return method[:NAME_SHOWN]
+        if "result" in document or "error" in document:
+            return "response"
+    return "POST"
+
+
+class _AuditedClient(httpx2.AsyncClient):
+    """The listing's HTTP client: every request it sends carries an X-Request-ID of the router's own
+    (`listing-<uuid4>`, replacing none: the router sends no other), and has an audit record (`"event":
+    "listing"`) once it is answered, or failed unanswered. So each message a server ran for a listing is
+    accounted for, as each message a client sent is by the forward and full records."""
+
+    def __init__(self, *, server: str, pod: str, audit: AuditSink, **options: Any) -> None:
+        super().__init__(**options)
+        self._server = server
+        self._pod = pod
+        self._audit = audit
+
+    async def send(
+        self,
+        request: httpx2.Request,
+        *,
+        stream: bool = False,
+        auth: Any = httpx2.USE_CLIENT_DEFAULT,
+        follow_redirects: Any = httpx2.USE_CLIENT_DEFAULT,
+    ) -> httpx2.Response:
+        request_id = LISTING_ID_PREFIX + str(uuid.uuid4())
+        request.headers["X-Request-ID"] = request_id
+        method = _listing_method(request)
+        started = time.perf_counter()
+        status, outcome = 0, "upstream_error"
+        try:
+            response = await super().send(
+                request, stream=stream, auth=auth, follow_redirects=follow_redirects
+            )
+            status = response.status_code
+            outcome = "ok" if 200 <= status < 300 else "http_error"
+            return response
+        finally:
+            # Written when the answer starts (a stream's when it opens), or when the request failed.
+            latency_ms = (time.perf_counter() - started) * 1000
+            line = listing_line(request_id, self._server, self._pod, method, status, outcome, latency_ms)
+            try:
+                self._audit(line)
+            except OSError:
+                log.exception("writing the audit record of listing request %s failed", request_id)
+
+
 class _Budget:
     """The bounds of one server's listing: items per list, bytes overall; what does not fit is cut."""
 
@@ -362,10 +429,16 @@ class Listings:
     """Every server's listing and tool verdicts, for one router replica (see the module docstring)."""
 
     def __init__(
-        self, config: RouterConfig, endpoints: Mapping[str, Endpoints], metrics: Metrics, **tuning: Any
+        self,
+        config: RouterConfig,
+        endpoints: Mapping[str, Endpoints],
+        metrics: Metrics,
+        audit: AuditSink = discard,
+        **tuning: Any,
     ) -> None:
         self.config = config
         self.metrics = metrics
+        self.audit = audit
         self.tuning = Tuning(**tuning)
         fleet = config.fleet
         self.refresh_seconds = float(
@@ -732,6 +805,7 @@ class Listings:
         }
         tls = self._tls
         assert tls is not None, "start() first"
+        audited: dict[str, Any] = {"server": watch.name, "pod": pod, "audit": self.audit}
         if watch.server.transport == "sse":
 
             def factory(
@@ -739,8 +813,8 @@ class Listings:
                 timeout: httpx2.Timeout | None = None,
                 auth: httpx2.Auth | None = None,
             ) -> httpx2.AsyncClient:
-                return httpx2.AsyncClient(
-                    headers=headers, timeout=timeout, auth=auth, event_hooks=hooks, verify=tls
+                return _AuditedClient(
+                    **audited, headers=headers, timeout=timeout, auth=auth, event_hooks=hooks, verify=tls
                 )
 
             transport = sse_client(
@@ -758,7 +832,9 @@ class Listings:
         # session's read_timeout_seconds, each listing by fail_after.
         timeout = httpx2.Timeout(self.tuning.timeout, connect=self.tuning.connect_timeout, read=None)
         async with (
-            httpx2.AsyncClient(headers=headers, timeout=timeout, event_hooks=hooks, verify=tls) as http,
+            _AuditedClient(
+                **audited, headers=headers, timeout=timeout, event_hooks=hooks, verify=tls
+            ) as http,
             Client(streamable_http_client(url, http_client=http), mode="auto", **options) as client,
         ):
             yield client

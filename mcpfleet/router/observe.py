@@ -1,5 +1,5 @@
 """What the router tells operators: audit lines (a forward record before a message is sent upstream, the
-full record once its answer ends), and its Prometheus series."""
+full record once its answer ends, a listing record per request of its own), and its Prometheus series."""
 
 from __future__ import annotations
 
@@ -138,6 +138,32 @@ class Record:
                 "endpoint": self.endpoint,
             }
         )
+
+
+def listing_line(
+    request_id: str,
+    server: str,
+    pod: str,
+    method: str,
+    status: int,
+    outcome: str,
+    latency_ms: float,
+) -> bytes:
+    """The record of one request the router's own client sent a server to list it (listings.py): no
+    caller and no client stand behind it, so it is told apart by `event` and its request id's form."""
+    return _line(
+        {
+            "event": "listing",
+            "time": _now(),
+            "request_id": request_id,
+            "server": server,
+            "pod": pod,
+            "method": method,
+            "status": status,
+            "outcome": outcome,
+            "latency_ms": round(latency_ms, 3),
+        }
+    )
 
 
 class Metrics:

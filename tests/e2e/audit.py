@@ -21,6 +21,16 @@ with `--call-log` writes the id that reached it beside the message it executed
 - the router says a server answered a message successfully, and that server has no record of it;
 - the gateway sent a request to a router replica, and no router wrote an audit record of it.
 
+The router also sends servers requests of its own: its listings (mcpfleet/router/listings.py), each with
+an `X-Request-ID` of the router's form (`listing-<uuid4>`) and a listing record (`"event": "listing"`). A
+message a server ran under such an id is accounted for by that record (same server, same method), and
+must carry no `X-Forwarded-For` (no client stands behind it) and be one a listing sends (a handshake, a
+list, a listen, a ping: never a call); a listing id that a gateway logged or a router forwarded is a fault.
+And where the fleet endpoint forwards a call to a server that keeps sessions, the router opens a session
+of its own there with the call's request id (docs/router.md, "Serving /mcp"): an `initialize` and its
+`notifications/initialized` on the server the call's forward record names, under that id, are accounted
+for by that record (at most twice: once more when the server no longer knew the session).
+
 Servers without a call log (server-everything) are compared through what they return, by the tests.
 """
 
@@ -40,6 +50,26 @@ NOT_MESSAGES = frozenset({"GET", "DELETE", "response"})
 ANSWERED = frozenset({"ok", "tool_error"})
 # HAProxy's name for "no backend server": the gateway answered the request itself.
 NO_SERVER = "<NOSRV>"
+# The router's own requests to servers (its listings) carry request ids of this form.
+LISTING_PREFIX = "listing-"
+# What a listing may send a server: the handshake, the lists, a listen stream, a ping; never a call.
+LISTING_METHODS = frozenset(
+    {
+        "initialize",
+        "notifications/initialized",
+        "notifications/cancelled",
+        "server/discover",
+        "ping",
+        "tools/list",
+        "resources/list",
+        "resources/templates/list",
+        "prompts/list",
+        "subscriptions/listen",
+    }
+)
+# What the router sends a server that keeps sessions to open one of its own for a fleet endpoint call.
+BACKEND_HANDSHAKE = frozenset({"initialize", "notifications/initialized"})
+BACKEND_OPENINGS = 2
 
 
 @dataclass(frozen=True)
@@ -94,6 +124,8 @@ class ForwardRecord:
     era: str | None
     time: float
     """When the message was about to be sent (seconds since the epoch)."""
+    endpoint: str | None = None
+    """`server` (a per-server route) or `fleet` (the fleet endpoint, /mcp)."""
 
     @classmethod
     def from_line(cls, router: str, entry: Mapping[str, Any]) -> ForwardRecord:
@@ -107,6 +139,7 @@ class ForwardRecord:
             session=entry["session"],
             era=entry["era"],
             time=_timestamp(entry["time"]),
+            endpoint=entry.get("endpoint"),
         )
 
 
@@ -133,12 +166,15 @@ class AuditRecord:
     end: float
     """When the record was written, the answer's end (seconds since the epoch)."""
     latency_ms: float
+    endpoint: str | None = None
+    """`server` (a per-server route) or `fleet` (the fleet endpoint, /mcp)."""
 
     @classmethod
     def from_line(cls, router: str, entry: Mapping[str, Any]) -> AuditRecord:
         return cls(
             end=_timestamp(entry["time"]),
             latency_ms=entry["latency_ms"],
+            endpoint=entry.get("endpoint"),
             router=router,
             request_id=entry["request_id"],
             client=entry["client"],
@@ -151,6 +187,33 @@ class AuditRecord:
             rpc_code=entry["rpc_code"],
             session=entry["session"],
             era=entry["era"],
+        )
+
+
+@dataclass(frozen=True)
+class ListingRecord:
+    """A router's record of one request its own client sent a server to list it (docs/router.md)."""
+
+    router: str
+    request_id: str
+    server: str
+    pod: str
+    method: str
+    status: int
+    outcome: str
+    time: float
+
+    @classmethod
+    def from_line(cls, router: str, entry: Mapping[str, Any]) -> ListingRecord:
+        return cls(
+            router=router,
+            request_id=entry["request_id"],
+            server=entry["server"],
+            pod=entry["pod"],
+            method=entry["method"],
+            status=entry["status"],
+            outcome=entry["outcome"],
+            time=_timestamp(entry["time"]),
         )
 
 
@@ -187,6 +250,11 @@ def forward_lines(router: str, entries: Iterable[Mapping[str, Any]]) -> list[For
     return [ForwardRecord.from_line(router, e) for e in entries if e.get("event") == "forward"]
 
 
+def listing_lines(router: str, entries: Iterable[Mapping[str, Any]]) -> list[ListingRecord]:
+    """The listing records among a router's log lines (one per request of the router's own client)."""
+    return [ListingRecord.from_line(router, e) for e in entries if e.get("event") == "listing"]
+
+
 @dataclass
 class Audit:
     """The join of one stretch of the run: the pairs that agree, and every rule broken."""
@@ -196,6 +264,10 @@ class Audit:
     forwards: list[ForwardRecord] | None = None
     """The forward records, when the join was given them (else their rules were not applied)."""
     pairs: list[tuple[AuditRecord, ServerCall]] = field(default_factory=list)
+    listed: list[tuple[ListingRecord, ServerCall]] = field(default_factory=list)
+    """Messages the servers ran for the routers' own listings, each with its listing record."""
+    handshakes: list[ServerCall] = field(default_factory=list)
+    """Sessions the router opened on servers for fleet endpoint calls (under the call's request id)."""
     problems: list[str] = field(default_factory=list)
     excused: list[ServerCall] = field(default_factory=list)
     """Calls without a full record or gateway log line that the caller excused (in flight on a killed
@@ -213,6 +285,8 @@ class Audit:
         return (
             f"{forwards}{len(self.records)} audit records, {len(self.calls)} messages run by servers,"
             f" {len(self.pairs)} joined by request id with the same method and tool,"
+            f" {len(self.listed)} the routers' own listing requests,"
+            f" {len(self.handshakes)} the router's own sessions for fleet calls,"
             f" {refused} refused by the router, {len(self.excused)} excused, {len(self.problems)} problems"
         )
 
@@ -227,6 +301,7 @@ def check(
     recorded: Collection[str] = (),
     excused: Collection[str] = (),
     forwards: Iterable[ForwardRecord] | None = None,
+    listings: Iterable[ListingRecord] = (),
 ) -> Audit:
     """Join router records, server calls and gateway entries of one stretch of the run by request id.
 
@@ -234,7 +309,9 @@ def check(
     call). excused: request ids allowed to have run without a full record or a gateway log line (in
     flight on a router or gateway replica that was killed: each writes its line when the answer ends),
     never without a forward record. forwards: the routers' forward records; without them (None) their
-    rules are not applied."""
+    rules are not applied. listings: the routers' listing records, to look the calls of their own listings
+    up in (give them all, not only the stretch's: a listing record is written as its answer starts, so it
+    may fall either side of the stretch's start from the message the server logged)."""
     audit = Audit(list(records), list(calls), None if forwards is None else list(forwards))
     by_id: dict[str, list[AuditRecord]] = defaultdict(list)
     for record in audit.records:
@@ -242,9 +319,21 @@ def check(
     ahead: dict[str, list[ForwardRecord]] = defaultdict(list)
     for forward in audit.forwards or ():
         ahead[forward.request_id].append(forward)
+    listed: dict[str, list[ListingRecord]] = defaultdict(list)
+    for listing in listings:
+        listed[listing.request_id].append(listing)
     gateway_ids: dict[str, Mapping[str, Any]] = {e["request_id"]: e for e in gateway_entries}
     ran: dict[str, list[ServerCall]] = defaultdict(list)
+    opened: Counter[tuple[str, str]] = Counter()
     problems = audit.problems
+
+    for listing_id, found in listed.items():
+        if len(found) > 1:
+            problems.append(f"listing request {listing_id}: {len(found)} listing records")
+        if not listing_id.startswith(LISTING_PREFIX):
+            problems.append(f"{found[0].router} wrote a listing record with request id {listing_id}")
+        if listing_id in gateway_ids or listing_id in by_id or listing_id in ahead:
+            problems.append(f"the listing request id {listing_id} is also a client's request")
 
     for call in audit.calls:
         where = f"{call.replica} ran {call.method}" + (f" {call.tool}" if call.tool else "")
@@ -252,6 +341,10 @@ def check(
         forwarded_for = call.forwarding.get("x-forwarded-for", [])
         if len(ids) != 1:
             problems.append(f"{where} with X-Request-ID {ids} (exactly one, the gateway's, expected)")
+        if len(ids) == 1 and ids[0].startswith(LISTING_PREFIX):
+            ran[ids[0]].append(call)
+            _check_listing_call(call, where, listed.get(ids[0], []), audit, problems)
+            continue
         if len(forwarded_for) != 1:
             problems.append(f"{where} with X-Forwarded-For {forwarded_for} (exactly one expected)")
         for name in ("forwarded", "x-real-ip"):
@@ -264,6 +357,20 @@ def check(
         request_id = call.request_id
         if request_id is None:
             continue
+        announced = ahead.get(request_id, [])
+        if (
+            call.method in BACKEND_HANDSHAKE
+            and announced
+            and announced[0].endpoint == "fleet"
+            and announced[0].server == call.server
+            and announced[0].method not in BACKEND_HANDSHAKE
+        ):
+            # The router's own session on this server, opened for the fleet call of this request id.
+            opened[(request_id, call.method)] += 1
+            if opened[(request_id, call.method)] > BACKEND_OPENINGS:
+                problems.append(f"{where} {opened[(request_id, call.method)]} times for request {request_id}")
+            audit.handshakes.append(call)
+            continue
         ran[request_id].append(call)
         logged = gateway_ids.get(request_id)
         if gateway_ids and logged is None:
@@ -274,7 +381,6 @@ def check(
         if logged is not None and forwarded_for and forwarded_for != [logged["client"]]:
             problems.append(f"{where}: X-Forwarded-For {forwarded_for}, the gateway saw {logged['client']}")
         if audit.forwards is not None:
-            announced = ahead.get(request_id, [])
             if not announced:
                 problems.append(f"{where} (request {request_id}) and no router wrote a forward record of it")
             elif (announced[0].server, announced[0].method, announced[0].tool) != (
@@ -344,6 +450,40 @@ def check(
                 f"the gateway answered request {request_id} itself ({entry['status']}), yet it ran"
             )
     return audit
+
+
+def _check_listing_call(
+    call: ServerCall, where: str, found: list[ListingRecord], audit: Audit, problems: list[str]
+) -> None:
+    """A message a server ran under a request id of the router's own listings."""
+    request_id = call.forwarding["x-request-id"][0]
+    if call.forwarding.get("x-forwarded-for"):
+        problems.append(
+            f"{where} under listing id {request_id} with X-Forwarded-For {call.forwarding['x-forwarded-for']}"
+            " (the router's own request speaks for no client)"
+        )
+    for name in ("forwarded", "x-real-ip"):
+        if name in call.forwarding:
+            problems.append(f"{where} under listing id {request_id} with {name}: {call.forwarding[name]}")
+    if "authorization" in call.headers:
+        problems.append(f"{where} under listing id {request_id} with an Authorization header")
+    if call.repeated:
+        problems.append(
+            f"{where} under listing id {request_id} with repeated headers {sorted(call.repeated)}"
+        )
+    if call.method not in LISTING_METHODS or call.tool is not None:
+        problems.append(f"{where} under listing id {request_id}: a listing never sends that")
+    if not found:
+        problems.append(f"{where} under listing id {request_id} and no router wrote a listing record of it")
+        return
+    listing = found[0]
+    if (listing.server, listing.method) != (call.server, call.method):
+        problems.append(
+            f"{where} under listing id {request_id}; the listing record of {listing.router} says"
+            f" server {listing.server}, {listing.method}"
+        )
+        return
+    audit.listed.append((listing, call))
 
 
 # Full records of messages the router sent upstream (every outcome but its own refusals and failures).

@@ -17,15 +17,18 @@ Every process runs in its own process group and is stopped whole, even when a te
 The API (for the e2e tests and the adversarial corpus in tests/e2e/attacks/):
 
 - `running_fleet(workdir)`: a context manager yielding a `RunningFleet`, all of it running.
-- `RunningFleet`: `url(server, gateway=0)` and `endpoint(gateway)` (https, `tls()` trusts it);
-  `issuer.token(server, subject, roles="engineer", **claims)` mints a valid bearer token (`issuer.sign`
-  signs any claims, `issuer.key` is the private key); `replicas[server]`, `routers`, `gateways` with
+- `RunningFleet`: `url(server, gateway=0)`, `fleet_url(gateway=0)` (the fleet endpoint, /mcp) and
+  `endpoint(gateway)` (https, `tls()` trusts it); `issuer.token(server, subject, roles="engineer",
+  **claims)` mints a valid bearer token for a server, `issuer.fleet_token(subject, roles, **claims)` one
+  for the fleet endpoint (its own audience, https://<domain>/mcp) (`issuer.sign` signs any claims,
+  `issuer.key` is the private key); `replicas[server]`, `routers`, `gateways` with
   `start_*`, `stop_*`, `kill_*` and `whole()` (everything back up and served); `planned` is the plan.
 - What happened: `mark()` then `server_calls(since)` (what the reference servers and the conformance
   target executed: `tests.e2e.ServerCall`), `audit_records(since)` and `forward_records(since)` (the
   routers' full and write-ahead audit records),
-  `gateway_entries(since)` (HAProxy's access logs), and `audit(since, excused=...)`, which joins the three
-  by request id and lists every disagreement (`tests.e2e.audit.check`); `wait_audit(since,
+  `gateway_entries(since)` (HAProxy's access logs), `listing_records(since)` (the routers' records of
+  their own listing requests), and `audit(since, excused=...)`, which joins them by request id and lists
+  every disagreement (`tests.e2e.audit.check`); `wait_audit(since,
   request_ids=...)` waits for records still being written (a record is written when its answer ends)
   and returns the join: call `.assert_agrees()` on it, and look up the records of the request ids your
   client got back (every answer through the gateway carries its X-Request-ID) in `.records`.
@@ -87,7 +90,7 @@ from components.manifests.gateway import (
 from components.manifests.labels import GATEWAY_NAME, ROUTER_NAME
 from mcpfleet.dev import process
 from mcpfleet.dev.gateway import self_signed
-from mcpfleet.fleet import Fleet, FleetServer
+from mcpfleet.fleet import FLEET_PATH, Fleet, FleetServer
 from mcpfleet.model import EnvName
 from mcpfleet.router.local import new_session_keys, session_keys_text
 from tests.e2e import node
@@ -95,11 +98,13 @@ from tests.e2e.audit import (
     Audit,
     AuditRecord,
     ForwardRecord,
+    ListingRecord,
     ServerCall,
     audit_lines,
     check,
     forward_lines,
     json_lines,
+    listing_lines,
 )
 from tests.sandbox import Records, cluster_dns, in_sandbox
 
@@ -282,6 +287,14 @@ class Issuer:
         """A token for server (its audience), for subject with roles (a space-separated string or a list)."""
         return self.sign(self.claims(server, subject, roles, **claims))
 
+    def fleet_claims(self, subject: str, roles: Any = "engineer", **claims: Any) -> dict[str, Any]:
+        """The claims of a valid token for the fleet endpoint: its own audience, https://<domain>/mcp."""
+        return {**self.claims("", subject, roles), "aud": self.fleet.endpoint_audience, **claims}
+
+    def fleet_token(self, subject: str, roles: Any = "engineer", **claims: Any) -> str:
+        """A token for the fleet endpoint (/mcp), for subject with roles."""
+        return self.sign(self.fleet_claims(subject, roles, **claims))
+
 
 def trusting(certificate: Path) -> ssl.SSLContext:
     """A client TLS context that trusts certificate alone (hostname checks on)."""
@@ -296,6 +309,8 @@ class Mark:
     """A point in the run: how many lines each log had. Logs only grow (a restart opens a new one)."""
 
     lines: Mapping[Path, int]
+    at: float = 0.0
+    """When it was made (seconds since the epoch)."""
 
     def start(self, path: Path) -> int:
         return self.lines.get(path, 0)
@@ -369,14 +384,29 @@ class Gateway(Pod):
     """One HAProxy process: one replica of the gateway Deployment."""
 
 
+@dataclass
 class RouterReplica(Pod):
     """One `python -m mcpfleet.router` process: one replica of the router Deployment."""
+
+    _listings: dict[Path, tuple[int, list[ListingRecord]]] = field(default_factory=dict)
+    """Listing records read so far, per log: (lines read, records), so each check reads only what is new."""
 
     def audit_records(self, since: Mark = BEGINNING) -> list[AuditRecord]:
         return audit_lines(self.name, self.entries(since))
 
     def forward_records(self, since: Mark = BEGINNING) -> list[ForwardRecord]:
         return forward_lines(self.name, self.entries(since))
+
+    def listing_records(self) -> list[ListingRecord]:
+        """Every record of the router's own listing requests, over every start's log."""
+        found: list[ListingRecord] = []
+        for log in self.logs:
+            read, records = self._listings.get(log, (0, []))
+            entries, lines = json_lines(log, read)
+            records = records + listing_lines(self.name, entries)
+            self._listings[log] = (lines, records)
+            found += records
+        return found
 
 
 @dataclass
@@ -413,6 +443,10 @@ class RunningFleet:
 
     def url(self, server: str, gateway: int = 0) -> str:
         return f"{self.endpoint(gateway)}/servers/{server}/mcp"
+
+    def fleet_url(self, gateway: int = 0) -> str:
+        """The fleet endpoint: one MCP server over every server (`https://<domain>/mcp`)."""
+        return f"{self.endpoint(gateway)}{FLEET_PATH}"
 
     def server(self, name: str) -> FleetServer:
         return next(s for s in self.fleet.servers if s.name == name)
@@ -451,6 +485,8 @@ class RunningFleet:
             argv += ["--port", str(replica.port), "--replica-id", replica.label]
             for address in GATEWAY_ADDRESSES:
                 argv += ["--allowed-host", f"{address}:*"]
+            # The routers list it with the public name as Host, as they list every server.
+            argv += ["--allowed-host", self.fleet.settings.domain.removeprefix("*.")]
             env = dict(process_env())
         else:
             argv = [sys.executable, "-m", f"examples.servers.{replica.server}"]
@@ -585,8 +621,53 @@ class RunningFleet:
             + process.log_tail(gateway.logs[-1], 40)
         )
 
+    def may_call(self, server: str, roles: Collection[str]) -> set[str]:
+        """The tools of server that callers with roles may call, by the catalog's access rules alone."""
+        spec = self.server(server).spec
+        declared = {tool.name for tool in spec.tools}
+        allowed: set[str] = set()
+        for rule in spec.access:
+            if set(rule.roles) & set(roles):
+                allowed |= declared if "*" in rule.tools else set(rule.tools) & declared
+        return allowed
+
+    def wait_listings(
+        self, withheld: Mapping[str, Mapping[str, str]] | None = None, timeout: float = SERVED_TIMEOUT
+    ) -> None:
+        """Until every running router replica holds a listing of every server and withholds exactly the
+        tools named (server -> tool -> reason: `drifted` or `unpinned`; default: none), by its metrics:
+        a restarted server is listed again once the router's held connection to it is lost."""
+        wanted = {
+            (server, tool): reason
+            for server, tools in (withheld or {}).items()
+            for tool, reason in tools.items()
+        }
+        servers = {server.name for server in self.fleet.servers}
+        deadline = time.monotonic() + timeout
+        while True:
+            seen: dict[str, Any] = {}
+            for router in self.routers:
+                if not router.running():
+                    continue
+                try:
+                    metrics = router_metrics(router.address)
+                except OSError as error:
+                    seen[router.name] = str(error)
+                    continue
+                up, held = listing_state(metrics)
+                if up != servers or held != wanted:
+                    seen[router.name] = {"not listed": sorted(servers - up), "withheld": held}
+            if not seen:
+                return
+            if time.monotonic() > deadline:
+                raise HarnessError(
+                    f"router listings not as expected ({wanted or 'nothing'} withheld): {seen}"
+                )
+            time.sleep(0.2)
+
     def whole(self) -> None:
-        """Every replica, router and gateway running, and both router replicas UP in every gateway."""
+        """Every replica, router and gateway running, both router replicas UP in every gateway, and each
+        router holding a listing of every server, withholding no tool."""
         for replicas in self.replicas.values():
             for replica in replicas:
                 if not replica.running():
@@ -600,6 +681,7 @@ class RunningFleet:
                 self.start_gateway(gateway.index)
         for gateway in self.gateways:
             self.wait_served(gateway.index)
+        self.wait_listings()
 
     # What happened
 
@@ -611,7 +693,7 @@ class RunningFleet:
 
     def mark(self) -> Mark:
         """Now, to read only what happens from here on."""
-        return Mark({path: json_lines(path)[1] for path in self._logs()})
+        return Mark({path: json_lines(path)[1] for path in self._logs()}, time.time())
 
     def server_calls(self, since: Mark = BEGINNING) -> list[ServerCall]:
         """Every message the recorded servers' replicas executed (see RECORDED_SERVERS)."""
@@ -623,6 +705,10 @@ class RunningFleet:
     def forward_records(self, since: Mark = BEGINNING) -> list[ForwardRecord]:
         """The routers' write-ahead records: one per message sent upstream, written before it was sent."""
         return [record for router in self.routers for record in router.forward_records(since)]
+
+    def listing_records(self, since: Mark = BEGINNING) -> list[ListingRecord]:
+        """The routers' records of the requests their own listings sent servers (since: by time)."""
+        return [r for router in self.routers for r in router.listing_records() if r.time >= since.at]
 
     def gateway_entries(self, since: Mark = BEGINNING) -> list[dict[str, Any]]:
         """HAProxy's access log of every gateway: one JSON object per request (`request_id`, `router`:
@@ -644,6 +730,8 @@ class RunningFleet:
             recorded=RECORDED_SERVERS,
             excused=excused,
             forwards=self.forward_records(since),
+            # All of them: a listing's record may fall before the stretch, the message it sent after.
+            listings=self.listing_records(),
         )
 
     def wait_audit(
@@ -773,6 +861,7 @@ def running_fleet(workdir: Path) -> Iterator[RunningFleet]:
             fleet.start_gateway(gateway.index)
         for gateway in fleet.gateways:
             fleet.wait_served(gateway.index)
+        fleet.wait_listings()
         yield fleet
 
 
@@ -801,6 +890,29 @@ def scrape(address: str, port: int = METRICS_PORT) -> str:
 def routers_up(metrics: str) -> int:
     """Router replicas UP in a gateway's router pool, from its Prometheus exporter."""
     return sum(1 for line in metrics.splitlines() if _ROUTER_UP.match(line))
+
+
+_WITHHELD = re.compile(
+    r'^mcp_router_tool_withheld\{reason="([^"]+)",server="([^"]+)",tool="([^"]+)"\} 1\.0$', re.M
+)
+_LISTING_UP = re.compile(r'^mcp_router_listing_up\{server="([^"]+)"\} 1\.0$', re.M)
+
+
+def router_metrics(address: str) -> str:
+    """A router replica's Prometheus exposition."""
+    with urllib.request.urlopen(
+        f"http://{address}:{ROUTER_METRICS_PORT}{METRICS_PATH}", timeout=5
+    ) as response:
+        text: str = response.read().decode()
+        return text
+
+
+def listing_state(metrics: str) -> tuple[set[str], dict[tuple[str, str], str]]:
+    """From a router's metrics: the servers it holds a listing of, and the tools it withholds (by server
+    and tool: the reason)."""
+    up = {match.group(1) for match in _LISTING_UP.finditer(metrics)}
+    held = {(m.group(2), m.group(3)): m.group(1) for m in _WITHHELD.finditer(metrics)}
+    return up, held
 
 
 def router_health(address: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 from tests.e2e.audit import (
     AuditRecord,
     ForwardRecord,
+    ListingRecord,
     ServerCall,
     audit_lines,
     check,
@@ -225,3 +226,96 @@ def test_the_stream_of_lines_splits_into_forward_and_full_records() -> None:
     assert (full.request_id, full.tool, full.outcome) == ("a", "add_note", "ok")
     assert (ahead.request_id, ahead.tool, ahead.caller) == ("a", "add_note", "alice")
     assert ahead.time < full.end
+
+
+# The router's own requests: its listings, and its sessions for fleet endpoint calls
+
+
+LISTING_ID = "listing-0b0e5f0a-6f1e-4c43-9a55-0f6c2b1f4c11"
+
+
+def listing(request_id: str = LISTING_ID, **changes: Any) -> ListingRecord:
+    base = ListingRecord(
+        router="mcp-router-0",
+        request_id=request_id,
+        server="notes",
+        pod="127.0.0.31:8080",
+        method="tools/list",
+        status=200,
+        outcome="ok",
+        time=0.0,
+    )
+    return replace(base, **changes)
+
+
+def listing_call(request_id: str = LISTING_ID, **changes: Any) -> ServerCall:
+    fields: dict[str, Any] = {
+        "tool": None,
+        "method": "tools/list",
+        "forwarding": {"x-request-id": [request_id]},
+        "headers": frozenset({"host", "content-type", "x-request-id"}),
+        **changes,
+    }
+    return call(request_id, **fields)
+
+
+def listing_problems(calls: list[ServerCall], listings: list[ListingRecord], **options: Any) -> list[str]:
+    return check(
+        [], calls, options.pop("entries", []), recorded={"notes"}, forwards=[], listings=listings
+    ).problems
+
+
+def test_a_listing_request_with_its_record_joins_without_problems() -> None:
+    audit = check([], [listing_call()], [], recorded={"notes"}, forwards=[], listings=[listing()])
+    assert audit.problems == [] and len(audit.listed) == 1 and audit.pairs == []
+
+
+def test_a_listing_request_without_its_record_or_with_another_method_or_server() -> None:
+    assert any("no router wrote a listing record" in p for p in listing_problems([listing_call()], []))
+    assert any(
+        "listing record" in p for p in listing_problems([listing_call()], [listing(method="prompts/list")])
+    )
+    assert any("listing record" in p for p in listing_problems([listing_call()], [listing(server="units")]))
+
+
+def test_a_listing_request_that_carries_a_client_address_or_a_token() -> None:
+    addressed = listing_call(forwarding={"x-request-id": [LISTING_ID], "x-forwarded-for": [CLIENT]})
+    assert any("X-Forwarded-For" in p for p in listing_problems([addressed], [listing()]))
+    token = listing_call(headers=frozenset({"authorization", "x-request-id"}))
+    assert any("Authorization" in p for p in listing_problems([token], [listing()]))
+
+
+def test_a_tool_call_under_a_listing_id_is_a_fault_even_with_a_matching_record() -> None:
+    called = listing_call(method="tools/call", tool="delete_note")
+    found = listing_problems([called], [listing(method="tools/call")])
+    assert any("a listing never sends that" in p for p in found)
+
+
+def test_a_listing_id_that_went_through_the_gateway_or_ran_twice() -> None:
+    found = listing_problems([listing_call()], [listing()], entries=[entry(LISTING_ID)])
+    assert any("also a client's request" in p for p in found)
+    assert any("ran 2 times" in p for p in listing_problems([listing_call(), listing_call()], [listing()]))
+    assert any("2 listing records" in p for p in listing_problems([listing_call()], [listing(), listing()]))
+
+
+def test_the_routers_session_for_a_fleet_call_is_accounted_for_by_the_calls_forward_record() -> None:
+    handshake = [
+        call("a", tool=None, method="initialize"),
+        call("a", tool=None, method="notifications/initialized"),
+    ]
+    fleet_call = forward("a", endpoint="fleet")
+    audit = check(
+        [record("a", endpoint="fleet")],
+        [*handshake, call("a")],
+        [entry("a")],
+        recorded={"notes"},
+        forwards=[fleet_call],
+    )
+    assert audit.problems == [] and len(audit.handshakes) == 2 and len(audit.pairs) == 1
+    # Through a server's own route the router opens no session of its own: the same calls are faults.
+    assert forward_problems([forward("a", endpoint="server")], [record("a")], [*handshake, call("a")])
+    # Nor on another server than the call's, nor more than twice for one call.
+    elsewhere = [replace(c, server="units") for c in handshake]
+    assert forward_problems([fleet_call], [record("a")], [*elsewhere, call("a")])
+    thrice = [call("a", tool=None, method="initialize")] * 3
+    assert any("3 times" in p for p in forward_problems([fleet_call], [record("a")], [*thrice, call("a")]))

@@ -71,7 +71,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.usefixtures("audite
 
 SESSIONS = 50
 CONCURRENCY = 8
-NOTES_TOOLS = {"add_note", "list_notes", "search_notes", "delete_note"}
+# What support may call on notes (examples/catalog: not delete_note); the router lists nothing else.
+SUPPORT_NOTES_TOOLS = {"add_note", "list_notes", "search_notes"}
 NOTES_REPLICAS = {"notes-1", "notes-2"}
 ROUTERS = {"mcp-router-0", "mcp-router-1"}
 # The mandatory policy findings the plan of this catalog must have, and no other: the examples' images
@@ -177,7 +178,8 @@ class SessionRun:
 async def notes_session(
     fleet: RunningFleet, index: int, mode: str, subject: str, gateway: int = 0
 ) -> SessionRun:
-    """One client session on notes: initialize (legacy only), tools/list, add_note, list_notes.
+    """One client session on notes as support: initialize (legacy only), tools/list (support's tools:
+    the router filters the list by the caller's roles), add_note, list_notes.
 
     Legacy sessions must find their note (state on the replica that answered initialize); modern ones have
     no session, and the server says so in the tool's result."""
@@ -189,7 +191,8 @@ async def notes_session(
         async with mcp_client(fleet.url("notes", gateway), token, mode, fleet.tls(), run.seen) as client:
             run.calls += 1
             listed = await client.list_tools()
-            assert {tool.name for tool in listed.tools} == NOTES_TOOLS, listed
+            # The router drops from a server's list what the caller's roles may not call.
+            assert {tool.name for tool in listed.tools} == SUPPORT_NOTES_TOOLS, listed
             run.calls += 1
             added = await client.call_tool("add_note", {"text": note})
             run.calls += 1
@@ -591,20 +594,41 @@ def test_verify_finds_no_drift_on_the_fleet_then_the_tool_a_server_changed(
     assert all(server["status"] == "ok" for server in servers.values()), output
 
     units = fleet.replicas["units"][0]
+    convert = {"value": 1, "from_unit": "km", "to_unit": "m"}
     try:
+        # --drift adds a required argument to convert: its live definition no longer matches its pin,
+        # and once the routers have listed units again they withhold it (docs/router.md, tool pins).
         fleet.restart_replica(units, drift=True)
+        fleet.wait_listings({"units": {"convert": "drifted"}})
+        mark = fleet.mark()
         status, report, output = verify(fleet, token_file)
+        call = {
+            "jsonrpc": "2.0",
+            "id": 5,
+            "method": "tools/call",
+            "params": {"name": "convert", "arguments": convert},
+        }
+        called, headers, answer = request(fleet.url("units"), fleet.tls(), tokens["units"], call)
+        refused = fleet.wait_audit(mark, request_ids=[headers.get("x-request-id")])
     finally:
         fleet.restart_replica(units)
-    print(f"verify, units restarted with --drift: exit {status}")
+        fleet.wait_listings()
+    print(f"verify, units restarted with --drift: exit {status}; convert called: {called} {answer}")
     assert status == 1, output
     servers = {server["name"]: server for server in report["servers"]}
     assert {name for name, server in servers.items() if server["status"] != "ok"} == {"units"}, output
     drift = servers["units"]["drift"]
     assert servers["units"]["status"] == "drift" and drift["found"], servers["units"]
-    # --drift adds a required argument to convert: its input schema, nothing else.
-    assert [(c["name"], c["parts"]) for c in drift["changed"]] == [("convert", ["inputSchema"])], drift
-    assert drift["added"] == drift["removed"] == []
+    # Through the gateway the drifted tool is never served: verify sees it gone from the list (and says
+    # why), where straight at the server it would see the changed input schema.
+    assert drift["removed"] == ["convert"] and drift["changed"] == drift["added"] == [], drift
+    assert any("withholds" in note for note in servers["units"]["notes"]), servers["units"]
+    # Its call is refused before it reaches units, naming the drift; units ran nothing of it.
+    assert called == 403 and answer["error"]["code"] == -32003, answer
+    assert "changed since it was approved" in answer["error"]["message"], answer
+    (record,) = [r for r in refused.records if r.request_id == headers["x-request-id"]]
+    assert (record.outcome, record.status, record.tool) == ("refused", 403, "convert"), record
+    assert not [c for c in refused.calls if c.tool == "convert"], refused.calls
     # Every listing went through the routers.
     verified = [r for r in fleet.audit_records() if r.caller == "verify" and r.method == "tools/list"]
     assert {r.server for r in verified} == set(servers)

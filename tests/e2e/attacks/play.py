@@ -116,6 +116,7 @@ def joined(stack: Stack, since: Mark, request_ids: Collection[str]) -> Audit:
             running.gateway_entries(since),
             recorded=RECORDED,
             forwards=running.forward_records(since),
+            listings=running.listing_records(),
         )
         audited = {record.request_id for record in result.records}
         if (not result.problems and set(request_ids) <= audited) or time.monotonic() > deadline:
@@ -155,7 +156,9 @@ def play(stack: Stack, case: Case, subject: str, source: str | None = None) -> O
     }
     outcome.calls = [c for c in audit.calls if c.request_id not in setup]
     outcome.audit = [r for r in audit.records if r.request_id not in setup]
-    outcome.problems += judge(case, kit, attack, outcome.calls, outcome.audit)
+    # The routers' own listing requests, each matched to its listing record by the join.
+    listed = {call.request_id for _, call in audit.listed}
+    outcome.problems += judge(case, kit, attack, outcome.calls, outcome.audit, listed)
     outcome.breakthrough = any(p.startswith("BREAKTHROUGH") for p in outcome.problems)
     for post_check in kit.checks:
         problem = post_check()
@@ -199,9 +202,15 @@ def drain(stack: Stack, since: Mark, kit: Kit) -> None:
 
 
 def judge(
-    case: Case, kit: Kit, attack: Exchange, calls: list[ServerCall], audit: list[AuditRecord]
+    case: Case,
+    kit: Kit,
+    attack: Exchange,
+    calls: list[ServerCall],
+    audit: list[AuditRecord],
+    listed: Collection[str | None] = (),
 ) -> list[str]:
-    """Everything the case must come to, beyond the audit join: the answers, and what must not have run."""
+    """Everything the case must come to, beyond the audit join: the answers, and what must not have run.
+    listed: request ids of the routers' own listing requests (the join matched each to its record)."""
     problems: list[str] = []
     replies = attack.replies
     if any(isinstance(e, Closed) for e in case.expect):
@@ -230,7 +239,11 @@ def judge(
             problems.append(
                 f"BREAKTHROUGH: a server received the attacker's forwarding headers: {_call(call)}"
             )
-        if call.request_id is not None and not issued_by_gateway(call.request_id):
+        if (
+            call.request_id is not None
+            and not issued_by_gateway(call.request_id)
+            and call.request_id not in listed
+        ):
             problems.append(
                 f"a server ran a message whose request id the gateway did not issue: {_call(call)}"
             )
