@@ -6,11 +6,13 @@ once the HTTP hop (server, client, sockets) is taken away.
 The router is built from the environment's router.json (examples/catalog) and a throwaway issuer, and its
 ASGI handler is called in this process for a tools/call as each kind of client sends it through HAProxy
 (headers, bearer token, body); only its upstream exchange (the request to the server and the relay of
-its answer) is replaced by the server's answer, held in memory. Everything else runs: headers read,
+its answer) is replaced by the server's answer, held in memory. Before timing, the router lists the
+workloads' real servers once (started as `mcpfleet dev` starts them, then stopped), so the tool-pin
+check of every call reads a listing the servers really served. Everything else runs: headers read,
 token checked (from the router's cache after the first call, as for any caller's second message),
-strict parse, routing headers, session opened (legacy), access, upstream headers, audit records built
-(not written), metrics. Printed: µs of CPU per message for each kind. The gateway benchmark
-(scripts/bench_gateway.py) gives the whole hop's cost beside it.
+strict parse, routing headers, session opened (legacy), access, tool pin, upstream headers, audit
+records built (not written), metrics. Printed: µs of CPU per message for each kind. The gateway
+benchmark (scripts/bench_gateway.py) gives the whole hop's cost beside it.
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ import argparse
 import dataclasses
 import json
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import uvloop
@@ -29,16 +34,27 @@ from mcp_types import PROTOCOL_VERSION_META_KEY
 
 from components.gateway.router_config import render_router_config
 from mcpfleet.catalog.loader import load_catalog
+from mcpfleet.dev import process
 from mcpfleet.dev.gateway import DEV_SUBJECT, mint_tokens, signing_key
 from mcpfleet.errors import InvalidInput
 from mcpfleet.fleet import Fleet, resolve_fleet
 from mcpfleet.router.app import Forwarding, Receive, Router, Scope, Send, build_app
 from mcpfleet.router.local import new_session_keys
 from mcpfleet.stacks.loader import load_stack_config
-from scripts.bench_gateway import CATALOG, ENVIRONMENTS, STACKS, WORKLOADS, positive
+from scripts.bench_gateway import (
+    CATALOG,
+    ENVIRONMENTS,
+    STACKS,
+    WORKLOADS,
+    BenchError,
+    positive,
+    start_servers,
+)
 from scripts.bench_gateway import Workload as GatewayWorkload
 
 HOST = "127.0.0.1"
+LISTED_SECONDS = 30.0
+"""How long the router's first listing of the workloads' servers may take."""
 # The answers the reference servers give (a modern JSON answer; a legacy one as its SSE event).
 MODERN_ANSWER = (
     b'{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"15 words"}],"isError":false}}'
@@ -64,18 +80,42 @@ def load_fleet(env: str) -> Fleet:
     return resolve_fleet(load_catalog(CATALOG), env, settings, f"stacks/Pulumi.{env}.yaml")  # type: ignore[arg-type]
 
 
-def offline_router(fleet: Fleet) -> tuple[Offline, dict[str, str], dict[str, list[str]]]:
-    """The router of fleet's workload servers (fixed addresses), a token per server from a throwaway
-    issuer, and those addresses."""
+@contextmanager
+def offline_router(fleet: Fleet) -> Iterator[tuple[Offline, dict[str, str], dict[str, list[str]]]]:
+    """The router of fleet's workload servers, a token per server from a throwaway issuer, and the
+    servers' addresses; the router holds a listing of each server, taken from the real servers (stopped
+    again before this yields: only the upstream exchange is replaced, never the listing it checks)."""
     key = signing_key(fleet.settings.gateway.auth.algorithm)
     pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     names = {w.server for w in WORKLOADS.values()}
     local = dataclasses.replace(fleet, servers=tuple(s for s in fleet.servers if s.name in names))
-    upstreams = {s.name: [f"{HOST}:{9000 + i}"] for i, s in enumerate(local.servers)}
-    base = build_app(json.loads(render_router_config(local, upstreams)), pem, new_session_keys())
-    return Offline(base.config, base.verifier, base.sealer), mint_tokens(fleet, key), upstreams
+    children: list[process.Child] = []
+    with tempfile.TemporaryDirectory(prefix="bench-router-logic-") as run_dir:
+        try:
+            servers = start_servers(local, children, Path(run_dir))
+            upstreams = {name: [server.address] for name, server in servers.items()}
+            base = build_app(json.loads(render_router_config(local, upstreams)), pem, new_session_keys())
+            router = Offline(base.config, base.verifier, base.sealer)
+            uvloop.run(list_once(router))
+        finally:
+            for child in reversed(children):
+                process.stop(child)
+    yield router, mint_tokens(fleet, key), upstreams
+
+
+async def list_once(router: Router) -> None:
+    """The router's first round of listings, then its listing tasks stopped (the listings stay)."""
+    listings = router.listings
+    await listings.start()
+    try:
+        if not await listings.wait_listed(LISTED_SECONDS):
+            raise BenchError(f"the router did not list the servers within {LISTED_SECONDS:.0f} s")
+    finally:
+        await listings.stop()
+    if listings.down():
+        raise BenchError(f"the router could not list {sorted(listings.down())}")
 
 
 def request(workload: GatewayWorkload, token: str, host: str, session: str | None) -> tuple[Scope, bytes]:
@@ -157,8 +197,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InvalidInput as exc:
         print(f"bench_router_logic: {exc}", file=sys.stderr)
         return 1
-    router, tokens, upstreams = offline_router(fleet)
-    print(f"router logic, environment {args.env}: {args.calls} messages per kind, µs of CPU per message")
+    try:
+        with offline_router(fleet) as (router, tokens, upstreams):
+            return timed(router, tokens, upstreams, fleet, args.env, args.calls)
+    except BenchError as exc:
+        print(f"bench_router_logic: {exc}", file=sys.stderr)
+        return 1
+
+
+def timed(
+    router: Offline,
+    tokens: dict[str, str],
+    upstreams: dict[str, list[str]],
+    fleet: Fleet,
+    env: str,
+    calls: int,
+) -> int:
+    print(f"router logic, environment {env}: {calls} messages per kind, µs of CPU per message")
     for mode, workload in WORKLOADS.items():
         session = None
         if mode == "legacy":
@@ -169,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             router.answer = (b"application/json", MODERN_ANSWER)
         scope, body = request(workload, tokens[workload.server], fleet.settings.domain, session)
-        spent = uvloop.run(cpu_per_message(router, scope, body, args.calls))
+        spent = uvloop.run(cpu_per_message(router, scope, body, calls))
         print(f"  {mode:<7} {workload.server}/{workload.tool}: {spent:.1f} µs")
     return 0
 

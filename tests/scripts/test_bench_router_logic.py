@@ -21,12 +21,13 @@ def test_the_script_prints_a_figure_per_kind_of_client(capsys: pytest.CaptureFix
 
 def test_a_message_the_router_refuses_is_not_timed() -> None:
     fleet = bench.load_fleet("dev")
-    router, tokens, _ = bench.offline_router(fleet)
-    workload = WORKLOADS["modern"]
-    scope, body = bench.request(workload, tokens[workload.server], fleet.settings.domain, None)
-    # Accepted as built...
-    assert uvloop.run(bench.cpu_per_message(router, scope, body, 2)) > 0
-    # ...and refused with another server's token (its audience), before any timing.
-    other = bench.request(workload, tokens["notes"], fleet.settings.domain, None)[0]
-    with pytest.raises(RuntimeError, match="HTTP \\[401\\]"):
-        uvloop.run(bench.cpu_per_message(router, other, body, 2))
+    with bench.offline_router(fleet) as (router, tokens, _):
+        workload = WORKLOADS["modern"]
+        scope, body = bench.request(workload, tokens[workload.server], fleet.settings.domain, None)
+        # Accepted as built (the router listed the real server: the tool is served)...
+        assert router.listings.get(workload.server) is not None
+        assert uvloop.run(bench.cpu_per_message(router, scope, body, 2)) > 0
+        # ...and refused with another server's token (its audience), before any timing.
+        other = bench.request(workload, tokens["notes"], fleet.settings.domain, None)[0]
+        with pytest.raises(RuntimeError, match="HTTP \\[401\\]"):
+            uvloop.run(bench.cpu_per_message(router, other, body, 2))
