@@ -28,8 +28,10 @@ record (`"event": "listing"`: server, pod, method, status, outcome) once answere
 capabilities say `listChanged`, the connection is held and listened on (modern: `subscriptions/listen`;
 legacy: the session's GET stream, or the SSE stream) and a change is listed again at once; otherwise the
 listing is renewed every `fleet.refreshSeconds`, sooner when a modern answer's `ttlMs` says so (never
-more often than every `min_ttl_seconds`). A failed listing leaves the server out (`get` None, verdicts
-`unknown`, `mcp_router_listing_up` 0) and is retried with backoff up to `retry_cap_seconds`.
+more often than every `min_ttl_seconds`). A listing that fails on one pod is tried at once on the
+server's other pods, the listing in force kept meanwhile; once every pod failed in turn, the server is
+left out (`get` None, verdicts `unknown`, `mcp_router_listing_up` 0) and retried with backoff up to
+`retry_cap_seconds`.
 """
 
 from __future__ import annotations
@@ -591,13 +593,20 @@ class Listings:
     # Keeping one server's listing fresh
 
     async def _watch(self, watch: _Watch) -> None:
+        tried: set[str] = set()
         while True:
             try:
-                outcome = await self._connect(watch)
+                outcome = await self._connect(watch, tried)
             except Exception as error:
                 if self._stopping or _cancelling():
                     # The SDK's clean-up can turn a cancellation into its own error: stop all the same.
                     raise asyncio.CancelledError from error
+                if watch.endpoints.pick(exclude=frozenset(tried)) is not None:
+                    # Another pod may answer (a pod killed is resolved until DNS drops it): the server is
+                    # down, and its listing dropped, only once every pod failed in turn.
+                    log.debug("%s: listing failed on %s (%s)", watch.name, sorted(tried), _reason(error))
+                    continue
+                tried.clear()
                 watch.failures += 1
                 self._down(watch, error)
                 self._finished(watch)
@@ -609,6 +618,7 @@ class Listings:
                 await watch.wait(delay * random.uniform(0.5, 1.0))
                 watch.take()
                 continue
+            tried.clear()
             watch.failures = 0
             if outcome == "timer":
                 await watch.wait(watch.deadline - time.monotonic())
@@ -618,12 +628,14 @@ class Listings:
                     max(0.0, watch.last_listed + self.tuning.min_relist_seconds - time.monotonic())
                 )
 
-    async def _connect(self, watch: _Watch) -> Literal["timer", "reconnect"]:
-        """One connection to one pod: list; then, where the server announces changes, hold it and list again
-        on each. "timer": wait for the next renewal; "reconnect": the connection was lost, connect again."""
-        pod = watch.endpoints.pick()
+    async def _connect(self, watch: _Watch, tried: set[str]) -> Literal["timer", "reconnect"]:
+        """One connection to one pod (one not in tried, which gets it): list; then, where the server
+        announces changes, hold it and list again on each. "timer": wait for the next renewal;
+        "reconnect": the connection was lost, connect again."""
+        pod = watch.endpoints.pick(exclude=frozenset(tried))
         if pod is None:
             raise ListingError("no pod to list")
+        tried.add(pod)
         connection = _Connection(watch)
         slots = self._slots
         assert slots is not None, "start() first"

@@ -9,6 +9,7 @@ server-everything from npm (a legacy-only server of another SDK).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -29,7 +30,7 @@ from mcpfleet.catalog.toolhash import tool_hash as catalog_tool_hash
 from mcpfleet.router.config import RouterConfig, parse_config
 from mcpfleet.router.listings import Listings, ServerListing, tool_hash
 from mcpfleet.router.local import free_port
-from mcpfleet.router.observe import Metrics
+from mcpfleet.router.observe import AuditSink, Metrics, discard
 from mcpfleet.router.upstreams import Endpoints
 from mcpfleet.verify.listing import Limits, http_connector, list_tools
 from tests.conftest import REPO
@@ -151,14 +152,18 @@ async def until(what: str, check: Callable[[], bool], seconds: float = WAIT_SECO
 
 
 def with_listings(
-    router: RouterConfig, scenario: Callable[[Run], Awaitable[None]], resolve: bool = False, **tuning: Any
+    router: RouterConfig,
+    scenario: Callable[[Run], Awaitable[None]],
+    resolve: bool = False,
+    audit: AuditSink = discard,
+    **tuning: Any,
 ) -> None:
     async def main() -> None:
         metrics = Metrics()
         endpoints = {name: Endpoints(server.upstream) for name, server in router.servers.items()}
         if resolve:
             await asyncio.gather(*(e.refresh() for e in endpoints.values()))
-        listings = Listings(router, endpoints, metrics, **{**FAST, **tuning})
+        listings = Listings(router, endpoints, metrics, audit, **{**FAST, **tuning})
         run = Run(listings, metrics, [])
         listings.add_listener(lambda server, kinds: run.changes.append((server, kinds)))
         await listings.start()
@@ -464,6 +469,52 @@ def test_a_held_connection_whose_server_restarts_is_listed_afresh(tmp_path: Path
         with_listings(router, scenario, refresh_seconds=300)
     finally:
         server.stop()
+
+
+def test_a_pod_that_fails_costs_a_try_on_the_next_never_the_listing(tmp_path: Path) -> None:
+    # Two pods of one server, and an address nothing listens on (a pod killed, still resolved).
+    first = Process("examples.servers.notes", (), tmp_path)
+    second = Process("examples.servers.notes", (), tmp_path)
+    first.start()
+    second.start()
+    dead = f"127.0.0.1:{free_port()}"
+    lines: list[bytes] = []
+    try:
+        document = entry("notes", first.address, NOTES_TOOLS)
+        # Endpoints.pick takes turns from the second address: the dead one is tried first.
+        document["upstream"]["addresses"] = [first.address, dead, second.address]
+        router = config({"notes": document})
+
+        def pods() -> list[tuple[str, str]]:
+            records = [json.loads(line) for line in lines]
+            return [(r["pod"], r["outcome"]) for r in records if r["method"] == "tools/list"]
+
+        async def scenario(run: Run) -> None:
+            listings = run.listings
+            # The dead pod cost a try on the next: listed in the first round, no failed listing counted.
+            assert listed(run, "notes").tools
+            assert run.value("mcp_router_listing_refresh_total", server="notes", outcome="error") is None
+            held = pods()[-1][0]
+            assert held != dead
+            # The pod the listing is held on dies: the listing stays in force while the router lists the
+            # server again on another pod, the dead address tried on the way or not.
+            victim = first if held == first.address else second
+            survivor = second if victim is first else first
+            await asyncio.to_thread(victim.stop)
+            deadline = time.monotonic() + WAIT_SECONDS
+            while (survivor.address, "ok") not in pods()[1:]:
+                assert listings.get("notes") is not None, "the listing was dropped while a pod was up"
+                assert time.monotonic() < deadline, f"not listed again on {survivor.address}: {pods()}"
+                await asyncio.sleep(0.01)
+            assert run.value("mcp_router_listing_refresh_total", server="notes", outcome="error") is None
+            # Every pod down: now the server is left out.
+            await asyncio.to_thread(survivor.stop)
+            await until("left out", lambda: listings.get("notes") is None)
+
+        with_listings(router, scenario, refresh_seconds=300, audit=lines.append)
+    finally:
+        first.stop()
+        second.stop()
 
 
 def test_a_modern_answers_cache_hint_renews_a_listing_no_stream_covers(tmp_path: Path) -> None:
