@@ -36,6 +36,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="Interface to bind (default: %(default)s).")
     parser.add_argument("--port", type=int, default=8090, help="MCP port (default: %(default)s).")
     parser.add_argument("--metrics-port", type=int, default=8091, help="/metrics and /healthz port.")
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help=(
+            "A Host the fleet endpoint accepts besides the public domain and loopback names (any port);"
+            " repeat for more. For a gateway reached at another address (tests, local runs)."
+        ),
+    )
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
     for option in ("port", "metrics_port"):
@@ -68,7 +78,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     sealer = Sealer(keys)
     # The key file is watched: a rotated Secret is picked up without a restart.
     key_file = KeyFile(args.session_keys, sealer)
-    router = Router(config, verifier, sealer, audit=write_to(sys.stdout.fileno()), key_file=key_file)
+    router = Router(
+        config,
+        verifier,
+        sealer,
+        audit=write_to(sys.stdout.fileno()),
+        key_file=key_file,
+        allowed_hosts=tuple(args.allowed_host),
+    )
     try:
         serve(router, args.host, args.port, args.metrics_port, args.log_level)
     except OSError as error:

@@ -168,9 +168,12 @@ class Router:
         resolve_seconds: float = RESOLVE_SECONDS,
         audit: AuditSink = discard,
         key_file: KeyFile | None = None,
+        allowed_hosts: tuple[str, ...] = (),
     ) -> None:
         self.config = config
         self.audit = audit
+        # Hosts the fleet endpoint accepts besides the public domain and loopback (fleet.AllowedHosts).
+        self.allowed_hosts = allowed_hosts
         self.key_file = key_file
         self.verifier = verifier
         self.sealer = sealer

@@ -611,6 +611,52 @@ class Hub:
 # The endpoint.
 
 
+LOOPBACK_HOSTS: Final = ("localhost", "127.0.0.1", "[::1]")
+"""Names a browser sends only for a page of this machine's own: DNS rebinding never produces them."""
+
+
+@dataclass(frozen=True)
+class AllowedHosts:
+    """DNS-rebinding protection of the fleet endpoint, as the mcp SDK's servers apply it on per-server
+    routes (TransportSecuritySettings): the Host must be the public domain or a loopback name, any port;
+    an Origin, when a browser sends one, must be http(s):// of such a host. The router answers /mcp
+    itself, so it checks what the servers check behind their own routes (the gateway passes Host as the
+    client sent it)."""
+
+    names: frozenset[str]
+
+    @classmethod
+    def of(cls, audience: str, extra: Iterable[str] = ()) -> AllowedHosts:
+        public = URL(audience).raw_host
+        names = {
+            *LOOPBACK_HOSTS,
+            *((public,) if public else ()),
+            *(name.removesuffix(":*") for name in extra),
+        }
+        return cls(frozenset(name.lower() for name in names))
+
+    def allows(self, host: str) -> bool:
+        """host (a Host header, or an Origin's authority) names an allowed host, with any port or none."""
+        host = host.lower()
+        if host.startswith("["):  # an IPv6 literal
+            end = host.find("]") + 1
+            name, rest = host[:end], host[end:] if end else "?"
+        else:
+            name, colon, port = host.partition(":")
+            rest = colon + port
+        return (not rest or (rest[0] == ":" and rest[1:].isdigit())) and name in self.names
+
+    def check(self, headers: Mapping[str, list[str]]) -> None:
+        host = single(headers, "host")
+        if host is None or not self.allows(host):
+            raise Refusal(421, INVALID_REQUEST, "Misdirected Request: invalid Host header", "host")
+        origin = single(headers, "origin")
+        if origin is not None:
+            scheme, sep, rest = origin.partition("://")
+            if not sep or scheme.lower() not in ("http", "https") or "/" in rest or not self.allows(rest):
+                raise Refusal(403, FORBIDDEN, "Forbidden: invalid Origin header", "origin")
+
+
 class FleetEndpoint:
     """`/mcp`: authenticates with the fleet audience, answers what the router can, hands calls back to
     the router's forwarding path."""
@@ -621,6 +667,7 @@ class FleetEndpoint:
         self.router = router
         self.path: str = fleet.public_path
         self.audience: str = fleet.audience
+        self.hosts = AllowedHosts.of(fleet.audience, router.allowed_hosts)
         self.page_size: int = fleet.page_size
         self.listings = listings
         servers: dict[str, FleetServer] = {}
@@ -668,6 +715,7 @@ class FleetEndpoint:
     ) -> Forwarding | None:
         """Answer the request, or return the forwarding of a call for the router to run."""
         record.server = ""
+        self.hosts.check(headers)
         caller = self.router.authenticate(headers, self.audience)
         record.caller = caller.subject
         verb = scope["method"]

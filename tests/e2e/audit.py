@@ -514,8 +514,15 @@ def _check_forwards(
                 )
     for request_id, records in by_id.items():
         for record in records:
-            # A stream (GET) may have been forwarded before the stretch began and end within it.
-            if record.outcome in FORWARDED and record.method != "GET" and request_id not in ahead:
+            # A stream (GET) may have been forwarded before the stretch began and end within it. The
+            # fleet endpoint answers its handshake and lists itself (server ""): nothing is forwarded.
+            answered_by_router = record.endpoint == "fleet" and not record.server
+            if (
+                record.outcome in FORWARDED
+                and record.method != "GET"
+                and request_id not in ahead
+                and not answered_by_router
+            ):
                 problems.append(
                     f"{record.router}: request {request_id} to {record.server}, {record.method}"
                     f" {record.tool}, {record.outcome} ({record.status}), and no forward record of it"

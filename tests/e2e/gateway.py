@@ -535,6 +535,10 @@ class RunningFleet:
         argv += ["--session-keys", str(self.session_keys_file)]
         argv += ["--host", router.address, "--port", str(ROUTER_PORT)]
         argv += ["--metrics-port", str(ROUTER_METRICS_PORT)]
+        # Clients reach the gateway replicas by their addresses (no DNS for the public name here): the
+        # fleet endpoint accepts them as Host, as the servers do (--allowed-host there too).
+        for address in GATEWAY_ADDRESSES:
+            argv += ["--allowed-host", address]
         router.child = process.start(
             router.name, in_sandbox(self.resolv_conf, argv), router.next_log(), env=process_env(), cwd=REPO
         )

@@ -319,3 +319,12 @@ def test_the_routers_session_for_a_fleet_call_is_accounted_for_by_the_calls_forw
     assert forward_problems([fleet_call], [record("a")], [*elsewhere, call("a")])
     thrice = [call("a", tool=None, method="initialize")] * 3
     assert any("3 times" in p for p in forward_problems([fleet_call], [record("a")], [*thrice, call("a")]))
+
+
+def test_what_the_fleet_endpoint_answers_itself_needs_no_forward_record() -> None:
+    own = record("a", tool=None, server="", method="tools/list", endpoint="fleet")
+    assert forward_problems([], [own], []) == []
+    # A server's answer, on either endpoint, still needs one.
+    for endpoint in ("fleet", "server"):
+        forwarded = record("b", endpoint=endpoint)
+        assert any("no forward record" in p for p in forward_problems([], [forwarded], [])), endpoint

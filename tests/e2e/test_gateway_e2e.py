@@ -46,6 +46,7 @@ from components.manifests.gateway import (
     router_endpoints_host,
 )
 from components.manifests.router import CONFIG_KEY as ROUTER_CONFIG_KEY
+from mcpfleet.fleet import FLEET_PATH
 from tests.e2e import node
 from tests.e2e.audit import AuditRecord
 from tests.e2e.gateway import (
@@ -540,6 +541,47 @@ def test_the_conformance_suite_passes_through_the_gateway_and_router_as_direct(
         "test_error_handling",
     }
     assert 421 in {r.status for r in records}
+    rebinding = {check.id: check.status for check in through.checks["dns-rebinding-protection"]}
+    assert rebinding == {
+        "localhost-host-rebinding-rejected": "SUCCESS",
+        "localhost-host-valid-accepted": "SUCCESS",
+    }
+
+
+# Scenarios of the suite that apply to the fleet endpoint: the others call the conformance server's tools
+# by their own names, which /mcp serves namespaced (`conformance__test_simple_text`).
+FLEET_SCENARIOS = ["server-initialize", "ping", "tools-list", "dns-rebinding-protection"]
+
+
+def test_the_conformance_scenarios_that_apply_pass_through_the_fleet_endpoint(
+    fleet: RunningFleet, conformance_target_url: str
+) -> None:
+    fleet.whole()
+    direct = node.run_conformance(conformance_target_url, FLEET_SCENARIOS)
+    assert direct.passed, direct.report()
+    subject = f"fleet-conformance-{uuid.uuid4().hex[:6]}"
+    token = fleet.issuer.fleet_token(subject)
+    since = fleet.mark()
+    with bearer_forwarder((GATEWAY_ADDRESSES[0], fleet.port), fleet.tls(), token) as forwarder:
+        through = node.run_conformance(f"http://127.0.0.1:{forwarder.port}{FLEET_PATH}", FLEET_SCENARIOS)
+        forwarded = forwarder.forwarded
+    print(f"\nconformance through /mcp: {dict(through)} (forwarded: {dict(forwarded)})")
+    assert dict(through) == dict(direct) == dict.fromkeys(FLEET_SCENARIOS, True), through.report(
+        FLEET_SCENARIOS
+    )
+
+    # The router answered it on its fleet endpoint, as this caller; the foreign Host before the token.
+    def posts() -> list[AuditRecord]:
+        return [r for r in fleet.audit_records(since) if r.method not in ("GET", "DELETE")]
+
+    deadline = time.monotonic() + 5
+    while len(records := posts()) < forwarded["POST"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(records) == forwarded["POST"], (records, forwarded)
+    assert {r.endpoint for r in records} == {"fleet"}
+    assert {r.caller for r in records if r.status != 421} == {subject}
+    assert [(r.caller, r.outcome) for r in records if r.status == 421] == [(None, "refused")]
+    assert {"initialize", "ping", "tools/list"} <= {r.method for r in records}
     rebinding = {check.id: check.status for check in through.checks["dns-rebinding-protection"]}
     assert rebinding == {
         "localhost-host-rebinding-rejected": "SUCCESS",

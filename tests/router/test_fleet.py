@@ -17,6 +17,7 @@ from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
 import mcp_types._v2025_11_25 as legacy_types
@@ -218,7 +219,8 @@ def post(
     data = json.dumps(body).encode()
     connection = http.client.HTTPConnection(router.host, router.port, timeout=30)
     try:
-        connection.putrequest("POST", path, skip_accept_encoding=True)
+        own_host = any(name.lower() == "host" for name, _ in extra or [])
+        connection.putrequest("POST", path, skip_host=own_host, skip_accept_encoding=True)
         for name, value in [*headers, ("Content-Length", str(len(data)))]:
             connection.putheader(name, value)
         connection.endheaders(data)
@@ -581,6 +583,27 @@ def test_fleet_sessions_are_the_routers_own_and_bound_to_their_caller(fleet: Fle
     )
     with urllib.request.urlopen(request, timeout=10) as answer_:
         assert answer_.status == 200
+
+
+def test_hosts_and_origins_other_than_the_public_domain_or_loopback_are_refused(fleet: Fleet) -> None:
+    # DNS-rebinding protection, as the SDK's servers give it on their own routes: /mcp is the router's.
+    token = fleet_token(fleet.issuer, "engineer")
+    public = urlsplit(AUDIENCE).hostname or ""
+    listing = message("tools/list")
+    for host in (public, f"{public}:443", public.upper(), "localhost", "127.0.0.1:8443", "[::1]:9"):
+        answer = post(fleet.router, token, listing, extra=[("Host", host)])
+        assert answer.status == 200, (host, answer)
+    for host in ("evil.example.com", f"{public}.evil.example.com", f"{public}:x", f"{public}:", "[::1"):
+        answer = post(fleet.router, token, listing, extra=[("Host", host)])
+        assert (answer.status, answer.error["code"]) == (421, -32600), host
+        assert answer.error["message"] == "Misdirected Request: invalid Host header"
+    # Before the token: a rebinding page learns nothing of it.
+    assert post(fleet.router, None, listing, extra=[("Host", "evil.example.com")]).status == 421
+    for origin in (f"https://{public}", "http://localhost:3000", f"https://{public}:443"):
+        assert post(fleet.router, token, listing, extra=[("Origin", origin)]).status == 200, origin
+    for origin in ("https://evil.example.com", "null", f"https://{public}/path", f"ftp://{public}"):
+        answer = post(fleet.router, token, listing, extra=[("Origin", origin)])
+        assert (answer.status, answer.error["message"]) == (403, "Forbidden: invalid Origin header"), origin
 
 
 def test_bad_cursors_are_invalid_params(fleet: Fleet) -> None:
