@@ -308,7 +308,9 @@ def check(
     recorded: the servers whose every replica keeps a call log (a successful answer of theirs must have a
     call). excused: request ids allowed to have run without a full record or a gateway log line (in
     flight on a router or gateway replica that was killed: each writes its line when the answer ends),
-    never without a forward record. forwards: the routers' forward records; without them (None) their
+    never without a forward record, or allowed an answer no replica ran (a notification a server replica
+    accepted, 202, and was killed before running: MCP answers notifications before it handles them).
+    forwards: the routers' forward records; without them (None) their
     rules are not applied. listings: the routers' listing records, to look the calls of their own listings
     up in (give them all, not only the stretch's: a listing record is written as its answer starts, so it
     may fall either side of the stretch's start from the message the server logged)."""
@@ -428,6 +430,7 @@ def check(
             and record.method not in NOT_MESSAGES
             and record.status < 300
             and not runs
+            and record.request_id not in excused
         ):
             problems.append(
                 f"{record.router}: request {record.request_id} to {record.server}, {record.method}"

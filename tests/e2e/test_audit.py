@@ -110,6 +110,13 @@ def test_a_message_run_with_no_audit_record_unless_excused() -> None:
     assert audit.problems == [] and len(audit.excused) == 1
 
 
+def test_an_accepted_notification_no_replica_ran_unless_excused() -> None:
+    accepted = record("a", tool=None, method="notifications/initialized", status=202)
+    assert "no replica ran it" in problems([accepted], [], [entry("a", status=202)])[0]
+    excused = check([accepted], [], [entry("a", status=202)], recorded={"notes"}, excused={"a"})
+    assert excused.problems == []
+
+
 def test_a_refused_message_that_ran_anyway() -> None:
     refused = record("a", tool="delete_note", outcome="refused", status=403, rpc_code=-32003)
     found = problems([refused], [call("a", tool="delete_note")], [entry("a", status=403)])

@@ -75,6 +75,8 @@ CONCURRENCY = 8
 # What support may call on notes (examples/catalog: not delete_note); the router lists nothing else.
 SUPPORT_NOTES_TOOLS = {"add_note", "list_notes", "search_notes"}
 NOTES_REPLICAS = {"notes-1", "notes-2"}
+# How near the SIGKILL of a replica an accepted notification may have died unrun with it.
+KILL_WINDOW_S = 1.0
 ROUTERS = {"mcp-router-0", "mcp-router-1"}
 # The mandatory policy findings the plan of this catalog must have, and no other: the examples' images
 # are not published, so nothing can pin them by digest (and server-everything ships `latest` only).
@@ -926,17 +928,21 @@ def test_a_message_in_flight_on_a_router_replica_that_dies_keeps_its_audit_recor
     assert records == []  # its router died before the answer ended
 
 
-def test_new_sessions_succeed_after_a_notes_replica_is_killed_mid_run(fleet: RunningFleet) -> None:
+def test_new_sessions_succeed_after_a_notes_replica_is_killed_mid_run(
+    fleet: RunningFleet, audited: Audited
+) -> None:
     """Sessions (legacy and modern by turns, four at a time) keep starting while notes-2 is SIGKILLed.
     The routers still resolve it (DNS has not dropped the pod yet): a refused connection costs a retry on
     notes-1, so every session started after the kill completes. What fails is counted: the calls in
     flight to notes-2, and legacy sessions it held (their state died with it; the router answers 404,
     as MCP says, and notes-1 does not know them)."""
     fleet.whole()
+    mark = fleet.mark()
     victim = fleet.replicas["notes"][1]
     total = 100
     kill_after = 20
     killed_at: list[float] = []
+    killed_wall: list[float] = []
 
     async def scenario() -> list[SessionRun]:
         runs: dict[int, SessionRun] = {}
@@ -948,6 +954,7 @@ def test_new_sessions_succeed_after_a_notes_replica_is_killed_mid_run(fleet: Run
                 mode = "legacy" if index % 2 == 0 else MODERN
                 runs[index] = await notes_session(fleet, index, mode, f"{prefix}-{index}", index % 2)
                 if index == kill_after:
+                    killed_wall.append(time.time())
                     await anyio.to_thread.run_sync(fleet.kill_replica, victim)
                     killed_at.append(time.monotonic())
 
@@ -962,6 +969,17 @@ def test_new_sessions_succeed_after_a_notes_replica_is_killed_mid_run(fleet: Run
     finally:
         fleet.restart_replica(victim)
     (kill,) = killed_at
+    # MCP answers a notification (202) before it handles it: one notes-2 accepted just before SIGKILL
+    # may never have run. The audit join excuses those, and only those.
+    audited.excused.update(
+        record.request_id
+        for record in fleet.audit_records(mark)
+        if record.server == "notes"
+        and record.method is not None
+        and record.method.startswith("notifications/")
+        and record.status == 202
+        and killed_wall[0] - KILL_WINDOW_S <= record.end <= killed_wall[0] + KILL_WINDOW_S
+    )
     calls = sum(run.calls for run in runs)
     failed = sum(run.failed_calls for run in runs)
     after = [run for run in runs if run.started > kill]
