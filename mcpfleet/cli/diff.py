@@ -188,8 +188,21 @@ def export_base(base: str, catalog: Path, stacks: Path, into: Path) -> tuple[Pat
     if members:
         archive = _git(["archive", "--format=tar", commit, "--", *members], cwd=top)
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(into, filter="data")  # "data" refuses links and paths that leave into
+            extract_inside(tar, into)
     return found[0], found[1]
+
+
+def extract_inside(tar: tarfile.TarFile, into: Path) -> None:
+    """Unpack a `git archive` of the base revision, refusing any member or link that leaves `into`."""
+    for member in tar.getmembers():
+        for name in (member.name, member.linkname):
+            if name and (Path(name).is_absolute() or ".." in Path(name).parts):
+                message = f"the base revision holds a path that leaves the repository: {name}"
+                raise InvalidInput([InputProblem("--base", None, None, message)])
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(into, filter="data")
+    else:  # Python before 3.11.4 (Debian 12's 3.11.2) has no filters: every member was checked above
+        tar.extractall(into)
 
 
 def _git(args: list[str], cwd: Path, what: str | None = None) -> bytes:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import subprocess
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +15,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from mcpfleet.cli.diff import extract_inside
 from mcpfleet.cli.main import app
 from mcpfleet.diff import Decommission, Snapshot, diff_environment, parse_decommission
+from mcpfleet.errors import InvalidInput
 from mcpfleet.model import ENVIRONMENTS
 from tests.conftest import REPO, minimal_server
 
@@ -226,3 +230,19 @@ def test_parse_decommission() -> None:
         "decommissioned.date",
         "decommissioned",
     ]
+
+
+@pytest.mark.parametrize(("name", "link"), [("../outside", ""), ("/etc/evil", ""), ("catalog/l", "../../x")])
+def test_a_base_revision_path_that_leaves_the_repository_is_refused(
+    tmp_path: Path, name: str, link: str
+) -> None:
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        member = tarfile.TarInfo(name)
+        if link:
+            member.type, member.linkname = tarfile.SYMTYPE, link
+        tar.addfile(member, io.BytesIO(b""))
+    data.seek(0)
+    with tarfile.open(fileobj=data) as tar, pytest.raises(InvalidInput, match="leaves the repository"):
+        extract_inside(tar, tmp_path / "into")
+    assert not (tmp_path / "into").exists() and not (tmp_path / "outside").exists()
