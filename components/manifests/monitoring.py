@@ -248,9 +248,10 @@ def server_alerts(server: FleetServer, settings: Environment) -> list[Alert]:
 def failed_share(selector: str, by: str = "", window: str = "5m") -> str:
     """The share of the calls for a server (selected by `selector`, per `by` label or in all) that failed
     on the way or at the server: the router found no pod to send them to (a refusal, `no-endpoint`), or
-    the server could not be reached, timed out, answered HTTP 5xx without an answer (`upstream_error`) or
-    with JSON-RPC's internal error. Over the calls forwarded plus those with no pod; refusals of what the
-    callers sent are theirs. `or`, not `+`: any kind may have no series yet, and their labels differ."""
+    the server could not be reached, timed out, answered HTTP 5xx without an answer or broke its answer
+    off before the answer came (`upstream_error`), or answered JSON-RPC's internal error. Over the calls
+    forwarded plus those with no pod; refusals of what the callers sent are theirs. `or`, not `+`: any
+    kind may have no series yet, and their labels differ."""
     keep = f" by ({by}) " if by else ""
 
     def rate(metric: str, matchers: str) -> str:

@@ -711,7 +711,9 @@ class Router:
             out.append((b"content-length", str(response.content_length).encode()))
         await send({"type": "http.response.start", "status": response.status, "headers": out})
         if stream_sse:
-            await until_disconnect(receive, self._pump(response, send, watcher.feed_sse))
+            watcher.left = await until_disconnect(
+                receive, self._pump(response, send, watcher, watcher.feed_sse)
+            )
         else:
             inspect = content_type == _JSON
             length = response.content_length
@@ -721,10 +723,11 @@ class Router:
                     body = await response.read()
                 except aiohttp.ClientError:
                     body = b""  # the pod went away mid-answer: end the answer here, as the pod did
+                    watcher.cut = True
                 watcher.feed_json(body)
                 await send({"type": "http.response.body", "body": body, "more_body": False})
             else:
-                await self._pump(response, send, watcher.feed_json if inspect else None)
+                await self._pump(response, send, watcher, watcher.feed_json if inspect else None)
             if inspect:
                 watcher.finish_json()
         watcher.settle(response.status)
@@ -750,6 +753,7 @@ class Router:
                 body = await response.content.read(REWRITE_BYTES + 1)
             except aiohttp.ClientError:
                 body = b""
+                watcher.cut = True
             if len(body) > REWRITE_BYTES:
                 await self._failed(job, send, 502, "The server's answer is too large to relay")
                 return
@@ -787,10 +791,10 @@ class Router:
                         body = b"".join(pieces)
                         await send({"type": "http.response.body", "body": body, "more_body": True})
             except aiohttp.ClientError:
-                pass  # the pod went away mid-answer: end the answer here, as the pod did
+                watcher.cut = True  # the pod went away mid-answer: end the answer here, as the pod did
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-        await until_disconnect(receive, pump())
+        watcher.left = await until_disconnect(receive, pump())
         watcher.settle(status)
 
     def _seal_answer(self, job: Forwarding, pod: str, inner: str) -> str:
@@ -801,7 +805,11 @@ class Router:
         return sealed
 
     async def _pump(
-        self, response: aiohttp.ClientResponse, send: Send, feed: Callable[[bytes], None] | None
+        self,
+        response: aiohttp.ClientResponse,
+        send: Send,
+        watcher: _Outcome,
+        feed: Callable[[bytes], None] | None,
     ) -> None:
         try:
             async for chunk in response.content.iter_any():
@@ -809,7 +817,7 @@ class Router:
                     feed(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except aiohttp.ClientError:
-            pass  # the pod went away mid-answer: end the answer here, as the pod did
+            watcher.cut = True  # the pod went away mid-answer: end the answer here, as the pod did
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _relay_sse_transport(
@@ -890,6 +898,12 @@ class _Outcome:
         self.buffer: list[bytes] = []
         self.size = 0
         self.found = False
+        self.unread = False
+        """Part of the answer was past what is inspected (an SSE event over 1 MiB, JSON over 4 MiB)."""
+        self.cut = False
+        """The pod's answer broke off: the connection was lost mid-answer."""
+        self.left = False
+        """The client went away before the answer ended."""
 
     def feed_sse(self, chunk: bytes) -> None:
         if self.parser is None or self.found:
@@ -897,11 +911,14 @@ class _Outcome:
         for event in self.parser.feed(chunk):
             if event.event == "message" and self._answer(event.data.encode("utf-8")):
                 return
+        self.unread = self.parser.overflowed
 
     def feed_json(self, chunk: bytes) -> None:
         self.size += len(chunk)
         if self.size <= INSPECT_BYTES:
             self.buffer.append(chunk)
+        else:
+            self.unread = True
 
     def finish_json(self) -> None:
         if self.size <= INSPECT_BYTES and self.buffer:
@@ -939,7 +956,14 @@ class _Outcome:
             record.outcome, record.rpc_code = "upstream_error", None
         elif status >= 400:
             record.outcome = "rpc_error"
+        elif self.wanted is not None and not self.left and (self.cut or not self.unread):
+            # A request's answer began (2xx) and ended without the answer to it: the pod broke off
+            # (killed after its SDK sent the stream's headers, before the tool even ran) or sent
+            # none. Nobody answered the caller, whatever the status said.
+            record.outcome, record.rpc_code = "upstream_error", None
         else:
+            # A notification's or response's 202; an answer too large to inspect that ended as the pod
+            # ended it; or a client that left first (not the server's failure).
             record.outcome = "ok"
 
 
@@ -952,8 +976,9 @@ def _document(data: bytes) -> dict[str, Any] | None:
     return document if isinstance(document, dict) else None
 
 
-async def until_disconnect(receive: Receive, work: Awaitable[None]) -> None:
-    """Run a long answer until it ends or the client goes away (then stop reading the pod).
+async def until_disconnect(receive: Receive, work: Awaitable[None]) -> bool:
+    """Run a long answer until it ends or the client goes away (then stop reading the pod); True when
+    the client went away first.
 
     The answer runs in this task; one watcher task cancels it if the client leaves first. Only while
     `work` is suspended can the watcher run, so its cancellation always lands in `work`, and is taken
@@ -977,6 +1002,7 @@ async def until_disconnect(receive: Receive, work: Awaitable[None]) -> None:
             raise
     finally:
         watcher.cancel()
+    return left
 
 
 async def _answer(send: Send, refusal: Refusal) -> None:

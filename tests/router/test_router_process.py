@@ -598,6 +598,46 @@ def test_a_message_in_flight_when_its_router_is_killed_keeps_its_forward_record(
     assert "argument value" not in json.dumps(lines)
 
 
+def test_a_call_whose_server_is_killed_mid_answer_is_audited_as_unanswered(
+    stack: Stack, tmp_path: Path
+) -> None:
+    # The SDK starts a call's SSE answer (200 and its headers) before the tool runs: a pod killed then
+    # leaves a 200 that never carries the answer. The router must not record that as answered.
+    calls = tmp_path / "slow-calls.jsonl"
+    command = ["--port", "{port}", "--call-log", str(calls)]
+    with module_server("tests.router.slow_server", command, tmp_path) as slow:
+        address = f"127.0.0.1:{slow.port}"
+        rule = ({"tools": ["*"], "roles": ["engineer"]},)
+        config = router_config({"slow": server_entry("slow", [address], ["long_job"], rule)})
+        token = stack.issuer.token("slow", "ivan", "engineer")
+        answers: list[Any] = []
+        with router_process(config, stack.issuer.public_pem, stack.keys, tmp_path) as router:
+            body = call("long_job", arguments={"secret": "argument value"})
+            thread = threading.Thread(
+                target=lambda: answers.append(
+                    raw(router, "slow", body, [("X-Request-ID", "cut-1")], token=token)
+                )
+            )
+            thread.start()
+            deadline = time.monotonic() + 20
+            while not (calls.exists() and "long_job" in calls.read_text()):
+                assert time.monotonic() < deadline, "the router never forwarded the message"
+                time.sleep(0.02)
+            stop(slow.process, signal.SIGKILL)
+            thread.join(20)
+            lines = wait_for(router, {"cut-1"})
+            with urllib.request.urlopen(router.metrics_url, timeout=5) as answer:
+                metrics = answer.read().decode()
+    status, _, payload = answers[0]
+    assert (status, payload) == (200, None)  # the answer began, then ended with no message in it
+    full = [line for line in lines if line["event"] == "message" and line["request_id"] == "cut-1"]
+    assert [(r["outcome"], r["status"], r["rpc_code"], r["tool"]) for r in full] == [
+        ("upstream_error", 200, None, "long_job")
+    ]
+    series = 'mcp_router_requests_total{code="",method="tools/call",outcome="upstream_error",server="slow"'
+    assert f'{series},tool="long_job"}} 1.0' in metrics
+
+
 def test_metrics_and_health(stack: Stack) -> None:
     router = stack.routers[0]
     with urllib.request.urlopen(router.metrics_url, timeout=5) as answer:
