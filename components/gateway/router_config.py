@@ -22,6 +22,7 @@ from typing import Any
 from components.gateway.config import MAX_BODY_BYTES, public_path
 from components.manifests.gateway import config_map_size, endpoints_host
 from mcpfleet.fleet import FLEET_PATH, Fleet, FleetServer, audience_prefix, fleet_audience
+from mcpfleet.model import RateLimits
 from mcpfleet.router.config import CONFIG_FILE, SERVER_FILES_KEY
 
 # The fleet endpoint's listings (docs/router.md, "Listings"): each server re-listed this often besides
@@ -76,7 +77,7 @@ def server_entry(server: FleetServer, addresses: Sequence[str] = ()) -> dict[str
     else:
         # The headless Service: the router resolves every ready replica, and re-resolves it.
         upstream = {"host": endpoints_host(server), "port": transport.port, "path": transport.path}
-    return {
+    entry = {
         "publicPath": public_path(server),
         # stdio servers run behind a bridge that serves Streamable HTTP.
         "transport": "sse" if transport.type == "sse" else "streamable-http",
@@ -85,6 +86,17 @@ def server_entry(server: FleetServer, addresses: Sequence[str] = ()) -> dict[str
         "tools": sorted({tool.name for tool in server.spec.tools}),
         "access": access_rules(server),
         "toolPins": tool_pins(server),
+    }
+    if server.spec.rate_limits is not None:
+        entry["rateLimits"] = _rate_limits(server.spec.rate_limits)
+    return entry
+
+
+def _rate_limits(limits: RateLimits) -> dict[str, int]:
+    """The gateway's limits, which the router applies on /mcp (where the body names the server)."""
+    return {
+        "perCallerPerMinute": limits.per_caller_per_minute,
+        "perServerPerMinute": limits.per_server_per_minute,
     }
 
 
@@ -112,6 +124,8 @@ def _head(fleet: Fleet) -> dict[str, Any]:
             "refreshSeconds": FLEET_REFRESH_SECONDS,
             "pageSize": FLEET_PAGE_SIZE,
             "maxToolsPerServer": FLEET_MAX_TOOLS_PER_SERVER,
+            # Servers without limits of their own have the environment's there, as on their routes.
+            "rateLimits": _rate_limits(settings.gateway.rate_limits),
         },
     }
 

@@ -51,6 +51,7 @@ from mcpfleet.router.messages import (
     single,
 )
 from mcpfleet.router.observe import AuditSink, Metrics, Record, discard, session_digest
+from mcpfleet.router.ratelimit import RateLimiter
 from mcpfleet.router.sessions import Sealer, Session, UnknownSession
 from mcpfleet.router.tokens import Caller, InvalidToken, TokenVerifier
 from mcpfleet.router.upstreams import RESOLVE_SECONDS, Endpoints, Resolver, resolve
@@ -198,6 +199,7 @@ class Router:
             self.metrics.endpoints.labels(name).set(len(endpoints.addresses))
         # The router's own listing of every server: the tool pins are enforced from it on every route.
         self.listings = Listings(config, self.endpoints, self.metrics, audit)
+        self.rates = RateLimiter()
         self.fleet: FleetEndpoint | None = None
         if config.fleet is not None:
             from mcpfleet.router.fleet import FleetEndpoint  # it builds on this module
@@ -336,6 +338,8 @@ class Router:
         record.server = route.name
         caller = self.authenticate(headers, route.audience)
         record.caller = caller.subject
+        # The gateway admitted it against the server's limits; /mcp's count includes it (ratelimit.py).
+        self.rates.note(route.name, caller.subject)
         job = Forwarding(route, caller, record, [])
         verb = scope["method"]
         if verb == "POST":
@@ -1010,6 +1014,9 @@ async def _answer(send: Send, refusal: Refusal) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if refusal.status == 401:
         headers.append((b"www-authenticate", b'Bearer error="invalid_token"'))
+    elif refusal.status == 429:
+        # As the gateway's 429s: the count is over the last minute.
+        headers.append((b"retry-after", b"60"))
     await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

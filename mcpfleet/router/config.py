@@ -89,6 +89,13 @@ class AccessRule(Model):
     roles: list[Role] = Field(min_length=1)
 
 
+class RateLimits(Model):
+    """Messages per minute (docs/router.md, "Rate limits on /mcp")."""
+
+    per_caller_per_minute: int = Field(alias="perCallerPerMinute", ge=1, le=1_000_000)
+    per_server_per_minute: int = Field(alias="perServerPerMinute", ge=1, le=10_000_000)
+
+
 class Server(Model):
     public_path: UrlPath = Field(alias="publicPath")
     transport: Literal["streamable-http", "sse"]
@@ -98,6 +105,8 @@ class Server(Model):
     access: list[AccessRule] = Field(default_factory=list)
     # Declared tool -> its catalog sha256; a declared tool without one is unpinned (docs/router.md).
     tool_pins: dict[ToolName, ToolPin] = Field(alias="toolPins", default_factory=dict)
+    # The server's own limits on /mcp; absent: the fleet endpoint's.
+    rate_limits: RateLimits | None = Field(alias="rateLimits", default=None)
 
     @model_validator(mode="after")
     def declared(self) -> Server:
@@ -122,6 +131,9 @@ class FleetEndpoint(Model):
     max_tools_per_server: int = Field(
         alias="maxToolsPerServer", default=DEFAULT_MAX_TOOLS_PER_SERVER, ge=1, le=100000
     )
+    # The environment's limits per caller of a server and per server, for servers without their own;
+    # absent (and no server's own): messages on /mcp are not counted.
+    rate_limits: RateLimits | None = Field(alias="rateLimits", default=None)
 
     @field_validator("audience")
     @classmethod

@@ -43,6 +43,7 @@ from mcpfleet.router.access import ToolAccess
 from mcpfleet.router.messages import (
     FORBIDDEN,
     INTERNAL_ERROR,
+    RATE_LIMITED,
     UNAUTHORIZED,
     Era,
     Message,
@@ -54,6 +55,7 @@ from mcpfleet.router.messages import (
     single,
 )
 from mcpfleet.router.observe import Record, session_digest
+from mcpfleet.router.ratelimit import Limits
 from mcpfleet.router.sessions import Session, UnknownSession
 
 if TYPE_CHECKING:
@@ -148,6 +150,8 @@ class FleetServer:
     access: ToolAccess
     roles: frozenset[str]
     """Every role named in the server's access rules: who sees its resources, templates and prompts."""
+    limits: Limits | None
+    """Messages per minute on /mcp: the server's own, else the environment's; None: not counted."""
 
     def visible(self, roles: frozenset[str]) -> bool:
         return not self.roles.isdisjoint(roles)
@@ -673,7 +677,11 @@ class FleetEndpoint:
         servers: dict[str, FleetServer] = {}
         for name, route in router.server_routes.items():
             roles = frozenset(role for rule in route.config.access for role in rule.roles)
-            servers[name] = FleetServer(name, route, route.access, roles)
+            rates = route.config.rate_limits or fleet.rate_limits
+            limits = None
+            if rates is not None:
+                limits = Limits(rates.per_caller_per_minute, rates.per_server_per_minute)
+            servers[name] = FleetServer(name, route, route.access, roles, limits)
         self.servers = servers
         self.catalog = Catalog(servers, listings, router.tool_servable)
         self.hub = Hub(servers)
@@ -1060,6 +1068,12 @@ class FleetEndpoint:
         server, out, original = self._target(method, params, caller, rid, record)
         listing = self._check_call(method, server, original, caller, rid)
         record.server = server.name
+        if server.limits is not None:
+            # The server's own limits hold here as on its route, where the gateway counts them.
+            passed = self.router.rates.admit(server.name, caller.subject, server.limits)
+            if passed is not None:
+                text = f"Too many requests: rate limit reached for this {passed} of {server.name}"
+                raise Refusal(429, RATE_LIMITED, text, "rate-limited", rid)
         route = server.route
         # The server is spoken to in the client's era where it speaks it: a 2026-07-28 server per request
         # (the era it was listed in), a handshake-era one through a session of the router's own. A legacy

@@ -28,6 +28,8 @@ from mcpfleet.router import strictjson
 UNAUTHORIZED: Final = -32001
 FORBIDDEN: Final = -32003
 INTERNAL_ERROR: Final = -32603
+# The gateway's code for its 429s (components/gateway/config.py), used for the router's own on /mcp.
+RATE_LIMITED: Final = -32029
 
 # Client -> server methods the router forwards: every request and notification the SDK knows a client
 # sends, in any protocol revision. Anything else (custom methods, server -> client methods) is refused.

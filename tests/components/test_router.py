@@ -50,7 +50,7 @@ from mcpfleet.router.config import parse_config
 from mcpfleet.router.strictjson import loads as strict_loads
 from mcpfleet.stacks.loader import load_stack_config
 from policies.rules._images import DIGEST_AT_DEPLOY_ANNOTATION as POLICY_ANNOTATION
-from tests.components.edge import ENTRIES, REPO, edge_fleet, with_router
+from tests.components.edge import BETA_LIMITS, ENTRIES, REPO, edge_fleet, with_router
 from tests.conftest import minimal_server
 
 KUBERNETES_VERSION = "1.33.0"
@@ -181,6 +181,30 @@ def test_router_json_opens_the_fleet_endpoint_over_every_server_with_its_own_aud
     # Every server enabled here is behind it: router.json has no way to leave one out.
     assert sorted(config.servers) == sorted(s.name for s in fleet.servers)
     assert config.unpinned_tools == UNPINNED_TOOLS[env] == fleet.settings.router.unpinned_tools
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_router_json_gives_the_fleet_endpoint_the_gateways_rate_limits(env: str) -> None:
+    # On /mcp the body names the server, so the router counts there what HAProxy counts on each route:
+    # beta's own limits, the environment's for the others.
+    fleet = edge_fleet(env)
+    config = parse_config(strict_loads(render_router_config(fleet).encode()))
+    assert config.fleet is not None and config.fleet.rate_limits is not None
+    defaults = fleet.settings.gateway.rate_limits
+    assert (
+        config.fleet.rate_limits.per_caller_per_minute,
+        config.fleet.rate_limits.per_server_per_minute,
+    ) == (
+        defaults.per_caller_per_minute,
+        defaults.per_server_per_minute,
+    )
+    beta = config.servers["beta"].rate_limits
+    assert beta is not None
+    assert (beta.per_caller_per_minute, beta.per_server_per_minute) == (
+        BETA_LIMITS.per_caller_per_minute,
+        BETA_LIMITS.per_server_per_minute,
+    )
+    assert all(config.servers[name].rate_limits is None for name in config.servers if name != "beta")
 
 
 @pytest.mark.parametrize("env", ["dev", "prod"])

@@ -591,6 +591,56 @@ def test_the_conformance_scenarios_that_apply_pass_through_the_fleet_endpoint(
     }
 
 
+def test_a_servers_rate_limit_holds_on_the_fleet_endpoint_too(fleet: RunningFleet) -> None:
+    """The conformance target admits 40 requests a minute per caller on its route (HAProxy, per gateway
+    replica). Called through /mcp, where HAProxy cannot tell the server, the routers hold it to the
+    same: each router replica admits 40 of one caller's calls, then answers 429 with Retry-After and
+    -32029 before the server sees the call."""
+    fleet.whole()
+    limit = fleet.server("conformance").spec.rate_limits
+    assert limit is not None
+    subject = f"fleet-burst-{uuid.uuid4().hex[:6]}"
+    token = fleet.issuer.fleet_token(subject)
+    name = "conformance__test_simple_text"
+    call = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {
+            "name": name,
+            "arguments": {},
+            "_meta": {PROTOCOL_VERSION_META_KEY: MODERN, CLIENT_CAPABILITIES_META_KEY: {}},
+        },
+    }
+    routing = [("MCP-Protocol-Version", MODERN), ("Mcp-Method", "tools/call"), ("Mcp-Name", name)]
+    since = fleet.mark()
+    most = len(fleet.routers) * limit.per_caller_per_minute
+    statuses: list[int] = []
+    refusal: tuple[dict[str, str], Any] | None = None
+    while refusal is None and len(statuses) <= most:
+        status, headers, answer = request(fleet.fleet_url(), fleet.tls(), token, call, routing)
+        statuses.append(status)
+        if status == 429:
+            refusal = headers, answer
+    print(f"\n/mcp calls of one caller to conformance: {dict(Counter(statuses))}")
+    assert refusal is not None, statuses
+    headers, answer = refusal
+    assert headers["retry-after"] == "60" and answer["error"]["code"] == -32029, answer
+    assert "rate limit reached for this caller of conformance" in answer["error"]["message"]
+    admitted = statuses[:-1]
+    assert set(admitted) == {200} and limit.per_caller_per_minute <= len(admitted) <= most, statuses
+    # The router refused it, as the fleet endpoint's, naming the server and the tool.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        records = [r for r in fleet.audit_records(since) if r.caller == subject and r.status == 429]
+        if records:
+            break
+        time.sleep(0.05)
+    assert [(r.endpoint, r.server, r.tool, r.outcome) for r in records] == [
+        ("fleet", "conformance", "test_simple_text", "refused")
+    ]
+
+
 # mcpfleet verify
 
 

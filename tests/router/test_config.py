@@ -99,6 +99,21 @@ BAD = {
     "fleet page size 0": ("fleet", {"audience": FLEET_AUDIENCE, "pageSize": 0}, "pageSize"),
     "fleet tools per server 0": ("fleet", {"audience": FLEET_AUDIENCE, "maxToolsPerServer": 0}, "maxTools"),
     "fleet unknown field": ("fleet", {"audience": FLEET_AUDIENCE, "ttl": 5}, "fleet.ttl"),
+    "fleet rate limit 0": (
+        "fleet",
+        {"audience": FLEET_AUDIENCE, "rateLimits": {"perCallerPerMinute": 0, "perServerPerMinute": 10}},
+        "fleet.rateLimits.perCallerPerMinute",
+    ),
+    "server rate limit missing a count": (
+        "servers.notes.rateLimits",
+        {"perCallerPerMinute": 5},
+        "servers.notes.rateLimits.perServerPerMinute",
+    ),
+    "server rate limit not a number": (
+        "servers.notes.rateLimits",
+        {"perCallerPerMinute": "many", "perServerPerMinute": 10},
+        "servers.notes.rateLimits.perCallerPerMinute",
+    ),
 }
 
 

@@ -878,3 +878,67 @@ def test_a_servers_session_the_router_holds_is_opened_again_after_a_restart(tmp_
             ran = [json.loads(line) for line in calls.read_text().splitlines()]
             sessions = {c["session"] for c in ran if c["tool"] in ("add_note", "list_notes")}
             assert len(sessions) == 2 and None not in sessions
+
+
+def test_a_servers_rate_limits_hold_on_the_fleet_endpoint_and_across_its_route(tmp_path: Path) -> None:
+    """On /mcp the router counts what the gateway counts on a server's route (ratelimit.py): the
+    server's own limits (5 per caller, 8 in all, per minute), else the environment's. Past a caller's
+    limit: 429, Retry-After and -32029, before any server; other callers go on until the server's
+    limit; what a caller sent on the server's own route counts too."""
+    issuer = Issuer()
+    with ExitStack() as processes:
+        units = start_server(processes, "units", "units-1", tmp_path)
+        text = start_server(processes, "text", "text-1", tmp_path)
+        config = router_config(
+            {
+                "units": entry("units", units.address, UNITS_TOOLS, {}, stateless=True)
+                | {"rateLimits": {"perCallerPerMinute": 5, "perServerPerMinute": 8}},
+                "text": entry("text", text.address, TEXT_TOOLS, {}, stateless=True),
+            }
+        )
+        config = with_fleet(config, withhold=False)
+        config["fleet"]["rateLimits"] = {"perCallerPerMinute": 1000, "perServerPerMinute": 10000}
+        router = processes.enter_context(
+            router_process(config, issuer.public_pem, new_session_keys(), tmp_path)
+        )
+        convert = message("tools/call", {"name": "units__convert", "arguments": ARGUMENTS["units__convert"]})
+        alice, bob, carol = (fleet_token(issuer, "support", who) for who in ("alice", "bob", "carol"))
+        until(lambda: "units__convert" in walk(router, alice), "units listed")
+
+        assert [post(router, alice, convert).status for _ in range(5)] == [200] * 5
+        refused = post(router, alice, convert)
+        assert (refused.status, refused.headers["retry-after"], refused.error["code"]) == (429, "60", -32029)
+        assert "rate limit reached for this caller of units" in refused.error["message"]
+        assert tools_run(units, "convert") == 5  # the sixth never reached the server
+        # Another server keeps the environment's limits.
+        word_count = message("tools/call", {"name": "text__word_count", "arguments": {"text": "a b"}})
+        assert post(router, alice, word_count).status == 200
+
+        # bob has a caller's limit of his own, up to the server's 8 in all.
+        assert [post(router, bob, convert).status for _ in range(3)] == [200] * 3
+        refused = post(router, bob, convert)
+        assert (refused.status, refused.error["code"]) == (429, -32029)
+        assert "rate limit reached for this server of units" in refused.error["message"]
+        assert tools_run(units, "convert") == 8
+
+        # carol's calls on units' own route (where the gateway counts them) count on /mcp too.
+        route_token = issuer.token("units", "carol", "support")
+        list_units = message("tools/call", {"name": "list_units", "arguments": {}}, modern=False)
+        own_route = post(router, route_token, list_units, path="/servers/units/mcp")
+        assert own_route.status == 200, own_route
+        assert post(router, carol, convert).status == 429
+
+        def refusals() -> list[dict[str, Any]]:
+            return [r for r in router.audit_records() if r["status"] == 429]
+
+        # Each record is written as its answer ends, which may be just after the client read it.
+        until(lambda: len(refusals()) >= 3, "the refusals' audit records")
+        records = refusals()
+        assert [(r["endpoint"], r["caller"], r["server"], r["tool"], r["outcome"]) for r in records] == [
+            ("fleet", "alice", "units", "convert", "refused"),
+            ("fleet", "bob", "units", "convert", "refused"),
+            ("fleet", "carol", "units", "convert", "refused"),
+        ]
+        with urllib.request.urlopen(router.metrics_url, timeout=5) as answer:
+            metrics = answer.read().decode()
+    assert 'mcp_router_refusals_total{reason="rate-limited",server="units"} 3.0' in metrics
