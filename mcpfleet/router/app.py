@@ -788,6 +788,8 @@ class Router:
                                     data = strictjson.dumps(document).decode("utf-8")
                                 watcher.document(document)
                         kept_id = event.id if keep_ids else None
+                        if kept_id:
+                            watcher.resumable = True
                         pieces.append(sse.encode(sse.Event(event.event, data, kept_id)))
                     if parser.overflowed:
                         break  # an event too large to rewrite: the answer ends here
@@ -908,11 +910,15 @@ class _Outcome:
         """The pod's answer broke off: the connection was lost mid-answer."""
         self.left = False
         """The client went away before the answer ended."""
+        self.resumable = False
+        """The stream carried event ids the client got: it may resume it (Last-Event-ID) for the answer."""
 
     def feed_sse(self, chunk: bytes) -> None:
         if self.parser is None or self.found:
             return
         for event in self.parser.feed(chunk):
+            if event.id:
+                self.resumable = True
             if event.event == "message" and self._answer(event.data.encode("utf-8")):
                 return
         self.unread = self.parser.overflowed
@@ -960,14 +966,15 @@ class _Outcome:
             record.outcome, record.rpc_code = "upstream_error", None
         elif status >= 400:
             record.outcome = "rpc_error"
-        elif self.wanted is not None and not self.left and (self.cut or not self.unread):
+        elif self.wanted is not None and not self.left and (self.cut or not (self.unread or self.resumable)):
             # A request's answer began (2xx) and ended without the answer to it: the pod broke off
-            # (killed after its SDK sent the stream's headers, before the tool even ran) or sent
-            # none. Nobody answered the caller, whatever the status said.
+            # (killed after its SDK sent the stream's headers, before the tool even ran: the chunked
+            # answer ends short) or sent none. Nobody answered the caller, whatever the status said.
             record.outcome, record.rpc_code = "upstream_error", None
         else:
-            # A notification's or response's 202; an answer too large to inspect that ended as the pod
-            # ended it; or a client that left first (not the server's failure).
+            # A notification's or response's 202; an answer too large to inspect, or a stream with event
+            # ids (the server may close it for the client to resume, MCP's polling), that ended as the
+            # pod ended it; or a client that left first (not the server's failure).
             record.outcome = "ok"
 
 
