@@ -67,6 +67,11 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 SESSION_HEADER: Final = "mcp-session-id"
 CONNECT_SECONDS: Final = 5.0
+# An idle connection to a pod is closed after this long, before the pod closes it: uvicorn (the SDK's
+# servers) and Node's http server close theirs after 5 s idle, and a message sent on a connection the
+# pod is closing fails with nothing received (502). POSTs are never retried (the pod may have run
+# the message), so the router must be the side that lets an idle connection go first.
+UPSTREAM_IDLE_SECONDS: Final = 3.0
 # A tool may run long; past this without response headers the pod is deemed stuck (504).
 HEADERS_SECONDS: Final = 300.0
 # JSON answers are inspected for the audit outcome up to this size; larger ones relay uninspected.
@@ -212,7 +217,9 @@ class Router:
     # Lifespan
 
     async def startup(self) -> None:
-        connector = aiohttp.TCPConnector(limit=1000, limit_per_host=0, keepalive_timeout=30)
+        connector = aiohttp.TCPConnector(
+            limit=1000, limit_per_host=0, keepalive_timeout=UPSTREAM_IDLE_SECONDS
+        )
         self.http = aiohttp.ClientSession(
             connector=connector,
             auto_decompress=False,

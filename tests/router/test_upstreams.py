@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
+import json
+import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
+import uvicorn
 
+from mcpfleet.router.app import UPSTREAM_IDLE_SECONDS
 from mcpfleet.router.config import Upstream
 from mcpfleet.router.local import new_session_keys, router_thread
 from mcpfleet.router.upstreams import Endpoints, resolve
@@ -110,3 +117,82 @@ def test_router_in_process_resolves_a_name(tmp_path: Path) -> None:
             with urllib.request.urlopen(router.metrics_url, timeout=5) as answer:
                 metrics = answer.read().decode()
             assert f'mcp_router_upstream_endpoints{{server="units"}} {float(len(expected))}' in metrics
+
+
+class _Connections(BaseHTTPRequestHandler):
+    """A server that answers the router's listing (no tools) and pings, keeping each connection; it notes,
+    for every ping, how many requests its connection had carried before it."""
+
+    protocol_version = "HTTP/1.1"
+    pings: ClassVar[list[int]] = []
+
+    def setup(self) -> None:
+        self.carried = 0
+        super().setup()
+
+    def do_POST(self) -> None:
+        message = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        method = message.get("method")
+        if method == "ping":
+            self.pings.append(self.carried)
+        self.carried += 1
+        if "id" not in message:  # a notification
+            self.send_response(202)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        result: dict[str, Any] = {}
+        if method == "initialize":
+            result = {
+                "protocolVersion": message["params"]["protocolVersion"],
+                "capabilities": {"tools": {}},
+                "serverInfo": {"name": "raw", "version": "0"},
+            }
+        elif method == "tools/list":
+            result = {"tools": []}
+        body = json.dumps({"jsonrpc": "2.0", "id": message["id"], "result": result}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_the_router_lets_an_idle_pod_connection_go_before_the_pod_would() -> None:
+    # uvicorn (the SDK's servers) and Node close an idle connection after 5 s; a message sent on one the
+    # pod is closing fails with nothing received, and the router never resends a POST. So it lets go first.
+    assert UPSTREAM_IDLE_SECONDS < uvicorn.Config(app="unused:app").timeout_keep_alive == 5
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Connections)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    issuer = Issuer()
+    entry = server_entry("raw", [f"127.0.0.1:{server.server_address[1]}"], [], [], stateless=True)
+    try:
+        with router_thread(router_config({"raw": entry}), issuer.public_pem, new_session_keys()) as router:
+            token = issuer.token("raw")
+
+            def ping() -> int:
+                connection = http.client.HTTPConnection(router.host, router.port, timeout=10)
+                try:
+                    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"})
+                    headers = {
+                        "Authorization": f"Bearer {token}",
+                        "Content-Type": "application/json",
+                        "Accept": "application/json, text/event-stream",
+                    }
+                    connection.request("POST", "/servers/raw/mcp", body, headers)
+                    return connection.getresponse().status
+                finally:
+                    connection.close()
+
+            assert [ping(), ping()] == [200, 200]
+            assert _Connections.pings[1] > 0  # a connection in use is kept
+            time.sleep(UPSTREAM_IDLE_SECONDS + 0.5)
+            assert ping() == 200
+            # Every connection the router held had been idle longer than it keeps one: a new one.
+            assert _Connections.pings[2] == 0, _Connections.pings
+    finally:
+        server.shutdown()
+        server.server_close()
