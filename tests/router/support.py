@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -10,6 +11,8 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from mcpfleet.router.local import RunningRouter
 
 ISSUER = "https://id.test.example"
 AUDIENCE_PREFIX = "https://mcp.test.example/servers/"
@@ -119,3 +122,23 @@ class AuditLines:
 
     def of(self, request_id: str) -> list[dict[str, Any]]:
         return [line for line in self.lines if line["request_id"] == request_id]
+
+
+def post_message(
+    router: RunningRouter, path: str, token: str, message: Mapping[str, Any], request_id: str | None = None
+) -> tuple[int, bytes]:
+    """One JSON-RPC message POSTed to the router as an MCP client sends it: the status and the raw answer."""
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+    }
+    if request_id is not None:
+        headers["X-Request-ID"] = request_id
+    connection = http.client.HTTPConnection(router.host, router.port, timeout=10)
+    try:
+        connection.request("POST", path, json.dumps(message).encode(), headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()

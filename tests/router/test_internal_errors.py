@@ -15,7 +15,14 @@ import pytest
 from mcpfleet.router import app as router_app
 from mcpfleet.router.local import RunningRouter, new_session_keys, router_thread
 from tests.examples.running import reference_server
-from tests.router.support import UNITS_TOOLS, AuditLines, Issuer, router_config, server_entry
+from tests.router.support import (
+    UNITS_TOOLS,
+    AuditLines,
+    Issuer,
+    post_message,
+    router_config,
+    server_entry,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -40,22 +47,8 @@ def router(units: str) -> Iterator[tuple[RunningRouter, Issuer, AuditLines]]:
 
 
 def post(router: RunningRouter, token: str, request_id: str, rpc_id: int) -> tuple[int, bytes]:
-    body = json.dumps(
-        {"jsonrpc": "2.0", "id": rpc_id, "method": "tools/call", "params": {"name": "list_units"}}
-    ).encode()
-    connection = http.client.HTTPConnection(router.host, router.port, timeout=10)
-    try:
-        headers = {
-            "Authorization": f"Bearer {token}",
-            "Content-Type": "application/json",
-            "Accept": "application/json, text/event-stream",
-            "X-Request-ID": request_id,
-        }
-        connection.request("POST", "/servers/units/mcp", body, headers)
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
+    message = {"jsonrpc": "2.0", "id": rpc_id, "method": "tools/call", "params": {"name": "list_units"}}
+    return post_message(router, "/servers/units/mcp", token, message, request_id)
 
 
 def metrics(router: RunningRouter) -> str:

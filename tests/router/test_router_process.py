@@ -11,8 +11,9 @@ import signal
 import threading
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import ExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import ExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from mcpfleet.router.local import (
     stop,
 )
 from mcpfleet.router.sessions import Sealer, UnknownSession
+from tests.examples.running import Running
 from tests.router.conftest import Stack, fleet_config, start_server
 from tests.router.secret_volume import SecretVolume
 from tests.router.servers import module_server
@@ -554,10 +556,27 @@ def test_each_forwarded_message_has_a_forward_record_then_its_full_record(stack:
     assert "private words" not in text and token not in text
 
 
-def test_a_message_in_flight_when_its_router_is_killed_keeps_its_forward_record(
-    stack: Stack, tmp_path: Path
-) -> None:
-    # A server whose tool never finishes (a real MCP server: the router lists every server it fronts).
+@dataclass
+class InFlight:
+    """A long_job call of ivan's running on the slow server behind a router process."""
+
+    server: Running
+    router: RunningRouter
+    answers: list[Any]
+    """What the client got: raw()'s answer, or the error it raised."""
+    thread: threading.Thread
+    calls: Path
+
+    def running(self) -> list[dict[str, Any]]:
+        """The long_job calls the server has started, from its call log."""
+        lines = self.calls.read_text().splitlines() if self.calls.exists() else []
+        return [c for c in map(json.loads, lines) if c["tool"] == "long_job"]
+
+
+@contextmanager
+def long_job_in_flight(stack: Stack, tmp_path: Path, request_id: str) -> Iterator[InFlight]:
+    """Yields once the slow server (a real MCP server whose tool never finishes: the router lists every
+    server it fronts) runs the call; the test then kills one side. The client is joined on the way out."""
     calls = tmp_path / "slow-calls.jsonl"
     command = ["--port", "{port}", "--call-log", str(calls)]
     with module_server("tests.router.slow_server", command, tmp_path) as slow:
@@ -567,31 +586,37 @@ def test_a_message_in_flight_when_its_router_is_killed_keeps_its_forward_record(
         token = stack.issuer.token("slow", "ivan", "engineer")
         answers: list[Any] = []
         with router_process(config, stack.issuer.public_pem, stack.keys, tmp_path) as router:
-            assert router.process is not None
             body = call("long_job", arguments={"secret": "argument value"})
 
             def client() -> None:
                 try:
-                    answers.append(raw(router, "slow", body, [("X-Request-ID", "in-flight-1")], token=token))
+                    answers.append(raw(router, "slow", body, [("X-Request-ID", request_id)], token=token))
                 except (OSError, http.client.HTTPException) as error:
                     answers.append(error)
 
-            def running() -> list[dict[str, Any]]:
-                lines = calls.read_text().splitlines() if calls.exists() else []
-                return [c for c in map(json.loads, lines) if c["tool"] == "long_job"]
-
-            thread = threading.Thread(target=client)
-            thread.start()
+            flight = InFlight(slow, router, answers, threading.Thread(target=client), calls)
+            flight.thread.start()
             deadline = time.monotonic() + 20
-            while not running():
+            while not flight.running():
                 assert time.monotonic() < deadline, "the router never forwarded the message"
                 time.sleep(0.02)
-            stop(router.process, signal.SIGKILL)
-            thread.join(20)
-            # The router's own listing requests have records of their own (event "listing").
-            lines = [line for line in router.audit_lines() if line["event"] != "listing"]
-    assert running()[0]["request_id"] == "in-flight-1"
-    assert isinstance(answers[0], Exception)  # the answer died with the router
+            try:
+                yield flight
+            finally:
+                flight.thread.join(20)
+
+
+def test_a_message_in_flight_when_its_router_is_killed_keeps_its_forward_record(
+    stack: Stack, tmp_path: Path
+) -> None:
+    with long_job_in_flight(stack, tmp_path, "in-flight-1") as flight:
+        assert flight.router.process is not None
+        stop(flight.router.process, signal.SIGKILL)
+        flight.thread.join(20)
+        # The router's own listing requests have records of their own (event "listing").
+        lines = [line for line in flight.router.audit_lines() if line["event"] != "listing"]
+    assert flight.running()[0]["request_id"] == "in-flight-1"
+    assert isinstance(flight.answers[0], Exception)  # the answer died with the router
     assert [(line["event"], line["request_id"], line["tool"], line["caller"]) for line in lines] == [
         ("forward", "in-flight-1", "long_job", "ivan")
     ]
@@ -603,32 +628,13 @@ def test_a_call_whose_server_is_killed_mid_answer_is_audited_as_unanswered(
 ) -> None:
     # The SDK starts a call's SSE answer (200 and its headers) before the tool runs: a pod killed then
     # leaves a 200 that never carries the answer. The router must not record that as answered.
-    calls = tmp_path / "slow-calls.jsonl"
-    command = ["--port", "{port}", "--call-log", str(calls)]
-    with module_server("tests.router.slow_server", command, tmp_path) as slow:
-        address = f"127.0.0.1:{slow.port}"
-        rule = ({"tools": ["*"], "roles": ["engineer"]},)
-        config = router_config({"slow": server_entry("slow", [address], ["long_job"], rule)})
-        token = stack.issuer.token("slow", "ivan", "engineer")
-        answers: list[Any] = []
-        with router_process(config, stack.issuer.public_pem, stack.keys, tmp_path) as router:
-            body = call("long_job", arguments={"secret": "argument value"})
-            thread = threading.Thread(
-                target=lambda: answers.append(
-                    raw(router, "slow", body, [("X-Request-ID", "cut-1")], token=token)
-                )
-            )
-            thread.start()
-            deadline = time.monotonic() + 20
-            while not (calls.exists() and "long_job" in calls.read_text()):
-                assert time.monotonic() < deadline, "the router never forwarded the message"
-                time.sleep(0.02)
-            stop(slow.process, signal.SIGKILL)
-            thread.join(20)
-            lines = wait_for(router, {"cut-1"})
-            with urllib.request.urlopen(router.metrics_url, timeout=5) as answer:
-                metrics = answer.read().decode()
-    status, _, payload = answers[0]
+    with long_job_in_flight(stack, tmp_path, "cut-1") as flight:
+        stop(flight.server.process, signal.SIGKILL)
+        flight.thread.join(20)
+        lines = wait_for(flight.router, {"cut-1"})
+        with urllib.request.urlopen(flight.router.metrics_url, timeout=5) as answer:
+            metrics = answer.read().decode()
+    status, _, payload = flight.answers[0]
     assert (status, payload) == (200, None)  # the answer began, then ended with no message in it
     full = [line for line in lines if line["event"] == "message" and line["request_id"] == "cut-1"]
     assert [(r["outcome"], r["status"], r["rpc_code"], r["tool"]) for r in full] == [

@@ -5,7 +5,6 @@ stream cut short) is tests/router/test_router_process.py's."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import threading
 import time
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 
 from mcpfleet.router.local import RunningRouter, new_session_keys, router_thread
-from tests.router.support import AuditLines, Issuer, router_config, server_entry
+from tests.router.support import AuditLines, Issuer, post_message, router_config, server_entry
 
 pytestmark = pytest.mark.slow
 
@@ -76,20 +75,8 @@ def router(upstream: str) -> Iterator[tuple[RunningRouter, Issuer, AuditLines]]:
 
 
 def ping(router: RunningRouter, token: str, rpc_id: str) -> tuple[int, bytes]:
-    body = json.dumps({"jsonrpc": "2.0", "id": rpc_id, "method": "ping"}).encode()
-    connection = http.client.HTTPConnection(router.host, router.port, timeout=10)
-    try:
-        headers = {
-            "Authorization": f"Bearer {token}",
-            "Content-Type": "application/json",
-            "Accept": "application/json, text/event-stream",
-            "X-Request-ID": f"req-{rpc_id}",
-        }
-        connection.request("POST", "/servers/raw/mcp", body, headers)
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
+    message = {"jsonrpc": "2.0", "id": rpc_id, "method": "ping"}
+    return post_message(router, "/servers/raw/mcp", token, message, f"req-{rpc_id}")
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
 import threading
 import time
@@ -20,7 +19,7 @@ from mcpfleet.router.config import Upstream
 from mcpfleet.router.local import new_session_keys, router_thread
 from mcpfleet.router.upstreams import Endpoints, resolve
 from tests.examples.running import reference_server
-from tests.router.support import UNITS_TOOLS, Issuer, router_config, server_entry
+from tests.router.support import UNITS_TOOLS, Issuer, post_message, router_config, server_entry
 
 
 def upstream(**fields: object) -> Upstream:
@@ -174,18 +173,8 @@ def test_the_router_lets_an_idle_pod_connection_go_before_the_pod_would() -> Non
             token = issuer.token("raw")
 
             def ping() -> int:
-                connection = http.client.HTTPConnection(router.host, router.port, timeout=10)
-                try:
-                    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"})
-                    headers = {
-                        "Authorization": f"Bearer {token}",
-                        "Content-Type": "application/json",
-                        "Accept": "application/json, text/event-stream",
-                    }
-                    connection.request("POST", "/servers/raw/mcp", body, headers)
-                    return connection.getresponse().status
-                finally:
-                    connection.close()
+                message = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+                return post_message(router, "/servers/raw/mcp", token, message)[0]
 
             assert [ping(), ping()] == [200, 200]
             assert _Connections.pings[1] > 0  # a connection in use is kept
